@@ -1,0 +1,255 @@
+"""Audio decoding without ffmpeg: any format libsndfile reads, at any rate, in bounded memory.
+
+Shapes and units:
+
+- ``load`` returns ``(y, sr)``: ``y`` is float32 in [-1, 1], shape ``(n,)`` when ``mono``
+  is true, else ``(channels, n)``; ``sr`` in Hz.
+- ``stream`` yields blocks of the same layout, so an hour-long file never needs to be in
+  memory at its native rate; resampling (soxr, "HQ") is streamed across block edges, so the
+  concatenated blocks equal what ``load`` returns.
+
+Errors are :class:`AudioError` naming the file: missing path, a directory, an empty file,
+a file libsndfile cannot decode, an mp3 whose last frame is cut short, a file with no
+samples, an offset past the end. Silent (peak below -80 dBFS) or very short (< 1 s) audio
+gives a :class:`MERWarning`, not an error.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioError, MERWarning
+
+#: File extensions treated as audio when a folder is searched.
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
+                              ".aifc", ".au", ".w64", ".caf"})
+BLOCK_FRAMES = 1 << 20  # frames read per block at the native rate (~24 s at 44.1 kHz)
+SILENCE_PEAK = 1e-4  # -80 dBFS
+SHORT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file header says: native rate (Hz), channels, frames, duration (s), format."""
+
+    path: Path
+    samplerate: int
+    channels: int
+    frames: int
+    duration: float
+    format: str
+
+
+def _check_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: file not found; check the path")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file; pass a file (or use a command that takes folders)")
+    if p.stat().st_size == 0:
+        raise AudioError(f"{p}: file is empty (0 bytes); re-download or re-export it")
+    return p
+
+
+_MP3_KBPS = {  # kbit/s by (MPEG-1?, layer III?) indexed by the header's bitrate index
+    (True, True): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (True, False): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (False, True): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, False): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_frame_length(buf: mmap.mmap, pos: int) -> int:
+    """Length in bytes of the MPEG layer II/III frame whose header starts at ``pos``, or 0."""
+    if buf[pos] != 0xFF:
+        return 0
+    b1, b2 = buf[pos + 1], buf[pos + 2]
+    version, layer = (b1 >> 3) & 3, (b1 >> 1) & 3
+    br_idx, sr_idx, pad = b2 >> 4, (b2 >> 2) & 3, (b2 >> 1) & 1
+    if (b1 & 0xE0) != 0xE0 or version == 1 or layer not in (1, 2) or br_idx in (0, 15) or sr_idx == 3:
+        return 0
+    mpeg1, layer3 = version == 3, layer == 1
+    coef = 144 if (mpeg1 or not layer3) else 72
+    return coef * _MP3_KBPS[(mpeg1, layer3)][br_idx] * 1000 // _MP3_RATES[version][sr_idx] + pad
+
+
+def _mp3_problem(path: Path) -> str | None:
+    """Why an .mp3 file cannot be decoded properly, or None when its frame stream looks whole.
+
+    Finds the first valid frame header after any ID3v2 tag (within 1 MB), then walks the
+    frames. No frame at all: not an mp3. A final frame whose declared length runs past the
+    end of the file: truncated. Anything after the last frame (ID3v1/APE tags, padding) is
+    tolerated. Checking first also keeps libsndfile's decoder from printing notes on stderr.
+    """
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        size = len(buf)
+        pos = 0
+        if buf[:3] == b"ID3" and size >= 10:
+            pos = 10 + ((buf[6] & 0x7F) << 21 | (buf[7] & 0x7F) << 14 | (buf[8] & 0x7F) << 7 | (buf[9] & 0x7F))
+        limit = min(size - 4, pos + (1 << 20))
+        while pos <= limit:
+            pos = buf.find(b"\xff", pos, limit + 1)
+            if pos < 0:
+                break
+            length = _mp3_frame_length(buf, pos)
+            if length and (pos + length + 4 > size or _mp3_frame_length(buf, pos + length)):
+                break  # a frame followed by another frame (or by the end): the stream starts here
+            pos += 1
+        else:
+            pos = -1
+        if pos < 0:
+            return "not an mp3 file (no MPEG audio frames found); check the file type or re-download it"
+        while pos + 4 <= size:
+            length = _mp3_frame_length(buf, pos)
+            if not length:
+                return None
+            if pos + length > size:
+                return "truncated mp3 (the last frame is cut short); re-download or re-encode the file"
+            pos += length
+        return None
+
+
+def info(path: str | os.PathLike) -> AudioInfo:
+    """Read the header of an audio file (no decoding)."""
+    p = _check_path(path)
+    problem = _mp3_problem(p) if p.suffix.lower() in (".mp3", ".mp2") else None
+    if problem:
+        raise AudioError(f"{p}: {problem}")
+    try:
+        i = sf.info(str(p))
+    except Exception as exc:  # libsndfile reports unknown formats with misleading messages
+        raise AudioError(f"{p}: not a readable audio file ({_reason(exc)}); "
+                         f"supported: wav, flac, ogg, mp3, aiff") from None
+    return AudioInfo(p, int(i.samplerate), int(i.channels), int(i.frames), float(i.duration), str(i.format))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if text.startswith("Error opening") and "': " in text:
+        text = text.split("': ", 1)[1]
+    return text.replace("File does not exist or is not a regular file (possibly a pipe?).", "format not recognised")
+
+
+def _mix(block: np.ndarray, mono: bool) -> np.ndarray:
+    """(frames, channels) -> (frames,) mean when mono, else unchanged."""
+    return block.mean(axis=1, dtype=np.float32) if mono else block
+
+
+def stream(
+    path: str | os.PathLike,
+    sr: int | None = None,
+    mono: bool = True,
+    offset: float = 0.0,
+    duration: float | None = None,
+    block_frames: int = BLOCK_FRAMES,
+) -> Iterator[np.ndarray]:
+    """Yield decoded blocks (float32; ``(n,)`` if mono else ``(channels, n)``) at rate ``sr``.
+
+    ``sr=None`` keeps the native rate. ``offset`` and ``duration`` are in seconds.
+    """
+    meta = info(path)
+    p = meta.path
+    if offset < 0 or (duration is not None and duration <= 0):
+        raise AudioError(f"{p}: offset must be >= 0 and duration > 0 (got offset={offset}, duration={duration})")
+    native = meta.samplerate
+    target = native if sr is None else int(sr)
+    if target <= 0:
+        raise AudioError(f"{p}: invalid target sample rate {sr}")
+    start = int(round(offset * native))
+    if meta.frames and start >= meta.frames:
+        raise AudioError(f"{p}: offset {offset:g} s is past the end of the audio ({meta.duration:.2f} s)")
+    remaining = None if duration is None else int(round(duration * native))
+    channels = 1 if mono else meta.channels
+    resampler = None if target == native else soxr.ResampleStream(native, target, channels, dtype="float32", quality="HQ")
+    try:
+        with sf.SoundFile(str(p)) as fh:
+            if start:
+                fh.seek(start)
+            while remaining is None or remaining > 0:
+                n = block_frames if remaining is None else min(block_frames, remaining)
+                block = fh.read(n, dtype="float32", always_2d=True)
+                last = len(block) < n or (remaining is not None and remaining - len(block) <= 0)
+                if remaining is not None:
+                    remaining -= len(block)
+                block = _mix(block, mono)
+                if resampler is not None:
+                    block = resampler.resample_chunk(block, last=last)
+                if len(block):
+                    yield np.ascontiguousarray(block.T)
+                if last:
+                    break
+    except AudioError:
+        raise
+    except Exception as exc:
+        raise AudioError(f"{p}: decoding failed ({_reason(exc)}); the file may be corrupt") from None
+
+
+def load(
+    path: str | os.PathLike,
+    sr: int | None = None,
+    mono: bool = True,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to float32 at ``sr`` Hz (native if None); return ``(y, sr)``.
+
+    ``y`` has shape ``(n,)`` when ``mono`` else ``(channels, n)``. Warns (MERWarning) when
+    the audio is silent or shorter than a second; raises AudioError when it has no samples.
+    """
+    meta = info(path)
+    blocks = list(stream(meta.path, sr=sr, mono=mono, offset=offset, duration=duration))
+    rate = meta.samplerate if sr is None else int(sr)
+    if not blocks:
+        raise AudioError(f"{meta.path}: contains no audio samples; re-export the file")
+    y = np.concatenate(blocks, axis=-1)
+    check_signal(y, rate, meta.path)
+    return y, rate
+
+
+def check_signal(y: np.ndarray, sr: int, path: str | os.PathLike) -> None:
+    """Warn when ``y`` is silent or shorter than a second (``MERWarning``)."""
+    seconds = y.shape[-1] / sr
+    if seconds < SHORT_SECONDS:
+        warnings.warn(f"{path}: very short audio ({seconds:.2f} s); results will be unreliable", MERWarning, stacklevel=3)
+    if y.size and float(np.max(np.abs(y))) < SILENCE_PEAK:
+        warnings.warn(f"{path}: audio is silent (peak below -80 dBFS)", MERWarning, stacklevel=3)
+
+
+def ensure_channels(y: np.ndarray, channels: int) -> np.ndarray:
+    """Return ``y`` as ``(channels, n)``: mono is duplicated, multichannel averaged to mono."""
+    y = np.atleast_2d(y)
+    if y.shape[0] == channels:
+        return y
+    if channels == 1:
+        return y.mean(axis=0, keepdims=True)
+    return np.repeat(y.mean(axis=0, keepdims=True), channels, axis=0)
+
+
+def find_audio(paths: Iterable[str | os.PathLike], recursive: bool = True) -> list[Path]:
+    """Expand files and folders into a sorted list of audio files (hidden files skipped).
+
+    Files named explicitly are kept whatever their extension, so that a bad file gets an
+    error rather than being silently ignored; missing paths raise AudioError.
+    """
+    found: list[Path] = []
+    for item in paths:
+        p = Path(item)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found.extend(sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+                                and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise AudioError(f"{p}: no such file or folder; check the path")
+    return found

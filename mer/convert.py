@@ -1,0 +1,123 @@
+"""``mer convert``: every audio file under a folder to 16-bit PCM WAV, mirroring the tree.
+
+The research notebooks' mp3-to-wav step, without ffmpeg and on any OS. Each file is decoded
+and resampled in blocks (bounded memory), clipped to [-1, 1] and written to a temporary
+file that is renamed into place only when complete, so an interruption never leaves a
+half-written wav. Existing outputs are skipped unless ``overwrite``; a bad file is reported
+and the others are still converted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from . import audio
+from .errors import AudioError, MERError
+from .io import atomic_path
+
+
+@dataclass
+class ConvertReport:
+    """Outcome of a conversion run: paths converted, skipped (already there) and failed."""
+
+    converted: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def convert_file(src: str | os.PathLike, dst: str | os.PathLike, sr: int = 44100, channels: int | None = None) -> Path:
+    """Convert one file to 16-bit PCM WAV at ``sr`` Hz; ``channels`` None keeps the source's."""
+    src, dst = Path(src), Path(dst)
+    meta = audio.info(src)
+    out_channels = channels or meta.channels
+    written = 0
+    with atomic_path(dst) as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=out_channels, subtype="PCM_16", format="WAV") as out:
+            for block in audio.stream(src, sr=sr, mono=out_channels == 1):
+                block = audio.ensure_channels(block, out_channels)  # (C, n)
+                out.write(np.clip(block.T, -1.0, 1.0))
+                written += block.shape[-1]
+        if written == 0:
+            raise AudioError(f"{src}: contains no audio samples; nothing to convert")
+    return dst
+
+
+def _targets(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    if src.is_file():
+        out = dst if dst.suffix.lower() == ".wav" else dst / (src.stem + ".wav")
+        return [(src, out)]
+    if not src.is_dir():
+        raise AudioError(f"{src}: no such file or folder; check the path")
+    files = audio.find_audio([src])
+    if not files:
+        raise AudioError(f"{src}: no audio files found in this folder (looked for {', '.join(sorted(audio.AUDIO_EXTENSIONS))})")
+    return [(f, (dst / f.relative_to(src)).with_suffix(".wav")) for f in files]
+
+
+def _worker(src: Path, dst: Path, sr: int, channels: int | None) -> tuple[Path, str | None]:
+    try:
+        convert_file(src, dst, sr, channels)
+        return src, None
+    except MERError as exc:
+        return src, str(exc)
+    except Exception as exc:  # keep the batch going whatever one file does
+        return src, f"{src}: {type(exc).__name__}: {exc}"
+
+
+def convert(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    sr: int = 44100,
+    channels: int | None = None,
+    overwrite: bool = False,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> ConvertReport:
+    """Convert every audio file under ``src`` to WAV under ``dst`` with the same relative paths."""
+    src, dst = Path(src), Path(dst)
+    if channels not in (None, 1, 2):
+        raise MERError(f"channels must be 1 or 2 (got {channels})")
+    report = ConvertReport()
+    todo: list[tuple[Path, Path]] = []
+    seen: dict[Path, Path] = {}
+    for s, d in _targets(src, dst):
+        if d in seen:
+            report.failed.append((s, f"{s}: would overwrite {d}, also made from {seen[d]}; rename one of them"))
+        elif d.exists() and not overwrite:
+            report.skipped.append(d)
+        else:
+            seen[d] = s
+            todo.append((s, d))
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    bar = tqdm(total=len(todo), unit="file", desc="convert", disable=not progress or not todo)
+    try:
+        if jobs == 1:
+            results = (_worker(s, d, sr, channels) for s, d in todo)
+            for (s, d), (_, err) in zip(todo, results):
+                _record(report, s, d, err, bar)
+        else:
+            with ProcessPoolExecutor(jobs) as pool:
+                futures = {pool.submit(_worker, s, d, sr, channels): (s, d) for s, d in todo}
+                for fut in as_completed(futures):
+                    s, d = futures[fut]
+                    _record(report, s, d, fut.result()[1], bar)
+    finally:
+        bar.close()
+    return report
+
+
+def _record(report: ConvertReport, src: Path, dst: Path, err: str | None, bar: tqdm) -> None:
+    if err is None:
+        report.converted.append(dst)
+    else:
+        report.failed.append((src, err))
+        tqdm.write(f"mer: error: {err}", file=sys.stderr)
+    bar.update(1)

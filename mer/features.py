@@ -1,0 +1,254 @@
+"""Feature front-ends (log-mel, the seed's STFT) as torch modules, and a feature cache.
+
+Layout: every front-end maps a waveform batch ``(B, C, N)`` (float32, C audio channels,
+N samples at ``config.sample_rate``) to features ``(B, C, F, T)``: F frequency bins, T frames
+at ``config.frames_per_second`` (frame t is centred at ``t * hop_length / sample_rate`` s).
+
+- ``logmel`` (default, the musicnn front-end): 16 kHz mono, n_fft 512, hop 256 (62.5
+  frames/s), 96 Slaney mel bands of the power spectrum, compressed as log10(1 + 10000 x).
+- ``stft`` (the seed notebooks): 44.1 kHz stereo, n_fft 256, hop 128, magnitude, 129 bins;
+  a 45 s clip gives about 15,500 frames; ``resize_frames=512`` resizes time as the seed did.
+
+The mel filterbank is computed here (Slaney mel scale, Slaney area normalisation, as in
+librosa's default); a test proves it equal to ``librosa.filters.mel`` within 1e-5.
+
+:class:`FeatureCache` stores features once per (audio content, config) as ``.npz`` files
+whose zip CRC detects corruption; the config is saved beside the entries it produced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import audio
+from .errors import ConfigError, MERWarning
+from .io import atomic_path, write_json_atomic
+
+COMPRESSIONS = ("log10p", "db", "log1p", "none")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How features are computed; saved with every cache entry and checkpoint."""
+
+    kind: str = "logmel"  # "logmel" or "stft"
+    sample_rate: int = 16000  # Hz
+    channels: int = 1  # 1 = mono mixdown, 2 = stereo (the seed's STFT model)
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 96  # logmel only
+    fmin: float = 0.0
+    fmax: float | None = None  # None = sample_rate / 2
+    compression: str = "log10p"  # log10p: log10(1 + 10000 x); db: 10 log10(max(x, 1e-10)); log1p; none
+    resize_frames: int | None = None  # resize the time axis to this many frames (the seed used 512)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("logmel", "stft"):
+            raise ConfigError(f"unknown feature kind {self.kind!r}; choose 'logmel' or 'stft'")
+        if self.compression not in COMPRESSIONS:
+            raise ConfigError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
+        if min(self.sample_rate, self.n_fft, self.hop_length, self.channels) <= 0:
+            raise ConfigError("sample_rate, n_fft, hop_length and channels must be positive")
+
+    @classmethod
+    def seed_stft(cls, **overrides: Any) -> "FeatureConfig":
+        """The research notebooks' STFT front-end: 44.1 kHz stereo, n_fft 256, hop 128, magnitude."""
+        base = dict(kind="stft", sample_rate=44100, channels=2, n_fft=256, hop_length=128, compression="log1p")
+        return cls(**{**base, **overrides})
+
+    @property
+    def n_bins(self) -> int:
+        """Frequency bins F of the output."""
+        return self.n_mels if self.kind == "logmel" else self.n_fft // 2 + 1
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames T produced for ``n_samples`` samples (centred STFT)."""
+        return self.resize_frames or 1 + n_samples // self.hop_length
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown feature config keys {sorted(unknown)}; valid keys: {sorted(known)}")
+        return cls(**d)
+
+    def digest(self) -> str:
+        """Short stable hash of the config, used to name cache folders."""
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, f / f_sp)
+
+
+def mel_to_hz(m: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Triangular Slaney-normalised mel filters, shape ``(n_mels, n_fft // 2 + 1)``, float32."""
+    fmax = sr / 2.0 if fmax is None else fmax
+    fft_freqs = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+class FrontEnd(nn.Module):
+    """Waveform ``(B, C, N)`` -> features ``(B, C, F, T)`` per :class:`FeatureConfig`."""
+
+    def __init__(self, config: FeatureConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or FeatureConfig()
+        c = self.config
+        self.register_buffer("window", torch.hann_window(c.n_fft), persistent=False)
+        if c.kind == "logmel":
+            fb = mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax)
+            self.register_buffer("mel", torch.from_numpy(fb), persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if wave.dim() == 2:  # (B, N) -> (B, 1, N)
+            wave = wave.unsqueeze(1)
+        b, ch, n = wave.shape
+        if n < c.n_fft // 2 + 1:  # reflect/constant padding needs some length; pad tiny inputs
+            wave = F.pad(wave, (0, c.n_fft // 2 + 1 - n))
+        spec = torch.stft(wave.reshape(b * ch, -1), c.n_fft, c.hop_length, window=self.window,
+                          center=True, pad_mode="constant", return_complex=True)  # (B*C, F, T)
+        if c.kind == "logmel":
+            x = torch.matmul(self.mel, spec.real.square() + spec.imag.square())  # power -> mel
+        else:
+            x = spec.abs()  # magnitude, as the seed's STFT model
+        x = _compress(x, c.compression)
+        x = x.reshape(b, ch, x.shape[-2], x.shape[-1])
+        if c.resize_frames:
+            x = F.interpolate(x, size=(x.shape[-2], c.resize_frames), mode="bilinear", align_corners=False)
+        return x
+
+
+def _compress(x: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "log10p":
+        return torch.log10(1.0 + 10000.0 * x)
+    if how == "db":
+        return 10.0 * torch.log10(torch.clamp(x, min=1e-10))
+    if how == "log1p":
+        return torch.log1p(x)
+    return x
+
+
+_FRONTENDS: dict[FeatureConfig, FrontEnd] = {}
+
+
+def extract(y: np.ndarray, config: FeatureConfig | None = None) -> np.ndarray:
+    """Features of one waveform already at ``config.sample_rate``: ``(C, F, T)`` float32.
+
+    ``y`` is ``(n,)`` or ``(channels, n)``; it is mixed or duplicated to ``config.channels``.
+    """
+    config = config or FeatureConfig()
+    fe = _FRONTENDS.get(config)
+    if fe is None:
+        fe = _FRONTENDS[config] = FrontEnd(config)
+    wave = torch.from_numpy(np.ascontiguousarray(audio.ensure_channels(y, config.channels), dtype=np.float32))
+    with torch.inference_mode():
+        return fe(wave.unsqueeze(0))[0].numpy()
+
+
+def features_from_file(path: str | os.PathLike, config: FeatureConfig | None = None) -> np.ndarray:
+    """Decode ``path`` at the config's rate and channels and return ``(C, F, T)`` features."""
+    config = config or FeatureConfig()
+    y, _ = audio.load(path, sr=config.sample_rate, mono=config.channels == 1)
+    return extract(y, config)
+
+
+def default_cache_dir() -> Path:
+    """``$MER_CACHE_DIR``, else ``~/.cache/mer``."""
+    return Path(os.environ.get("MER_CACHE_DIR") or Path.home() / ".cache" / "mer")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes (the audio content, independent of its name or folder)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class FeatureCache:
+    """Features computed once per (audio content, config) and stored atomically.
+
+    Layout: ``root/features/<config digest>/config.json`` and ``.../<sha1 of audio>.npz``
+    holding ``features`` (C, F, T) and ``source`` (the path it was first made from). A
+    corrupt or mismatching entry is detected (zip CRC, shape) and recomputed with a warning.
+    """
+
+    def __init__(self, config: FeatureConfig | None = None, root: str | os.PathLike | None = None) -> None:
+        self.config = config or FeatureConfig()
+        self.dir = Path(root or default_cache_dir()) / "features" / self.config.digest()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cfg_file = self.dir / "config.json"
+        if not cfg_file.exists():
+            write_json_atomic(cfg_file, self.config.to_dict())
+
+    def entry(self, path: str | os.PathLike) -> Path:
+        return self.dir / f"{file_digest(path)}.npz"
+
+    def get(self, path: str | os.PathLike) -> np.ndarray:
+        """Cached features of ``path`` ``(C, F, T)``; computed and stored on a miss."""
+        entry = self.entry(path)
+        if entry.exists():
+            feats = self._read(entry)
+            if feats is not None:
+                return feats
+            warnings.warn(f"{entry}: corrupt feature cache entry for {path}; recomputing", MERWarning, stacklevel=2)
+        feats = features_from_file(path, self.config)
+        with atomic_path(entry) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, features=feats, source=np.array(str(path)))
+        return feats
+
+    def _read(self, entry: Path) -> np.ndarray | None:
+        try:
+            with np.load(entry, allow_pickle=False) as z:
+                feats = z["features"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None
+        c = self.config
+        if feats.dtype != np.float32 or feats.ndim != 3 or feats.shape[:2] != (c.channels, c.n_bins) \
+                or not np.all(np.isfinite(feats)):
+            return None
+        return feats

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real data beside the repo (skipped when absent) and generated audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mer import synth
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test (with the reason) when it is absent."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not present at {p} (it lives beside the repo in ../shared/data)")
+    return p
+
+
+@pytest.fixture
+def wav_file(tmp_path: Path) -> Path:
+    """A 5 s mono 22.05 kHz synthetic music clip."""
+    p = tmp_path / "clip.wav"
+    sf.write(p, synth.clip(0.5, 0.5, seconds=5.0, sr=22050), 22050)
+    return p
+
+
+@pytest.fixture
+def mp3_file(tmp_path: Path) -> Path:
+    """A 5 s stereo 44.1 kHz mp3 made by libsndfile's encoder."""
+    p = tmp_path / "clip.mp3"
+    y = synth.clip(-0.5, 0.5, seconds=5.0, sr=44100)
+    sf.write(p, np.stack([y, 0.5 * y], axis=1), 44100, format="MP3")
+    return p
+
+
+@pytest.fixture
+def bad_corpus(tmp_path: Path, mp3_file: Path) -> dict[str, Path]:
+    """The bad files every reader must reject cleanly, by kind."""
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "empty.mp3").write_bytes(b"")
+    (d / "text.mp3").write_text("this is not audio, just text renamed to .mp3\n")
+    data = mp3_file.read_bytes()
+    (d / "truncated.mp3").write_bytes(data[: len(data) // 2 + 7])
+    sf.write(d / "full.wav", np.zeros((100, 2), dtype=np.float32), 8000)
+    (d / "header_only.wav").write_bytes((d / "full.wav").read_bytes()[:44])
+    (d / "full.wav").unlink()
+    (d / "folder.mp3").mkdir()
+    return {"empty": d / "empty.mp3", "text": d / "text.mp3", "truncated": d / "truncated.mp3",
+            "header_only": d / "header_only.wav", "directory": d / "folder.mp3", "missing": d / "missing.mp3"}

@@ -1,0 +1,100 @@
+"""mer.features: mel filterbank vs librosa, front-end shapes, the feature cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mer import ConfigError, MERWarning, audio, features
+from mer.features import FeatureCache, FeatureConfig, FrontEnd
+
+librosa = pytest.importorskip("librosa")
+
+
+@pytest.mark.parametrize("sr, n_fft, n_mels, fmin, fmax", [
+    (16000, 512, 96, 0.0, None), (22050, 2048, 128, 20.0, 8000.0), (44100, 1024, 40, 100.0, None)])
+def test_mel_filterbank_equals_librosa_slaney(sr, n_fft, n_mels, fmin, fmax):
+    ours = features.mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() < 1e-5
+
+
+def test_logmel_matches_librosa_pipeline(wav_file):
+    y, sr = audio.load(wav_file, sr=16000)
+    ours = features.extract(y)[0]
+    ref = np.log10(1 + 10000 * librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=256, n_mels=96))
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() < 1e-3
+
+
+def test_seed_stft_shape_for_45_seconds():
+    cfg = FeatureConfig.seed_stft()
+    wave = torch.zeros(1, 2, 45 * 44100)
+    out = FrontEnd(cfg)(wave)
+    assert out.shape == (1, 2, 129, 1 + 45 * 44100 // 128)  # about 15,500 x 129 x 2
+    assert 15400 < out.shape[-1] < 15600
+    resized = FrontEnd(FeatureConfig.seed_stft(resize_frames=512))(wave)
+    assert resized.shape == (1, 2, 129, 512)
+
+
+def test_stft_magnitude_peak_at_tone_bin():
+    cfg = FeatureConfig.seed_stft(compression="none")
+    t = torch.arange(44100) / 44100
+    tone = torch.sin(2 * torch.pi * 44100 * 20 / 256 * t)  # exactly bin 20
+    spec = FrontEnd(cfg)(tone.repeat(1, 2, 1))
+    assert int(spec[0, 0, :, 10:-10].mean(-1).argmax()) == 20
+    assert cfg.n_frames(44100) == spec.shape[-1]
+
+
+def test_frontend_gradients_flow_and_tiny_inputs():
+    fe = FrontEnd()
+    wave = torch.randn(2, 1, 100, requires_grad=True)
+    out = fe(wave)
+    assert out.shape[:3] == (2, 1, 96) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert wave.grad is not None
+
+
+def test_config_validation_and_roundtrip():
+    with pytest.raises(ConfigError, match="unknown feature kind"):
+        FeatureConfig(kind="mfcc")
+    with pytest.raises(ConfigError, match="unknown feature config keys"):
+        FeatureConfig.from_dict({"kind": "logmel", "nmels": 3})
+    cfg = FeatureConfig.seed_stft()
+    assert FeatureConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert cfg.digest() != FeatureConfig().digest()
+
+
+def test_cache_computes_once_and_recovers_from_corruption(tmp_path, wav_file, monkeypatch):
+    cache = FeatureCache(root=tmp_path / "cache")
+    first = cache.get(wav_file)
+    entry = cache.entry(wav_file)
+    assert entry.exists() and (cache.dir / "config.json").exists()
+    assert json.loads((cache.dir / "config.json").read_text()) == FeatureConfig().to_dict()
+    calls = []
+    monkeypatch.setattr(features, "features_from_file", lambda *a: calls.append(a) or first)
+    np.testing.assert_array_equal(cache.get(wav_file), first)
+    assert calls == []  # a hit does not recompute
+    raw = bytearray(entry.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # flip bits inside the stored array
+    entry.write_bytes(bytes(raw))
+    with pytest.warns(MERWarning, match="corrupt"):
+        cache.get(wav_file)
+    assert len(calls) == 1
+    entry.write_bytes(b"garbage")
+    with pytest.warns(MERWarning, match="corrupt"):
+        cache.get(wav_file)
+    assert len(calls) == 2
+
+
+def test_cache_key_is_content_not_name(tmp_path, wav_file):
+    cache = FeatureCache(root=tmp_path / "cache")
+    copy = tmp_path / "renamed.wav"
+    copy.write_bytes(wav_file.read_bytes())
+    assert cache.entry(copy) == cache.entry(wav_file)
+    other = FeatureCache(FeatureConfig(n_mels=64), root=tmp_path / "cache")
+    assert other.get(wav_file).shape[1] == 64
