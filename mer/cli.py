@@ -44,7 +44,13 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 #: Each entry adds one sub-command; keep them in the order shown by ``mer --help``.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert]
+def _add_datasets(sub: argparse._SubParsersAction) -> None:
+    from .cli_datasets import add_parser
+
+    add_parser(sub)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_datasets]
 
 
 def build_parser() -> argparse.ArgumentParser:

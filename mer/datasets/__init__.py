@@ -1,0 +1,36 @@
+"""Dataset loaders: DEAM, emoMusic, PMEmo2019, 4Q and a bring-your-own folder.
+
+``load_dataset(name, root, **options)`` builds one by name; ``DATASETS`` maps names to
+classes. All labels are on the canonical [-1, 1] scale (see :mod:`mer.datasets.base`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import DatasetError
+from .base import Dataset, Problem, Track, ValidationReport
+from .deam import DEAM
+from .emomusic import EmoMusic
+from .folder import FolderDataset
+from .fourq import FourQ, load_lexicon
+from .pmemo import PMEmo
+from .swap import SwapReport, compare_datasets, compare_static
+
+DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (DEAM, EmoMusic, PMEmo, FourQ, FolderDataset)}
+
+
+def load_dataset(name: str, root: str | os.PathLike, **options: Any) -> Dataset:
+    """Create dataset ``name`` (one of ``DATASETS``) rooted at ``root``; ``None`` options are dropped."""
+    cls = DATASETS.get(str(name).lower())
+    if cls is None:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    try:
+        return cls(root, **{k: v for k, v in options.items() if v is not None})
+    except TypeError as exc:
+        raise DatasetError(f"{name}: bad option ({exc})") from None
+
+
+__all__ = ["DATASETS", "DEAM", "Dataset", "EmoMusic", "FolderDataset", "FourQ", "PMEmo", "Problem", "SwapReport",
+           "Track", "ValidationReport", "compare_datasets", "compare_static", "load_dataset", "load_lexicon"]

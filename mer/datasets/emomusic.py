@@ -1,0 +1,69 @@
+"""emoMusic: "1000 songs for emotional analysis of music" (Soleymani et al. 2013), 744 songs.
+
+Release layout (paths relative to ``--root``)::
+
+    clips_45seconds/<song_id>.mp3
+    annotations/static_annotations.csv        song_id, mean_arousal, std_arousal, mean_valence, std_valence (1-9)
+    annotations/arousal_cont_average.csv      song_id, sample_15000ms ... sample_45000ms ([-1, 1], 2 Hz)
+    annotations/valence_cont_average.csv
+    annotations/songs_info.csv                artist, title, genre, "Mediaeval 2013 set" (development/evaluation)
+
+Note the column order: arousal comes before valence in the static file. These songs are
+DEAM's songs 2-1000; for them DEAM's and emoMusic's static valence and arousal are swapped
+(see :mod:`mer.datasets.swap`).
+"""
+
+from __future__ import annotations
+
+from ..scales import to_canonical
+from .base import Dataset, Problem, Track, column, read_rows, read_wide_dynamic, merge_dynamic
+from .deam import read_static_1_9
+
+
+class EmoMusic(Dataset):
+    name = "emomusic"
+    description = "emoMusic (MediaEval 2013): 744 x 45 s clips, static 1-9 and 2 Hz dynamic valence/arousal"
+    citation = ("Soleymani, Caro, Schmidt, Sha, Yang (2013). 1000 songs for emotional analysis of music. "
+                "ACM CrowdMM workshop")
+    license = "clips under Creative Commons licences (mostly CC BY 3.0; see each file's ID3 tags)"
+    download = "https://cvml.unige.ch/databases/emoMusic/"
+    layout = "clips_45seconds/ and annotations/"
+    source_scale = "1-9"
+
+    def _load_index(self) -> dict[str, Track]:
+        ann = self._require("annotations")
+        static = read_static_1_9(self._require("annotations", "static_annotations.csv"), self._problems)
+        valence = read_wide_dynamic(ann / "valence_cont_average.csv", self._problems) \
+            if (ann / "valence_cont_average.csv").exists() else {}
+        arousal = read_wide_dynamic(ann / "arousal_cont_average.csv", self._problems) \
+            if (ann / "arousal_cont_average.csv").exists() else {}
+        info = self._songs_info()
+        clips = self.root / "clips_45seconds"
+        index: dict[str, Track] = {}
+        for sid in sorted(set(static) | set(valence), key=lambda s: int(s) if s.isdigit() else 10**9):
+            s = static.get(sid, {})
+            times, dyn = merge_dynamic(valence, arousal, sid, self._problems)
+            meta = info.get(sid, {})
+            index[sid] = Track(
+                sid, clips / f"{sid}.mp3",
+                valence=None if s.get("valence") is None else float(to_canonical(s["valence"], "1-9")),
+                arousal=None if s.get("arousal") is None else float(to_canonical(s["arousal"], "1-9")),
+                valence_std=None if s.get("valence_std") is None else s["valence_std"] / 4.0,
+                arousal_std=None if s.get("arousal_std") is None else s["arousal_std"] / 4.0,
+                times=times, dynamic=dyn, artist=meta.pop("artist", None), metadata=meta)
+        if clips.is_dir():
+            self._note_unlabelled(sorted(clips.glob("*.mp3")), set(index), lambda p: p.stem)
+        return index
+
+    def _songs_info(self) -> dict[str, dict[str, str]]:
+        path = self.root / "annotations" / "songs_info.csv"
+        if not path.exists():
+            self._problems.append(Problem("missing_file", f"{path} not found: no artists (splits fall back to songs) "
+                                          "and no MediaEval 2013 split", path=str(path)))
+            return {}
+        header, rows = read_rows(path, encoding="latin-1")
+        cols = {k: column(header, path, n) for k, n in (("id", "song_id"), ("artist", "Artist"), ("title", "Song title"),
+                                                        ("genre", "Genre"), ("set", "Mediaeval 2013 set"))}
+        return {c[cols["id"]]: {"artist": c[cols["artist"]], "title": c[cols["title"]], "genre": c[cols["genre"]],
+                                "mediaeval2013_set": c[cols["set"]]}
+                for _, c in rows if len(c) > max(cols.values())}
