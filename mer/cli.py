@@ -50,7 +50,13 @@ def _add_datasets(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_datasets]
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    from .cli_models import add_parser
+
+    add_parser(sub)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_datasets, _add_models]
 
 
 def build_parser() -> argparse.ArgumentParser:

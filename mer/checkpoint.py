@@ -1,0 +1,63 @@
+"""Self-describing checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (everything else).
+
+The JSON holds the model name and arguments, the feature config, the label scale, and
+whatever the caller adds (training data, split, metrics); software versions are added
+here. ``load_checkpoint`` needs nothing but the two files to rebuild the model. Both files
+are written atomically, JSON last, so a checkpoint whose JSON exists is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .errors import ModelError
+from .io import atomic_path, write_json_atomic
+
+
+def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_suffix(".safetensors"), p.with_suffix(".json")
+
+
+def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, **meta: Any) -> Path:
+    """Write ``path``.safetensors and ``path``.json; return the weights path."""
+    weights, info = _paths(path)
+    if not hasattr(model, "spec"):
+        raise ModelError("only models built with mer.models.create_model can be saved (they carry their spec)")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp))
+    doc = {"format": "mer-checkpoint/1", "model": model.spec["name"], "model_args": model.spec["args"],
+           "feature": model.spec["feature"], "label_scale": "canonical", "order": ["valence", "arousal"],
+           **meta, "versions": {"mer": __version__, "torch": torch.__version__, "python": platform.python_version()}}
+    write_json_atomic(info, doc)
+    return weights
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model from ``path`` (either file, or the common stem); return (model in eval mode, meta)."""
+    from .models import create_model
+
+    weights, info = _paths(path)
+    if not info.exists() or not weights.exists():
+        raise ModelError(f"{weights.with_suffix('')}: checkpoint not found (need both .safetensors and .json)")
+    try:
+        meta = json.loads(info.read_text())
+        model = create_model(meta["model"], feature=meta["feature"], **meta.get("model_args", {}))
+        state = load_file(str(weights), device=map_location)
+        model.load_state_dict(state)
+    except ModelError:
+        raise
+    except Exception as exc:  # JSON, safetensors and state-dict errors alike: one clear message
+        raise ModelError(f"{weights}: not a valid mer checkpoint ({str(exc).splitlines()[0]})") from None
+    return model.eval(), meta

@@ -1,0 +1,61 @@
+"""The one output contract every model follows.
+
+A model takes features ``(B, C, F, T)`` from its :class:`~mer.features.FeatureConfig`
+front-end (or raw audio ``(B, C, N)`` through :meth:`MERModel.from_audio`) and returns::
+
+    {"static": (B, 2), "dynamic": (B, n_out, 2), "embedding": (B, D)}
+
+in (valence, arousal) order on the canonical [-1, 1] scale (not clipped). The dynamic
+output is on the 0.5 s grid: step i covers [0.5 i, 0.5 (i + 1)) s and is stamped at its
+end, ``t_i = 0.5 (i + 1)`` (so DEAM's label ``sample_15000ms`` is step 29 and the last label
+of a 45 s clip, 45.0 s, is step 89). ``n_out = max(1, floor(duration * 2))``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..features import FeatureConfig, FrontEnd
+
+GRID_SECONDS = 0.5
+
+
+def n_steps(n_frames: int, feature: FeatureConfig) -> int:
+    """Dynamic steps for ``n_frames`` feature frames (see the module docstring)."""
+    return max(1, int(n_frames / feature.frames_per_second / GRID_SECONDS + 1e-6))
+
+
+def step_times(n: int) -> np.ndarray:
+    """Timestamps (s) of ``n`` dynamic steps: 0.5, 1.0, ..."""
+    return GRID_SECONDS * (np.arange(n) + 1)
+
+
+def time_to_step(t: np.ndarray) -> np.ndarray:
+    """Index of the dynamic step stamped at time ``t`` (inverse of :func:`step_times`)."""
+    return np.rint(np.asarray(t) / GRID_SECONDS).astype(np.int64) - 1
+
+
+class MERModel(nn.Module):
+    """Base class: subclasses implement ``sequence(x) -> (B, T', D)`` and set ``self.heads``."""
+
+    spec: dict
+
+    def __init__(self, feature: FeatureConfig) -> None:
+        super().__init__()
+        self.feature = feature
+        if feature.resize_frames:
+            raise ValueError("resize_frames is for the dense model's own input; leave it None in the front-end")
+
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.heads(self.sequence(x), n_steps(x.shape[-1], self.feature))
+
+    def from_audio(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run on raw audio ``(B, C, N)`` at ``feature.sample_rate`` through the model's front-end."""
+        if not hasattr(self, "_frontend"):
+            self._frontend = FrontEnd(self.feature).to(wave.device)
+        return self(self._frontend(wave))

@@ -1,0 +1,103 @@
+"""Shared building blocks: conv blocks (standard or depthwise-separable), CBAM attention, heads.
+
+Shapes: conv blocks map ``(B, C, F, T)`` to ``(B, C', F / pf, T / pt)``; the recurrent layer
+maps ``(B, T, D)`` to ``(B, T, D')``; :class:`VAHeads` maps a sequence ``(B, T, D)`` to the
+output contract ``{"static": (B, 2), "dynamic": (B, n_out, 2)}`` (valence, arousal).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvBlock(nn.Module):
+    """3x3 conv (standard, or depthwise + pointwise when ``separable``) + BN + activation + pool.
+
+    ``pointwise`` adds a 1x1 conv + activation (the seed CNN's block); ``norm=False`` drops BN.
+    ``attention="cbam"`` appends a CBAM module; ``pool=(pf, pt)`` max-pools frequency and time.
+    """
+
+    def __init__(self, c_in: int, c_out: int, pool: tuple[int, int] = (2, 2), separable: bool = False,
+                 attention: str | None = None, norm: bool = True, activation: str = "relu",
+                 pointwise: bool = False) -> None:
+        super().__init__()
+        if separable:
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=not norm),
+                                       nn.Conv2d(c_in, c_out, 1, bias=not norm)]
+        else:
+            layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not norm)]
+        if norm:
+            layers.append(nn.BatchNorm2d(c_out))
+        act = (lambda: nn.LeakyReLU(0.01)) if activation == "leaky_relu" else nn.ReLU
+        layers.append(act())
+        if pointwise:  # the seed CNN's extra 1x1 conv after each 3x3
+            layers += [nn.Conv2d(c_out, c_out, 1), act()]
+        if attention == "cbam":
+            layers.append(CBAM(c_out))
+        elif attention is not None:
+            raise ValueError(f"unknown attention {attention!r}; choose 'cbam' or None")
+        self.body = nn.Sequential(*layers)
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(x)
+        pf = min(self.pool[0], x.shape[-2])
+        pt = min(self.pool[1], x.shape[-1])
+        return F.max_pool2d(x, (pf, pt)) if (pf, pt) != (1, 1) else x
+
+
+class CBAM(nn.Module):
+    """Convolutional Block Attention Module (Woo et al. 2018): channel then spatial attention."""
+
+    def __init__(self, channels: int, reduction: int = 8, kernel: int = 7) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, channels, 1))
+        self.spatial = nn.Conv2d(2, 1, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = self.mlp(F.adaptive_avg_pool2d(x, 1))
+        mx = self.mlp(F.adaptive_max_pool2d(x, 1))
+        x = x * torch.sigmoid(avg + mx)  # channel attention (B, C, 1, 1)
+        s = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.spatial(s))  # spatial attention (B, 1, F, T)
+
+
+class Recurrent(nn.Module):
+    """GRU or LSTM over ``(B, T, D)``, optionally bidirectional; returns ``(B, T, hidden * dirs)``."""
+
+    def __init__(self, d_in: int, hidden: int, kind: str = "gru", layers: int = 1, bidirectional: bool = False) -> None:
+        super().__init__()
+        cls = {"gru": nn.GRU, "lstm": nn.LSTM}.get(kind)
+        if cls is None:
+            raise ValueError(f"unknown recurrent layer {kind!r}; choose 'gru' or 'lstm'")
+        self.rnn = cls(d_in, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+        self.out_dim = hidden * (2 if bidirectional else 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(x)[0]
+
+
+class VAHeads(nn.Module):
+    """Sequence ``(B, T, D)`` -> ``{"static": (B, 2), "dynamic": (B, n_out, 2)}``.
+
+    Static: linear layer on the time-averaged sequence. Dynamic: linear layer per step after
+    resampling the sequence to ``n_out`` steps (adaptive average pooling, or linear
+    interpolation when the sequence is shorter than ``n_out``).
+    """
+
+    def __init__(self, d_in: int) -> None:
+        super().__init__()
+        self.static = nn.Linear(d_in, 2)
+        self.dynamic = nn.Linear(d_in, 2)
+
+    def forward(self, seq: torch.Tensor, n_out: int) -> dict[str, torch.Tensor]:
+        x = seq.transpose(1, 2)  # (B, D, T)
+        if x.shape[-1] >= n_out:
+            steps = F.adaptive_avg_pool1d(x, n_out)
+        else:
+            steps = F.interpolate(x, size=n_out, mode="linear", align_corners=False)
+        return {"static": self.static(seq.mean(dim=1)), "dynamic": self.dynamic(steps.transpose(1, 2)),
+                "embedding": seq.mean(dim=1)}

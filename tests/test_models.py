@@ -1,0 +1,126 @@
+"""The model zoo: output contract, gradients, checkpoints, determinism, layer sizes, cost."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mer import ModelError
+from mer.checkpoint import load_checkpoint, save_checkpoint
+from mer.features import FeatureConfig
+from mer.models import create_model, list_models, n_steps, step_times, time_to_step
+from mer.models.profile import count_flops
+
+SMALL = {"cnn": {"channels": (8, 8, 8, 8, 8)}, "dense": {"hidden": (16, 8, 8, 4), "frames": 32}}  # fast variants
+
+
+def _x(seconds: float, feature: FeatureConfig = FeatureConfig(), batch: int = 2) -> torch.Tensor:
+    return torch.randn(batch, feature.channels, feature.n_bins, feature.n_frames(int(seconds * feature.sample_rate)))
+
+
+def test_registry_lists_the_seed_zoo():
+    assert {"dense", "cnn", "crnn", "crnn_bilstm", "crnn_gru3", "crnn_cbam", "mobile_crnn"} <= set(list_models())
+    with pytest.raises(ModelError, match="choose one of .*crnn"):
+        create_model("resnet")
+    with pytest.raises(ModelError, match="bad argument"):
+        create_model("crnn", nonsense=1)
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("seconds", [0.3, 3.0, 12.7])
+def test_output_contract(name, seconds):
+    torch.manual_seed(0)
+    model = create_model(name, **SMALL.get(name, {})).eval()
+    x = _x(seconds)
+    with torch.no_grad():
+        out = model(x)
+    n = n_steps(x.shape[-1], model.feature)
+    assert n == max(1, int(seconds * 2))
+    assert out["static"].shape == (2, 2) and out["dynamic"].shape == (2, n, 2)
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_parameter_gets_a_gradient(name):
+    torch.manual_seed(0)
+    model = create_model(name, **SMALL.get(name, {})).train()
+    out = model(_x(4.0))
+    (out["static"].sum() + out["dynamic"].sum()).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    assert not missing
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_save_reload_identical_and_seeded_init(tmp_path, name):
+    torch.manual_seed(1)
+    a = create_model(name, **SMALL.get(name, {})).eval()
+    torch.manual_seed(1)
+    b = create_model(name, **SMALL.get(name, {})).eval()
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    save_checkpoint(a, tmp_path / "ckpt", metrics={"note": "test"})
+    c, meta = load_checkpoint(tmp_path / "ckpt.safetensors")
+    assert meta["model"] == name and meta["metrics"] == {"note": "test"} and meta["versions"]["torch"]
+    x = _x(5.0)
+    with torch.no_grad():
+        oa, oc = a(x), c(x)
+    for k in ("static", "dynamic"):
+        assert torch.equal(oa[k], oc[k])
+
+
+def test_models_take_the_seed_stft_front_end_and_raw_audio():
+    feature = FeatureConfig.seed_stft()
+    model = create_model("mobile_crnn", feature=feature).eval()
+    with torch.no_grad():
+        out = model.from_audio(torch.randn(1, 2, 44100 * 3))
+    assert out["dynamic"].shape == (1, 6, 2)
+
+
+def _convs(model: nn.Module) -> list[tuple[int, int, tuple[int, int]]]:
+    return [(m.in_channels, m.out_channels, m.kernel_size) for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def test_seed_layer_sizes():
+    dense = create_model("dense", feature=FeatureConfig.seed_stft())
+    linears = [(m.in_features, m.out_features) for m in dense.trunk if isinstance(m, nn.Linear)]
+    assert linears == [(512 * 129 * 2, 512), (512, 256), (256, 128), (128, 64)]
+    assert dense.static_head.out_features == 2
+    assert any(isinstance(m, nn.ReLU) for m in dense.trunk)
+    cnn = create_model("cnn", norm=False)
+    widths = [64, 128, 256, 512, 1024]
+    expected = []
+    c_in = 1
+    for w in widths:
+        expected += [(c_in, w, (3, 3)), (w, w, (1, 1))]
+        c_in = w
+    assert _convs(cnn) == expected
+    assert sum(isinstance(m, nn.LeakyReLU) for m in cnn.modules()) == 10
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in cnn.modules())
+    rnn = {n: create_model(n).rnn.rnn for n in ("crnn", "crnn_bilstm", "crnn_gru3", "crnn_cbam", "mobile_crnn")}
+    assert (rnn["crnn"].mode, rnn["crnn"].num_layers, rnn["crnn"].bidirectional) == ("GRU", 1, False)
+    assert (rnn["crnn_bilstm"].mode, rnn["crnn_bilstm"].num_layers, rnn["crnn_bilstm"].bidirectional) == ("LSTM", 1, True)
+    assert (rnn["crnn_gru3"].mode, rnn["crnn_gru3"].num_layers) == ("GRU", 3)
+    from mer.models.blocks import CBAM
+    assert sum(isinstance(m, CBAM) for m in create_model("crnn_cbam").modules()) == 4
+    mobile = _convs(create_model("mobile_crnn"))
+    assert any(k == (1, 1) for _, _, k in mobile)
+    assert any(m.groups > 1 for m in create_model("mobile_crnn").modules() if isinstance(m, nn.Conv2d))
+
+
+def test_mobile_crnn_costs_at_most_a_third_of_crnn():
+    assert count_flops(create_model("mobile_crnn")) <= count_flops(create_model("crnn")) / 3
+
+
+def test_time_grid():
+    assert step_times(3).tolist() == [0.5, 1.0, 1.5]
+    assert time_to_step([15.0, 45.0]).tolist() == [29, 89]
+
+
+def test_bad_checkpoint(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        load_checkpoint(tmp_path / "missing")
+    (tmp_path / "x.json").write_text('{"model": "crnn", "feature": {}}')
+    (tmp_path / "x.safetensors").write_bytes(b"junk")
+    with pytest.raises(ModelError, match="not a valid mer checkpoint"):
+        load_checkpoint(tmp_path / "x")
