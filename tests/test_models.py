@@ -124,3 +124,12 @@ def test_bad_checkpoint(tmp_path):
     (tmp_path / "x.safetensors").write_bytes(b"junk")
     with pytest.raises(ModelError, match="not a valid mer checkpoint"):
         load_checkpoint(tmp_path / "x")
+
+
+def test_cli_models_table():
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", "mer", "models", "--no-time"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in res.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert {r.split("|")[1].strip() for r in rows} == set(list_models())

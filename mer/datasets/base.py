@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..errors import DatasetError
+from ..scales import get_scale, to_canonical
 
 
 @dataclass
@@ -202,6 +203,16 @@ def column(header: list[str], path: Path, *names: str) -> int:
         if norm_header(n) in header:
             return header.index(norm_header(n))
     raise DatasetError(f"{path}: no column {names[0]!r} (found: {', '.join(header)}); is this the right file?")
+
+
+def canon(x: float | None, scale: str) -> float | None:
+    """A label value on ``scale`` as a canonical float (None stays None)."""
+    return None if x is None else float(to_canonical(x, scale))
+
+
+def canon_std(x: float | None, scale: str) -> float | None:
+    """A spread (standard deviation) on ``scale`` in canonical units (None stays None)."""
+    return None if x is None else x / get_scale(scale).half_range
 
 
 def parse_float(cell: str) -> float | None:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..scales import to_canonical
-from .base import (Dataset, Problem, Track, column, parse_float, read_rows, read_wide_dynamic, merge_dynamic)
+from .base import (Dataset, Problem, Track, canon, canon_std, column, merge_dynamic, parse_float, read_rows,
+                   read_wide_dynamic)
 
 AVERAGED = ("annotations", "annotations averaged per song")
 STATIC_FILES = ("static_annotations_averaged_songs_1_2000.csv", "static_annotations_averaged_songs_2000_2058.csv")
@@ -83,8 +83,8 @@ class DEAM(Dataset):
             times, dyn = merge_dynamic(valence, arousal, sid, self._problems)
             index[sid] = Track(
                 sid, audio_dir / f"{sid}.mp3",
-                valence=_canon(s.get("valence")), arousal=_canon(s.get("arousal")),
-                valence_std=_std(s.get("valence_std")), arousal_std=_std(s.get("arousal_std")),
+                valence=canon(s.get("valence"), "1-9"), arousal=canon(s.get("arousal"), "1-9"),
+                valence_std=canon_std(s.get("valence_std"), "1-9"), arousal_std=canon_std(s.get("arousal_std"), "1-9"),
                 times=times, dynamic=dyn, artist=artists.get(sid),
                 metadata={"full_song": _id_key(sid) > 2000})
         if audio_dir.is_dir():
@@ -118,14 +118,6 @@ class DEAM(Dataset):
             out[dim] = np.array([c[:n] for c in curves], dtype=np.float64)
         n = min(out["valence"].shape[1], out["arousal"].shape[1])
         return {k: v[:, :n] for k, v in out.items()}
-
-
-def _canon(x: float | None) -> float | None:
-    return None if x is None else float(to_canonical(x, "1-9"))
-
-
-def _std(x: float | None) -> float | None:
-    return None if x is None else x / 4.0
 
 
 def _id_key(sid: str) -> int:

@@ -15,8 +15,7 @@ DEAM's songs 2-1000; for them DEAM's and emoMusic's static valence and arousal a
 
 from __future__ import annotations
 
-from ..scales import to_canonical
-from .base import Dataset, Problem, Track, column, read_rows, read_wide_dynamic, merge_dynamic
+from .base import Dataset, Problem, Track, canon, canon_std, column, merge_dynamic, read_rows, read_wide_dynamic
 from .deam import read_static_1_9
 
 
@@ -46,10 +45,8 @@ class EmoMusic(Dataset):
             meta = info.get(sid, {})
             index[sid] = Track(
                 sid, clips / f"{sid}.mp3",
-                valence=None if s.get("valence") is None else float(to_canonical(s["valence"], "1-9")),
-                arousal=None if s.get("arousal") is None else float(to_canonical(s["arousal"], "1-9")),
-                valence_std=None if s.get("valence_std") is None else s["valence_std"] / 4.0,
-                arousal_std=None if s.get("arousal_std") is None else s["arousal_std"] / 4.0,
+                valence=canon(s.get("valence"), "1-9"), arousal=canon(s.get("arousal"), "1-9"),
+                valence_std=canon_std(s.get("valence_std"), "1-9"), arousal_std=canon_std(s.get("arousal_std"), "1-9"),
                 times=times, dynamic=dyn, artist=meta.pop("artist", None), metadata=meta)
         if clips.is_dir():
             self._note_unlabelled(sorted(clips.glob("*.mp3")), set(index), lambda p: p.stem)

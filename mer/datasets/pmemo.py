@@ -17,7 +17,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..scales import to_canonical
-from .base import Dataset, Problem, Track, column, parse_float, read_rows
+from .base import Dataset, Problem, Track, canon, column, parse_float, read_rows
 
 
 class PMEmo(Dataset):
@@ -49,8 +49,7 @@ class PMEmo(Dataset):
             va, ar = static.get(key, (None, None))
             times, dyn = dynamic.get(key, (None, None))
             index[key] = Track(key, chorus / f"{key}.mp3",
-                               valence=None if va is None else float(to_canonical(va, "0-1")),
-                               arousal=None if ar is None else float(to_canonical(ar, "0-1")),
+                               valence=canon(va, "0-1"), arousal=canon(ar, "0-1"),
                                times=times, dynamic=dyn, artist=artists.get(key))
         if chorus.is_dir():
             self._note_unlabelled(sorted(chorus.glob("*.mp3")), set(index), lambda p: p.stem)
