@@ -78,6 +78,14 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also during start-up, before a command runs
+        print("mer: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -87,9 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _one_line_warnings
     try:
         return args.handler(args)
-    except KeyboardInterrupt:
-        print("mer: interrupted", file=sys.stderr)
-        return 130
     except MERError as exc:
         if args.debug:
             traceback.print_exc()

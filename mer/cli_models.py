@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 
 def _models(args: argparse.Namespace) -> int:
+    import torch
+
     from .features import FeatureConfig
     from .models import create_model, describe, list_models
     from .models.profile import count_flops, cpu_time, n_params

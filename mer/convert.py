@@ -104,11 +104,14 @@ def convert(
             for (s, d), (_, err) in zip(todo, results):
                 _record(report, s, d, err, bar)
         else:
-            with ProcessPoolExecutor(jobs) as pool:
+            pool = ProcessPoolExecutor(jobs)
+            try:
                 futures = {pool.submit(_worker, s, d, sr, channels): (s, d) for s, d in todo}
                 for fut in as_completed(futures):
                     s, d = futures[fut]
                     _record(report, s, d, fut.result()[1], bar)
+            finally:  # on Ctrl-C: drop queued files; files in progress finish or leave no trace
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     return report

@@ -82,3 +82,25 @@ def test_convert_single_file_to_wav_path(tmp_path, wav_file):
     convert(wav_file, tmp_path / "x" / "y.wav", progress=False)
     y, sr = sf.read(tmp_path / "x" / "y.wav")
     assert sr == 44100 and np.abs(y).max() > 0.01
+
+
+def test_ctrl_c_leaves_only_complete_wavs(tmp_path):
+    import os
+    import signal
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    clip = np.tile(np.random.default_rng(0).uniform(-0.3, 0.3, 22050).astype(np.float32), 20)  # 20 s
+    for i in range(30):
+        sf.write(src / f"{i:02d}.flac", clip, 22050)
+    proc = subprocess.Popen([sys.executable, "-m", "mer", "convert", str(src), str(tmp_path / "out"), "-j", "2", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(2.0)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C signals the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 130) and "Traceback" not in err
+    outputs = list((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else []
+    assert not [p for p in outputs if p.name.startswith(".")]  # no temporary files left
+    for p in outputs:
+        assert sf.info(p).frames == 20 * 44100  # every wav that exists is complete

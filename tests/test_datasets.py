@@ -188,6 +188,8 @@ def test_deam_rater_curves_give_a_ceiling(tmp_path):
     c = dynamic_ceiling([curves["valence"]], "valence")
     # signal variance 0.5, noise 0.25 -> single-rater r about 0.67, 10 raters -> reliability about 0.95
     assert 0.5 < c.single_rater_r < 0.8 and 0.9 < c.reliability < 0.99 and c.max_r == pytest.approx(np.sqrt(c.reliability), abs=0.01)
+    whole = DEAM(root).annotation_ceiling()
+    assert whole["valence"].n_songs == 1 and whole["arousal"].raters == 10
 
 
 def test_folder_dataset(tmp_path, wav_file):

@@ -119,6 +119,14 @@ class DEAM(Dataset):
         n = min(out["valence"].shape[1], out["arousal"].shape[1])
         return {k: v[:, :n] for k, v in out.items()}
 
+    def annotation_ceiling(self) -> dict:
+        """Per dimension, the :class:`~mer.reliability.Ceiling` of the averaged dynamic labels,
+        from the per-rater files (songs without them are left out; ``n_songs`` says how many)."""
+        from ..reliability import dynamic_ceiling
+
+        curves = [c for c in (self.rater_curves(t) for t in self.track_ids) if c is not None]
+        return {dim: dynamic_ceiling([c[dim] for c in curves], dim) for dim in ("valence", "arousal")}
+
 
 def _id_key(sid: str) -> int:
     return int(sid) if sid.isdigit() else 10**9
