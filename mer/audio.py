@@ -146,7 +146,7 @@ def _mix(block: np.ndarray, mono: bool) -> np.ndarray:
 
 
 def stream(
-    path: str | os.PathLike,
+    path: str | os.PathLike | AudioInfo,
     sr: int | None = None,
     mono: bool = True,
     offset: float = 0.0,
@@ -155,9 +155,10 @@ def stream(
 ) -> Iterator[np.ndarray]:
     """Yield decoded blocks (float32; ``(n,)`` if mono else ``(channels, n)``) at rate ``sr``.
 
-    ``sr=None`` keeps the native rate. ``offset`` and ``duration`` are in seconds.
+    ``sr=None`` keeps the native rate. ``offset`` and ``duration`` are in seconds. Pass the
+    :class:`AudioInfo` from :func:`info` instead of a path to skip reading the header twice.
     """
-    meta = info(path)
+    meta = path if isinstance(path, AudioInfo) else info(path)
     p = meta.path
     if offset < 0 or (duration is not None and duration <= 0):
         raise AudioError(f"{p}: offset must be >= 0 and duration > 0 (got offset={offset}, duration={duration})")
@@ -207,7 +208,7 @@ def load(
     the audio is silent or shorter than a second; raises AudioError when it has no samples.
     """
     meta = info(path)
-    blocks = list(stream(meta.path, sr=sr, mono=mono, offset=offset, duration=duration))
+    blocks = list(stream(meta, sr=sr, mono=mono, offset=offset, duration=duration))
     rate = meta.samplerate if sr is None else int(sr)
     if not blocks:
         raise AudioError(f"{meta.path}: contains no audio samples; re-export the file")

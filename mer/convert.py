@@ -41,7 +41,7 @@ def convert_file(src: str | os.PathLike, dst: str | os.PathLike, sr: int = 44100
     written = 0
     with atomic_path(dst) as tmp:
         with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=out_channels, subtype="PCM_16", format="WAV") as out:
-            for block in audio.stream(src, sr=sr, mono=out_channels == 1):
+            for block in audio.stream(meta, sr=sr, mono=out_channels == 1):
                 block = audio.ensure_channels(block, out_channels)  # (C, n)
                 out.write(np.clip(block.T, -1.0, 1.0))
                 written += block.shape[-1]
