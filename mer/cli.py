@@ -8,55 +8,17 @@ errors, 130 for Ctrl-C); ``--debug`` shows the full traceback instead.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 import warnings
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import __version__
 from .errors import MERError
 
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert
-
-    report = convert(args.src, args.dst, sr=args.sr, channels=args.channels, overwrite=args.overwrite,
-                     jobs=args.jobs, progress=not args.quiet)
-    print(f"converted {len(report.converted)}, skipped {len(report.skipped)} (already there; --overwrite to redo), "
-          f"failed {len(report.failed)}")
-    return 1 if report.failed else 0
-
-
-def _add_convert(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("convert", help="convert audio files (mp3, ogg, flac, ...) to 16-bit WAV, mirroring folders",
-                       description="Convert every audio file under SRC to 16-bit PCM WAV under DST "
-                                   "(same relative paths). Existing outputs are skipped unless --overwrite.")
-    p.add_argument("src", help="an audio file or a folder searched recursively")
-    p.add_argument("dst", help="output folder (or a .wav path when SRC is one file)")
-    p.add_argument("--sr", type=int, default=44100, help="output sample rate in Hz (default 44100)")
-    p.add_argument("--channels", type=int, choices=(1, 2), default=None, help="1 = mono, 2 = stereo (default: as source)")
-    p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel processes (default: all cores)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_cmd_convert)
-
-
-#: Each entry adds one sub-command; keep them in the order shown by ``mer --help``.
-def _add_datasets(sub: argparse._SubParsersAction) -> None:
-    from .cli_datasets import add_parser
-
-    add_parser(sub)
-
-
-def _add_models(sub: argparse._SubParsersAction) -> None:
-    from .cli_models import add_parser
-
-    add_parser(sub)
-
-
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_datasets, _add_models]
+#: Sub-commands in ``mer --help`` order; ``mer.cli_<name>`` has ``add_parser(subparsers)``.
+COMMANDS = ("convert", "datasets", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mer {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in COMMANDS:
-        add(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"{__package__}.cli_{name}").add_parser(sub)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .datasets import DATASETS, compare_datasets, load_dataset
+from .datasets import DATASETS, compare_datasets, dataset_class, load_dataset
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -15,10 +15,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    cls = DATASETS.get(args.name.lower())
-    if cls is None:
-        from .errors import DatasetError
-        raise DatasetError(f"unknown dataset {args.name!r}; choose one of {', '.join(DATASETS)}")
+    cls = dataset_class(args.name)
     for label, value in (("name", cls.name), ("what", cls.description), ("citation", cls.citation),
                          ("licence", cls.license), ("download", cls.download), ("layout", cls.layout),
                          ("label scale", f"{cls.source_scale} (converted to canonical [-1, 1])")):

@@ -21,11 +21,17 @@ from .swap import SwapReport, compare_datasets, compare_static
 DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (DEAM, EmoMusic, PMEmo, FourQ, FolderDataset)}
 
 
-def load_dataset(name: str, root: str | os.PathLike, **options: Any) -> Dataset:
-    """Create dataset ``name`` (one of ``DATASETS``) rooted at ``root``; ``None`` options are dropped."""
+def dataset_class(name: str) -> type[Dataset]:
+    """The loader class for ``name`` (case-insensitive); DatasetError naming the choices otherwise."""
     cls = DATASETS.get(str(name).lower())
     if cls is None:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return cls
+
+
+def load_dataset(name: str, root: str | os.PathLike, **options: Any) -> Dataset:
+    """Create dataset ``name`` (one of ``DATASETS``) rooted at ``root``; ``None`` options are dropped."""
+    cls = dataset_class(name)
     try:
         return cls(root, **{k: v for k, v in options.items() if v is not None})
     except TypeError as exc:
@@ -33,4 +39,4 @@ def load_dataset(name: str, root: str | os.PathLike, **options: Any) -> Dataset:
 
 
 __all__ = ["DATASETS", "DEAM", "Dataset", "EmoMusic", "FolderDataset", "FourQ", "PMEmo", "Problem", "SwapReport",
-           "Track", "ValidationReport", "compare_datasets", "compare_static", "load_dataset", "load_lexicon"]
+           "Track", "ValidationReport", "compare_datasets", "compare_static", "dataset_class", "load_dataset", "load_lexicon"]

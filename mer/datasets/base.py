@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -165,8 +166,9 @@ class Dataset:
             raise DatasetError(f"{p}: not found; {self.name} expects {self.layout} (download: {self.download})")
         return p
 
-    def _note_unlabelled(self, audio_files: list[Path], labelled_ids: set[str], to_id: Callable[[Path], str]) -> None:
-        self._extra_audio = [f for f in audio_files if to_id(f) not in labelled_ids]
+    def _note_unlabelled(self, audio_files: list[Path], labelled_ids: set[str]) -> None:
+        """Remember audio files whose name (without extension) is not a labelled track id."""
+        self._extra_audio = [f for f in audio_files if f.stem not in labelled_ids]
 
 
 # -- shared parsing helpers ---------------------------------------------------------------
@@ -221,6 +223,34 @@ def parse_float(cell: str) -> float | None:
     except ValueError:
         return None
     return x if np.isfinite(x) else None
+
+
+def cell_float(cells: list[str], i: int) -> float | None:
+    """The float in ``cells[i]``, or None when the row is too short or the cell is not a number."""
+    return parse_float(cells[i]) if len(cells) > i else None
+
+
+def read_long_dynamic(path: Path, columns: tuple[str, str, str, str], scale: str,
+                      problems: list[Problem]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read a long-format dynamic file, one row per (item, time): ``{id: (times (T,), (T, 2) canonical)}``.
+
+    ``columns`` names the (id, time in s, valence, arousal) columns; values are on ``scale``.
+    Rows are sorted by time per item; a row with a non-numeric value is reported and skipped.
+    """
+    header, rows = read_rows(path)
+    ic, tc, vc, ac = (column(header, path, name) for name in columns)
+    frames: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for line, c in rows:
+        vals = [cell_float(c, i) for i in (tc, vc, ac)]
+        if None in vals:
+            problems.append(Problem("malformed_row", f"{path.name} line {line}: bad value", c[ic] or None, str(path)))
+            continue
+        frames[c[ic]].append(tuple(vals))  # type: ignore[arg-type]
+    out = {}
+    for key, fr in frames.items():
+        arr = np.array(sorted(fr))
+        out[key] = (arr[:, 0], np.asarray(to_canonical(arr[:, 1:3], scale)))
+    return out
 
 
 def read_wide_dynamic(path: Path, problems: list[Problem]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import (Dataset, Problem, Track, canon, canon_std, column, merge_dynamic, parse_float, read_rows,
-                   read_wide_dynamic)
+from .base import (Dataset, Problem, Track, canon, canon_std, cell_float, column, merge_dynamic, parse_float,
+                   read_rows, read_wide_dynamic)
 
 AVERAGED = ("annotations", "annotations averaged per song")
 STATIC_FILES = ("static_annotations_averaged_songs_1_2000.csv", "static_annotations_averaged_songs_2000_2058.csv")
@@ -44,7 +44,7 @@ def read_static_1_9(path: Path, problems: list[Problem]) -> dict[str, dict[str, 
             pass
     out: dict[str, dict[str, float]] = {}
     for line, cells in rows:
-        vals = {k: parse_float(cells[i]) if i < len(cells) else None for k, i in cols.items()}
+        vals = {k: cell_float(cells, i) for k, i in cols.items()}
         if vals["valence"] is None or vals["arousal"] is None or not cells[sid]:
             problems.append(Problem("malformed_row", f"{path.name} line {line}: missing or non-numeric value",
                                     cells[sid] if cells else None, str(path)))
@@ -88,7 +88,7 @@ class DEAM(Dataset):
                 times=times, dynamic=dyn, artist=artists.get(sid),
                 metadata={"full_song": _id_key(sid) > 2000})
         if audio_dir.is_dir():
-            self._note_unlabelled(sorted(audio_dir.glob("*.mp3")), set(index), lambda p: p.stem)
+            self._note_unlabelled(sorted(audio_dir.glob("*.mp3")), set(index))
         return index
 
     def _artists(self) -> dict[str, str]:

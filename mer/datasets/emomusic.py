@@ -49,7 +49,7 @@ class EmoMusic(Dataset):
                 valence_std=canon_std(s.get("valence_std"), "1-9"), arousal_std=canon_std(s.get("arousal_std"), "1-9"),
                 times=times, dynamic=dyn, artist=meta.pop("artist", None), metadata=meta)
         if clips.is_dir():
-            self._note_unlabelled(sorted(clips.glob("*.mp3")), set(index), lambda p: p.stem)
+            self._note_unlabelled(sorted(clips.glob("*.mp3")), set(index))
         return index
 
     def _songs_info(self) -> dict[str, dict[str, str]]:

@@ -14,13 +14,12 @@ format (``path,time,valence,arousal``, time in seconds on the 0.5 s grid, same s
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from ..scales import get_scale, to_canonical
-from .base import Dataset, Problem, Track, column, parse_float, read_rows
+from ..scales import get_scale
+from .base import Dataset, Problem, Track, canon, cell_float, column, read_long_dynamic, read_rows
 
 
 class FolderDataset(Dataset):
@@ -52,8 +51,7 @@ class FolderDataset(Dataset):
         dynamic = self._dynamic()
         index: dict[str, Track] = {}
         for line, c in rows:
-            v = parse_float(c[vc]) if len(c) > vc else None
-            a = parse_float(c[ac]) if len(c) > ac else None
+            v, a = cell_float(c, vc), cell_float(c, ac)
             if not c[pc] or v is None or a is None:
                 self._problems.append(Problem("malformed_row", f"{path.name} line {line}: need a path and numeric "
                                               f"valence and arousal, got {c!r}", path=str(path)))
@@ -64,26 +62,13 @@ class FolderDataset(Dataset):
                                               key, str(path)))
                 continue
             times, dyn = dynamic.get(c[pc], (None, None))
-            index[key] = Track(key, self._resolve(c[pc]), valence=float(to_canonical(v, self.source_scale)),
-                               arousal=float(to_canonical(a, self.source_scale)), times=times, dynamic=dyn,
+            index[key] = Track(key, self._resolve(c[pc]), valence=canon(v, self.source_scale),
+                               arousal=canon(a, self.source_scale), times=times, dynamic=dyn,
                                artist=(c[artist] or None) if artist is not None and len(c) > artist else None)
         return index
 
     def _dynamic(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if not self.dynamic_csv:
             return {}
-        path = self._require(self.dynamic_csv)
-        header, rows = read_rows(path)
-        pc, tc, vc, ac = (column(header, path, n) for n in (self.cols[0], "time", self.cols[1], self.cols[2]))
-        frames: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-        for line, c in rows:
-            vals = [parse_float(c[i]) if len(c) > i else None for i in (tc, vc, ac)]
-            if None in vals:
-                self._problems.append(Problem("malformed_row", f"{path.name} line {line}: bad value", path=str(path)))
-                continue
-            frames[c[pc]].append(tuple(vals))  # type: ignore[arg-type]
-        out = {}
-        for key, fr in frames.items():
-            arr = np.array(sorted(fr))
-            out[key] = (arr[:, 0], np.asarray(to_canonical(arr[:, 1:], self.source_scale)))
-        return out
+        return read_long_dynamic(self._require(self.dynamic_csv), (self.cols[0], "time", self.cols[1], self.cols[2]),
+                                 self.source_scale, self._problems)

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from ..scales import to_canonical
-from .base import Dataset, Problem, Track, column, parse_float, read_rows
+from .base import Dataset, Problem, Track, canon, cell_float, column, read_rows
 
 ANNOTATIONS = "panda_dataset_taffc_annotations.csv"
 METADATA = "panda_dataset_taffc_metadata.csv"
@@ -38,8 +37,8 @@ def load_lexicon(path: str | os.PathLike) -> dict[str, tuple[float, float]]:
     w, v, a = (column(header, path, n) for n in ("Word", "V.Mean.Sum", "A.Mean.Sum"))
     out = {}
     for _, c in rows:
-        vals = (parse_float(c[v]), parse_float(c[a])) if len(c) > max(w, v, a) else (None, None)
-        if c and vals[0] is not None and vals[1] is not None:
+        vals = (cell_float(c, v), cell_float(c, a))
+        if len(c) > w and vals[0] is not None and vals[1] is not None:
             out[c[w].lower()] = vals  # type: ignore[assignment]
     return out
 
@@ -79,7 +78,7 @@ class FourQ(Dataset):
                                arousal=None if va is None else va[1], quadrant=q, artist=m.get("artist"),
                                metadata={k: m[k] for k in ("title", "moods") if k in m})
         audio_files = sorted(self.root.glob("Q[1-4]/*.mp3"))
-        self._note_unlabelled(audio_files, set(index), lambda p: p.stem)
+        self._note_unlabelled(audio_files, set(index))
         return index
 
     def _metadata(self) -> dict[str, dict[str, str]]:
@@ -106,4 +105,4 @@ class FourQ(Dataset):
                                               sid))
             return None
         v, a = np.mean(found, axis=0)
-        return float(to_canonical(v, "1-9")), float(to_canonical(a, "1-9"))
+        return canon(v, "1-9"), canon(a, "1-9")  # type: ignore[return-value]

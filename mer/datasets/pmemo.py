@@ -12,12 +12,9 @@ Labels are on [0, 1] and converted with ``2x - 1``. Dynamic frames start at 15.5
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 
-from ..scales import to_canonical
-from .base import Dataset, Problem, Track, canon, column, parse_float, read_rows
+from .base import Dataset, Problem, Track, canon, cell_float, column, read_long_dynamic, read_rows
 
 
 class PMEmo(Dataset):
@@ -35,7 +32,7 @@ class PMEmo(Dataset):
         sid, a, v = (column(header, static_path, *n) for n in (("musicId",), ("Arousal(mean)",), ("Valence(mean)",)))
         static: dict[str, tuple[float, float]] = {}
         for line, c in rows:
-            va, ar = parse_float(c[v]) if len(c) > v else None, parse_float(c[a]) if len(c) > a else None
+            va, ar = cell_float(c, v), cell_float(c, a)
             if va is None or ar is None:
                 self._problems.append(Problem("malformed_row", f"{static_path.name} line {line}: bad value", c[sid],
                                               str(static_path)))
@@ -52,28 +49,15 @@ class PMEmo(Dataset):
                                valence=canon(va, "0-1"), arousal=canon(ar, "0-1"),
                                times=times, dynamic=dyn, artist=artists.get(key))
         if chorus.is_dir():
-            self._note_unlabelled(sorted(chorus.glob("*.mp3")), set(index), lambda p: p.stem)
+            self._note_unlabelled(sorted(chorus.glob("*.mp3")), set(index))
         return index
 
     def _dynamic(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         path = self.root / "annotations" / "dynamic_annotations.csv"
         if not path.exists():
             return {}
-        header, rows = read_rows(path)
-        sid, t, a, v = (column(header, path, *n) for n in (("musicId",), ("frameTime",), ("Arousal(mean)",),
-                                                          ("Valence(mean)",)))
-        frames: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-        for line, c in rows:
-            vals = [parse_float(c[i]) if len(c) > i else None for i in (t, v, a)]
-            if None in vals:
-                self._problems.append(Problem("malformed_row", f"{path.name} line {line}: bad value", c[sid], str(path)))
-                continue
-            frames[c[sid]].append(tuple(vals))  # type: ignore[arg-type]
-        out = {}
-        for key, fr in frames.items():
-            arr = np.array(sorted(fr))
-            out[key] = (arr[:, 0], to_canonical(arr[:, 1:3], "0-1"))
-        return out
+        return read_long_dynamic(path, ("musicId", "frameTime", "Valence(mean)", "Arousal(mean)"), "0-1",
+                                 self._problems)
 
     def _artists(self) -> dict[str, str]:
         path = self.root / "metadata.csv"
