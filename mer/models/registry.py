@@ -52,4 +52,4 @@ def create_model(name: str, feature: FeatureConfig | dict | None = None, **kwarg
 
 
 def _load_builtin() -> None:
-    from . import crnn, dense  # noqa: F401  (importing registers the models)
+    from . import crnn, dense, musicnn  # noqa: F401  (importing registers the models)

@@ -1,0 +1,198 @@
+"""musicnn (Pons & Serra 2019), ported from the authors' TensorFlow 1 release to PyTorch.
+
+The network, as in ``musicnn/models.py`` of the ``musicnn`` 0.1.0 package (ISC licence,
+see ``mer/models/weights/MUSICNN_LICENSE``), on the log-mel input that is mer's default
+:class:`~mer.features.FeatureConfig` (16 kHz, n_fft 512, hop 256, 96 mels, log10(1 + 10000 x)):
+
+- front-end: batch norm on the input, then "timbral" convolutions (7 frames x 38 and x 67
+  mel bands, 204 filters each) and "temporal" convolutions (128, 64, 32 frames x 1 band,
+  51 filters each), each followed by ReLU, batch norm and a max over frequency: 561
+  features per frame;
+- mid-end: three 1-D convolutions over time (7 frames, 64 filters, ReLU, batch norm), the
+  2nd and 3rd residual; the front-end and the three outputs are concatenated: 753 per frame;
+- back-end: max and mean over time (interleaved, 1506), batch norm, dense 200 + ReLU + batch
+  norm (the "penultimate" embedding), dense 50 -> sigmoid tag probabilities.
+
+TensorFlow's batch norm uses eps = 1e-3 and its "same" padding puts the odd extra frame of an
+even kernel after the signal; both are kept so the port matches the original (parity figures
+in ``tools/README.md``). The original was trained on 3 s patches (187 frames); here the
+front- and mid-end run once over the whole clip and the back-end pools a ``context``-second
+window around each 0.5 s step, which gives the dynamic curve, and the static output and tags
+average those windows, as the original averages its patches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from ..errors import ModelError
+from ..features import FeatureConfig
+from .base import MERModel, n_steps
+from .blocks import VAHeads
+from .registry import register_model
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+SOURCES = ("msd", "mtt")
+BN_EPS = 1e-3  # TensorFlow's default
+
+MTT_TAGS = ('guitar', 'classical', 'slow', 'techno', 'strings', 'drums', 'electronic', 'rock', 'fast', 'piano',
+            'ambient', 'beat', 'violin', 'vocal', 'synth', 'female', 'indian', 'opera', 'male', 'singing', 'vocals',
+            'no vocals', 'harpsichord', 'loud', 'quiet', 'flute', 'woman', 'male vocal', 'no vocal', 'pop', 'soft',
+            'sitar', 'solo', 'man', 'classic', 'choir', 'voice', 'new age', 'dance', 'male voice', 'female vocal',
+            'beats', 'harp', 'cello', 'no voice', 'weird', 'country', 'metal', 'female voice', 'choral')
+MSD_TAGS = ('rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s',
+            'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul',
+            'indie rock', 'Mellow', 'electronica', '80s', 'folk', '90s', 'chill', 'instrumental', 'punk', 'oldies',
+            'blues', 'hard rock', 'ambient', 'acoustic', 'experimental', 'female vocalist', 'guitar', 'Hip-Hop', '70s',
+            'party', 'country', 'easy listening', 'sexy', 'catchy', 'funk', 'electro', 'heavy metal',
+            'Progressive rock', '60s', 'rnb', 'indie pop', 'sad', 'House', 'happy')
+TAGS = {"msd": MSD_TAGS, "mtt": MTT_TAGS}
+
+
+def _bn(n: int, dims: int = 1) -> nn.Module:
+    return (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(n, eps=BN_EPS)
+
+
+class MusicnnTrunk(nn.Module):
+    """Front-end + mid-end: features ``(B, 1, 96, T)`` -> per-frame features ``(B, 753, T)``."""
+
+    def __init__(self, n_mels: int = 96, frontend_filters: float = 1.6, midend_filters: int = 64) -> None:
+        super().__init__()
+        nt, ns = int(frontend_filters * 128), int(frontend_filters * 32)
+        self.input_bn = _bn(1, 2)
+        self.timbral = nn.ModuleList([nn.Conv2d(1, nt, (7, int(f * n_mels))) for f in (0.4, 0.7)])
+        self.timbral_bn = nn.ModuleList([_bn(nt, 2) for _ in range(2)])
+        self.temporal = nn.ModuleList([nn.Conv2d(1, ns, (k, 1)) for k in (128, 64, 32)])
+        self.temporal_bn = nn.ModuleList([_bn(ns, 2) for _ in range(3)])
+        d_front = 2 * nt + 3 * ns
+        self.mid = nn.ModuleList([nn.Conv1d(d_front if i == 0 else midend_filters, midend_filters, 7, padding=3)
+                                  for i in range(3)])
+        self.mid_bn = nn.ModuleList([_bn(midend_filters) for _ in range(3)])
+        self.dim = d_front + 3 * midend_filters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_bn(x.transpose(2, 3))  # (B, 1, T, F): time first, as the original
+        feats = []
+        padded = F.pad(x, (0, 0, 3, 3))
+        for conv, bn in zip(self.timbral, self.timbral_bn):
+            feats.append(bn(F.relu(conv(padded))).amax(dim=3))
+        for conv, bn in zip(self.temporal, self.temporal_bn):
+            k = conv.kernel_size[0]
+            same = F.pad(x, (0, 0, (k - 1) // 2, k // 2))  # TensorFlow "same": extra frame after
+            feats.append(bn(F.relu(conv(same))).amax(dim=3))
+        front = torch.cat(feats, dim=1)  # (B, 561, T)
+        out, h = [front], front
+        for i, (conv, bn) in enumerate(zip(self.mid, self.mid_bn)):
+            y = bn(F.relu(conv(h)))
+            h = y if i == 0 else y + h
+            out.append(h)
+        return torch.cat(out, dim=1)
+
+
+class MusicnnBackend(nn.Module):
+    """Pooled features ``(..., 1506)`` -> (penultimate ``(..., 200)``, tag logits ``(..., 50)``)."""
+
+    def __init__(self, dim: int = 753, units: int = 200, n_tags: int = 50) -> None:
+        super().__init__()
+        self.pool_bn = _bn(2 * dim)
+        self.dense = nn.Linear(2 * dim, units)
+        self.dense_bn = _bn(units)
+        self.tags = nn.Linear(units, n_tags)
+
+    def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = pooled.shape[:-1]
+        z = self.pool_bn(pooled.reshape(-1, pooled.shape[-1]))
+        pen = self.dense_bn(F.relu(self.dense(z)))
+        return pen.view(*shape, -1), self.tags(pen).view(*shape, -1)
+
+
+def pool_windows(h: torch.Tensor, centres: torch.Tensor, half: int) -> torch.Tensor:
+    """Max and mean of ``h`` ``(B, D, T)`` over frames ``centre +- half`` -> ``(B, n, 2 D)``.
+
+    Interleaved (max_0, mean_0, max_1, ...), as the original flattens its (max, mean) pair.
+    Frames outside the clip are left out of both.
+    """
+    t = h.shape[-1]
+    idx = centres[:, None] + torch.arange(-half, half + 1, device=h.device)[None]  # (n, k)
+    valid = (idx >= 0) & (idx < t)
+    win = h[..., idx.clamp(0, t - 1)]  # (B, D, n, k)
+    mx = win.masked_fill(~valid, float("-inf")).amax(dim=-1)
+    mean = (win * valid).sum(dim=-1) / valid.sum(dim=-1)
+    return torch.stack([mx, mean], dim=-1).transpose(1, 2).flatten(2)  # (B, n, D, 2) -> (B, n, 2 D)
+
+
+def load_musicnn_weights(module: nn.Module, source: str) -> None:
+    """Load the converted ``source`` ("msd" or "mtt") weights into trunk + backend ``module``."""
+    path = WEIGHTS_DIR / f"musicnn_{source}.safetensors"
+    if not path.exists():
+        raise ModelError(f"{path}: musicnn weights missing; reinstall mer or run tools/convert_musicnn.py")
+    module.load_state_dict(load_file(str(path)))
+
+
+class Musicnn(MERModel):
+    """musicnn trunk + back-end (pretrained, frozen by default) + valence/arousal heads.
+
+    ``layer="penultimate"`` feeds the 200-d embedding to the heads; ``layer="pool"`` the
+    1506 batch-normed pooled features. Output adds ``"tags"``: ``(B, 50)`` probabilities.
+    """
+
+    def __init__(self, feature: FeatureConfig, source: str = "msd", freeze: bool = True, pretrained: bool = True,
+                 layer: str = "penultimate", context: float = 3.0) -> None:
+        super().__init__(feature)
+        expected = FeatureConfig()
+        if (feature.kind, feature.sample_rate, feature.n_fft, feature.hop_length, feature.n_mels,
+                feature.compression, feature.channels) != (
+                expected.kind, expected.sample_rate, expected.n_fft, expected.hop_length, expected.n_mels,
+                expected.compression, expected.channels):
+            raise ModelError("musicnn needs the default log-mel features (16 kHz mono, n_fft 512, hop 256, 96 mels)")
+        if source not in SOURCES:
+            raise ModelError(f"unknown musicnn source {source!r}; choose one of {', '.join(SOURCES)}")
+        if layer not in ("penultimate", "pool"):
+            raise ModelError(f"unknown musicnn layer {layer!r}; choose 'penultimate' or 'pool'")
+        self.source, self.freeze, self.layer, self.context = source, freeze, layer, context
+        self.backbone = nn.ModuleDict({"trunk": MusicnnTrunk(), "backend": MusicnnBackend()})
+        if pretrained:
+            load_musicnn_weights(self.backbone, source)
+        if freeze:
+            self.backbone.requires_grad_(False)
+        self.heads = VAHeads(200 if layer == "penultimate" else 2 * self.backbone["trunk"].dim)
+        self.tag_names = TAGS[source]
+
+    def train(self, mode: bool = True) -> "Musicnn":
+        super().train(mode)
+        if self.freeze:  # a frozen backbone keeps its running statistics and no dropout
+            self.backbone.eval()
+        return self
+
+    def windows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pooled, penultimate, tag logits) for the window around each 0.5 s step."""
+        fps = self.feature.frames_per_second
+        n = n_steps(x.shape[-1], self.feature)
+        centres = torch.round((0.5 * torch.arange(n, device=x.device) + 0.25) * fps).long()
+        half = int(round(self.context * fps / 2))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            h = self.backbone["trunk"](x)
+            pooled = pool_windows(h, centres.clamp(max=x.shape[-1] - 1), half)
+            pen, logits = self.backbone["backend"](pooled)
+        return pooled, pen, logits
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled, pen, logits = self.windows(x)
+        if self.layer == "pool":
+            seq = self.backbone["backend"].pool_bn(pooled.flatten(0, 1)).view_as(pooled)
+        else:
+            seq = pen
+        out = self.heads(seq, seq.shape[1])
+        out["tags"] = torch.sigmoid(logits).mean(dim=1)
+        return out
+
+
+@register_model
+def musicnn(feature: FeatureConfig, **kw) -> Musicnn:
+    """musicnn (Pons & Serra 2019) pretrained on MSD tags (source="mtt": MagnaTagATune), frozen or fine-tuned, + VA heads"""
+    return Musicnn(feature, **kw)
