@@ -18,7 +18,7 @@ from . import __version__
 from .errors import MERError
 
 #: Sub-commands in ``mer --help`` order; ``mer.cli_<name>`` has ``add_parser(subparsers)``.
-COMMANDS = ("convert", "datasets", "models")
+COMMANDS = ("train", "evaluate", "benchmark", "models", "datasets", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:

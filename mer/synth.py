@@ -8,6 +8,9 @@ gives the tests and the demo audio whose cues a model can learn, without any dow
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 _MAJOR = (0, 4, 7)
@@ -43,3 +46,37 @@ def clip(valence: float, arousal: float, seconds: float = 10.0, sr: int = 22050,
     y += (0.3 + 0.5 * (arousal + 1) / 2) * rng.standard_normal(n) * np.exp(-phase * 40)  # percussion
     y *= 10 ** ((-18 + 12 * (arousal + 1) / 2) / 20) / max(np.abs(y).max(), 1e-9)  # -18..-6 dBFS peak
     return y.astype(np.float32)
+
+
+def write_dataset(folder: str | os.PathLike, n: int = 40, seconds: float = 6.0, sr: int = 16000,
+                  dynamic: bool = False, seed: int = 0) -> Path:
+    """Write a "folder" dataset of ``n`` synthetic clips with labels that follow their cues.
+
+    ``labels.csv`` holds (path, valence, arousal, artist) on the canonical scale. With
+    ``dynamic=True`` each clip changes emotion halfway (two rendered halves) and
+    ``dynamic.csv`` holds its 2 Hz curve; the static label is the mean of the two halves.
+    Load it with ``load_dataset("folder", folder, dynamic="dynamic.csv")``.
+    """
+    import soundfile as sf
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows, curves = ["path,valence,arousal,artist"], ["path,time,valence,arousal"]
+    for i in range(n):
+        va = rng.uniform(-0.8, 0.8, size=(2 if dynamic else 1, 2))
+        parts = [clip(v, a, seconds / len(va), sr, seed=seed * 1000 + i) for v, a in va]
+        name = f"clip{i:03d}.wav"
+        sf.write(folder / name, np.concatenate(parts), sr)
+        v, a = va.mean(axis=0)
+        rows.append(f"{name},{v:.4f},{a:.4f},artist{i % max(2, n // 2)}")
+        if dynamic:
+            half = seconds / 2
+            for k in range(1, int(seconds * 2) + 1):
+                t = 0.5 * k
+                cv, ca = va[0] if t <= half else va[1]
+                curves.append(f"{name},{t:.1f},{cv:.4f},{ca:.4f}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    if dynamic:
+        (folder / "dynamic.csv").write_text("\n".join(curves) + "\n")
+    return folder

@@ -181,13 +181,23 @@ class Musicnn(MERModel):
             pen, logits = self.backbone["backend"](pooled)
         return pooled, pen, logits
 
+    def _seq(self, pooled: torch.Tensor, pen: torch.Tensor) -> torch.Tensor:
+        if self.layer == "pool":
+            return self.backbone["backend"].pool_bn(pooled.flatten(0, 1)).view_as(pooled)
+        return pen
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-step backbone embeddings ``(B, n, D)``: what the heads see. With a frozen
+        backbone the training engine computes these once per clip and trains :meth:`head`."""
+        pooled, pen, _ = self.windows(x)
+        return self._seq(pooled, pen)
+
+    def head(self, seq: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.heads(seq, seq.shape[1])
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         pooled, pen, logits = self.windows(x)
-        if self.layer == "pool":
-            seq = self.backbone["backend"].pool_bn(pooled.flatten(0, 1)).view_as(pooled)
-        else:
-            seq = pen
-        out = self.heads(seq, seq.shape[1])
+        out = self.head(self._seq(pooled, pen))
         out["tags"] = torch.sigmoid(logits).mean(dim=1)
         return out
 

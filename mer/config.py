@@ -1,0 +1,197 @@
+"""Training configuration: dataclass defaults, then a YAML file, then command-line flags.
+
+``TrainConfig.resolve(yaml_path, overrides)`` applies the three layers in that order and
+``check()`` validates everything that can be checked before data is read (unknown model,
+dataset or key, bad loss or schedule, missing root), so a bad config fails with one line
+before any training starts. The resolved config is saved as ``config.yaml`` in the run
+folder, and ``--resume`` reads it back from there.
+
+Losses are written as a weighted sum, e.g. ``mse``, ``ccc`` or ``0.5*mse+ccc``. Schedules:
+``constant``; ``step:E:F`` multiplies the learning rate by F after every E epochs (the
+notebooks' "1e-3 for 3 epochs, then 1e-4" is ``lr: 1e-3, schedule: "step:3:0.1"`` with one
+step, written ``step:3:0.1:1``); ``cosine`` anneals to 0 over ``epochs``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+LOSSES = ("mae", "mse", "ccc")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+TASKS = ("static", "dynamic", "both")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved as the run's ``config.yaml``)."""
+
+    dataset: str = ""  # a name from `mer datasets list`
+    root: str = ""  # the dataset's folder
+    dataset_options: dict = field(default_factory=dict)  # e.g. {"lexicon": ".../Ratings_Warriner_et_al.csv"} for 4q
+    model: str = "mobile_crnn"
+    model_args: dict = field(default_factory=dict)
+    feature: dict = field(default_factory=dict)  # FeatureConfig fields; {} = log-mel default
+    task: str = "static"  # static, dynamic or both
+    loss: str = "mse"  # weighted sum of mae, mse, ccc, e.g. "0.5*mse+ccc"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # constant, step:E:F[:N], cosine
+    batch_size: int = 16
+    epochs: int = 30
+    patience: int = 8  # early stopping on the validation loss; 0 = off
+    crop_seconds: float = 10.0  # training crops; evaluation uses whole clips
+    folds: int = 5  # artist-grouped k-fold; 1 = one model on all data
+    split: str = ""  # "", mediaeval2015, mediaeval2013, or a split JSON written by mer
+    val_fraction: float = 0.1  # share of each training fold held out (by artist) for early stopping
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0  # processes decoding audio for the feature cache; 0 = one per core
+    cache_dir: str = ""  # feature cache; "" = $MER_CACHE_DIR or ~/.cache/mer
+    tensorboard: bool = False
+
+    # ---------------------------------------------------------------- layers
+    @classmethod
+    def resolve(cls, yaml_path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> "TrainConfig":
+        values: dict[str, Any] = {}
+        if yaml_path:
+            values.update(read_yaml(yaml_path))
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_dict(values, source=str(yaml_path or "flags"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "TrainConfig":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for key in d:
+            if key not in known:
+                near = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(known)}"
+                raise ConfigError(f"{source}: unknown config key {key!r}{hint}")
+        out = {}
+        for key, value in d.items():
+            default = known[key].default if known[key].default is not dataclasses.MISSING else known[key].default_factory()
+            out[key] = _coerce(key, value, default, source)
+        return cls(**out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from .io import write_text_atomic
+
+        write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    # ---------------------------------------------------------------- checks
+    def check(self) -> "TrainConfig":
+        """Validate what can be checked without reading data; raise ConfigError (one line)."""
+        from .datasets import DATASETS
+        from .features import FeatureConfig
+        from .models import list_models
+
+        if not self.dataset:
+            raise ConfigError("no dataset: pass --dataset NAME (see `mer datasets list`)")
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if not self.root:
+            raise ConfigError(f"no dataset folder: pass --root DIR (where {self.dataset} lives)")
+        if not Path(self.root).is_dir():
+            raise ConfigError(f"{self.root}: dataset folder not found; check --root")
+        if self.model not in list_models():
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(list_models())}")
+        FeatureConfig.from_dict(self.feature)
+        _choice("task", self.task, TASKS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("device", self.device, DEVICES)
+        parse_loss(self.loss)
+        parse_schedule(self.schedule, self.epochs)
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if self.folds < 1:
+            raise ConfigError(f"folds must be at least 1 (got {self.folds})")
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ConfigError(f"val_fraction must be between 0 and 0.5 (got {self.val_fraction})")
+        if self.lr <= 0 or self.crop_seconds <= 0:
+            raise ConfigError("lr and crop_seconds must be positive")
+        if self.split and self.split not in ("mediaeval2015", "mediaeval2013") and not Path(self.split).is_file():
+            raise ConfigError(f"split {self.split!r}: use mediaeval2015, mediaeval2013 or a split JSON file")
+        return self
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of key: value lines")
+    return data
+
+
+def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+        return "" if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {key}: expected {type(default).__name__}, got {value!r}") from None
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+def parse_loss(spec: str) -> dict[str, float]:
+    """``"0.5*mse+ccc"`` -> ``{"mse": 0.5, "ccc": 1.0}``."""
+    terms: dict[str, float] = {}
+    for part in str(spec).replace(" ", "").split("+"):
+        m = re.fullmatch(r"(?:([0-9.eE-]+)\*)?([a-z]+)", part)
+        if not m or m.group(2) not in LOSSES:
+            raise ConfigError(f"loss {spec!r}: write a weighted sum of {', '.join(LOSSES)}, e.g. 0.5*mse+ccc")
+        try:
+            terms[m.group(2)] = terms.get(m.group(2), 0.0) + float(m.group(1) or 1.0)
+        except ValueError:
+            raise ConfigError(f"loss {spec!r}: bad weight {m.group(1)!r}") from None
+    return terms
+
+
+def parse_schedule(spec: str, epochs: int) -> tuple[str, float, float, int]:
+    """``constant`` / ``cosine`` / ``step:E:F[:N]`` -> (kind, every, factor, max_steps)."""
+    if spec in ("constant", "cosine"):
+        return spec, 0.0, 1.0, 0
+    m = re.fullmatch(r"step:(\d+):([0-9.eE-]+)(?::(\d+))?", str(spec))
+    if not m:
+        raise ConfigError(f"schedule {spec!r}: use constant, cosine or step:EPOCHS:FACTOR[:TIMES] (e.g. step:3:0.1:1)")
+    return "step", float(m.group(1)), float(m.group(2)), int(m.group(3) or 0)
