@@ -219,10 +219,14 @@ def load(
 
 def check_signal(y: np.ndarray, sr: int, path: str | os.PathLike) -> None:
     """Warn when ``y`` is silent or shorter than a second (``MERWarning``)."""
-    seconds = y.shape[-1] / sr
+    check_levels(float(np.max(np.abs(y))) if y.size else 1.0, y.shape[-1] / sr, path)
+
+
+def check_levels(peak: float, seconds: float, path: str | os.PathLike) -> None:
+    """:func:`check_signal` from a running peak and length (for audio read block by block)."""
     if seconds < SHORT_SECONDS:
         warnings.warn(f"{path}: very short audio ({seconds:.2f} s); results will be unreliable", MERWarning, stacklevel=3)
-    if y.size and float(np.max(np.abs(y))) < SILENCE_PEAK:
+    if peak < SILENCE_PEAK:
         warnings.warn(f"{path}: audio is silent (peak below -80 dBFS)", MERWarning, stacklevel=3)
 
 

@@ -18,7 +18,7 @@ from . import __version__
 from .errors import MERError
 
 #: Sub-commands in ``mer --help`` order; ``mer.cli_<name>`` has ``add_parser(subparsers)``.
-COMMANDS = ("train", "evaluate", "benchmark", "models", "datasets", "convert")
+COMMANDS = ("predict", "train", "evaluate", "benchmark", "models", "export", "datasets", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ import yaml
 from .errors import ConfigError
 
 #: flags that map one-to-one onto TrainConfig fields (dest -> field)
-FIELDS = ("dataset", "root", "model", "task", "loss", "optimizer", "lr", "weight_decay", "schedule", "batch_size",
+FIELDS = ("dataset", "root", "model", "task", "quadrant_weight", "loss", "optimizer", "lr", "weight_decay", "schedule", "batch_size",
           "epochs", "patience", "crop_seconds", "folds", "split", "val_fraction", "seed", "device", "workers",
           "cache_dir")
 
@@ -74,6 +74,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model name (mer models)")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model argument (repeatable)")
     p.add_argument("--task", choices=("static", "dynamic", "both"))
+    p.add_argument("--quadrant-weight", type=float,
+                   help="blend static targets toward the labelled quadrant's centre (0..1; for 4q)")
     p.add_argument("--loss", help="mae, mse, ccc or a weighted sum like 0.5*mse+ccc")
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
     p.add_argument("--lr", type=float)

@@ -43,6 +43,7 @@ class TrainConfig:
     model_args: dict = field(default_factory=dict)
     feature: dict = field(default_factory=dict)  # FeatureConfig fields; {} = log-mel default
     task: str = "static"  # static, dynamic or both
+    quadrant_weight: float = 0.0  # pull static targets toward the labelled quadrant's centre (0..1)
     loss: str = "mse"  # weighted sum of mae, mse, ccc, e.g. "0.5*mse+ccc"
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -122,6 +123,8 @@ class TrainConfig:
             raise ConfigError(f"folds must be at least 1 (got {self.folds})")
         if not 0.0 < self.val_fraction < 0.5:
             raise ConfigError(f"val_fraction must be between 0 and 0.5 (got {self.val_fraction})")
+        if not 0.0 <= self.quadrant_weight <= 1.0:
+            raise ConfigError(f"quadrant_weight must be between 0 and 1 (got {self.quadrant_weight})")
         if self.lr <= 0 or self.crop_seconds <= 0:
             raise ConfigError("lr and crop_seconds must be positive")
         if self.split and self.split not in ("mediaeval2015", "mediaeval2013") and not Path(self.split).is_file():

@@ -33,13 +33,25 @@ class Item:
     dynamic: np.ndarray | None  # (n_steps, 2) on the model grid, NaN where unlabelled
     quadrant: int  # 1..4, 0 = unknown
     artist: str | None
+    target: np.ndarray | None = None  # static training target when it differs from the label (quadrant_weight)
+
+    @property
+    def static_target(self) -> np.ndarray | None:
+        return self.static if self.target is None else self.target
 
 
-def targets(track: Track, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(static (2,), dynamic (n, 2) with NaN gaps) for a clip with ``n`` model steps."""
+def targets(track: Track, n: int, quadrant_weight: float = 0.0) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(static (2,), dynamic (n, 2) with NaN gaps) for a clip with ``n`` model steps.
+
+    ``quadrant_weight`` w blends the static label with its quadrant's centre (+-0.5, +-0.5):
+    ``(1 - w) * label + w * centre``. For 4Q, whose ground truth is the quadrant and whose
+    (valence, arousal) is estimated from mood words, this keeps the targets on the right
+    side of the axes while still ordering songs within a quadrant.
+    """
     static = track.static
-    if static is None and track.quadrant:
-        static = np.array(quadrant_center(track.quadrant), dtype=np.float32)
+    if track.quadrant and (static is None or quadrant_weight > 0):
+        centre = np.array(quadrant_center(track.quadrant), dtype=np.float32)
+        static = centre if static is None else ((1 - quadrant_weight) * static + quadrant_weight * centre)
     dynamic = None
     if track.dynamic is not None and track.times is not None:
         dynamic = np.full((n, 2), np.nan, dtype=np.float32)
@@ -55,7 +67,7 @@ def _features(args: tuple[FeatureConfig, str, str]) -> np.ndarray:
 
 
 def load_items(tracks: list[Track], feature: FeatureConfig, cache_dir: str = "", workers: int = 0,
-               progress: bool = True) -> list[Item]:
+               progress: bool = True, quadrant_weight: float = 0.0) -> list[Item]:
     """Features (cached) and targets for ``tracks``; decoding runs in ``workers`` processes."""
     from tqdm import tqdm
 
@@ -71,8 +83,9 @@ def load_items(tracks: list[Track], feature: FeatureConfig, cache_dir: str = "",
     for t, x in zip(tracks, feats):
         n = n_steps(x.shape[-1], feature)
         static, dynamic = targets(t, n)
+        target = targets(t, n, quadrant_weight)[0] if quadrant_weight else None
         q = QUADRANTS[t.quadrant].number if t.quadrant in QUADRANTS else 0
-        items.append(Item(t.track_id, x, static, dynamic, q, t.artist))
+        items.append(Item(t.track_id, x, static, dynamic, q, t.artist, target))
     return items
 
 
@@ -106,7 +119,7 @@ def embed_items(model: torch.nn.Module, items: list[Item], cache_dir: str = "", 
                 with atomic_path(entry) as tmp:
                     with open(tmp, "wb") as fh:
                         np.save(fh, e)
-            out.append(Item(it.track_id, e, it.static, it.dynamic, it.quadrant, it.artist))
+            out.append(Item(it.track_id, e, it.static, it.dynamic, it.quadrant, it.artist, it.target))
     return out
 
 
@@ -150,7 +163,8 @@ class CropSet(torch.utils.data.Dataset):
         if it.dynamic is not None:
             part = it.dynamic[k0:k0 + self.crop_steps]
             dyn[:len(part)] = part
-        static = it.static if it.static is not None else np.full(2, np.nan, dtype=np.float32)
+        target = it.static_target
+        static = target if target is not None else np.full(2, np.nan, dtype=np.float32)
         return {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
                 "static": torch.from_numpy(np.asarray(static, dtype=np.float32)),
                 "dynamic": torch.from_numpy(dyn)}

@@ -271,7 +271,8 @@ class FoldTrainer:
         static, dynamic = predict_items(model, val, self.device, embedded)
         losses = []
         if self.cfg.task in ("static", "both"):
-            y = torch.tensor(np.stack([it.static if it.static is not None else np.full(2, np.nan) for it in val]))
+            y = torch.tensor(np.stack([it.static_target if it.static_target is not None else np.full(2, np.nan)
+                                       for it in val]))
             losses.append(float(self.loss(torch.from_numpy(static), y.float())))
         if self.cfg.task in ("dynamic", "both"):
             pairs = [(torch.from_numpy(p[:len(it.dynamic)]), torch.from_numpy(it.dynamic[:len(p)]))
@@ -413,7 +414,7 @@ def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress
     if env.world > 1 and not env.main:
         dist.barrier()  # rank 0 fills the feature cache first
     all_items = load_items([tracks[i] for i in dict.fromkeys(needed)], feature, cfg.cache_dir, cfg.workers,
-                           progress and env.main)
+                           progress and env.main, cfg.quadrant_weight)
     if env.world > 1 and env.main:
         dist.barrier()
     by_id = {it.track_id: it for it in all_items}

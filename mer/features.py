@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import audio
-from .errors import ConfigError, MERWarning
+from .errors import AudioError, ConfigError, MERWarning
 from .io import atomic_path, write_json_atomic
 
 COMPRESSIONS = ("log10p", "db", "log1p", "none")
@@ -140,15 +140,16 @@ class FrontEnd(nn.Module):
             fb = mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax)
             self.register_buffer("mel", torch.from_numpy(fb), persistent=False)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, center: bool = True) -> torch.Tensor:
+        """``center=False``: frame t starts at sample ``t * hop`` (for pre-padded blocks)."""
         c = self.config
         if wave.dim() == 2:  # (B, N) -> (B, 1, N)
             wave = wave.unsqueeze(1)
         b, ch, n = wave.shape
-        if n < c.n_fft // 2 + 1:  # reflect/constant padding needs some length; pad tiny inputs
+        if center and n < c.n_fft // 2 + 1:  # reflect/constant padding needs some length; pad tiny inputs
             wave = F.pad(wave, (0, c.n_fft // 2 + 1 - n))
         spec = torch.stft(wave.reshape(b * ch, -1), c.n_fft, c.hop_length, window=self.window,
-                          center=True, pad_mode="constant", return_complex=True)  # (B*C, F, T)
+                          center=center, pad_mode="constant", return_complex=True)  # (B*C, F, T)
         if c.kind == "logmel":
             x = torch.matmul(self.mel, spec.real.square() + spec.imag.square())  # power -> mel
         else:
@@ -192,6 +193,51 @@ def features_from_file(path: str | os.PathLike, config: FeatureConfig | None = N
     config = config or FeatureConfig()
     y, _ = audio.load(path, sr=config.sample_rate, mono=config.channels == 1)
     return extract(y, config)
+
+
+def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None,
+                    block_seconds: float = 60.0) -> np.ndarray:
+    """:func:`features_from_file` in bounded memory: the audio is decoded and turned into
+    features block by block (only the features of the whole file are kept, ~23 MB per hour
+    for the default log-mel). Equal to ``features_from_file`` up to float rounding."""
+    config = config or FeatureConfig()
+    if config.resize_frames:
+        return features_from_file(path, config)
+    fe = _FRONTENDS.get(config)
+    if fe is None:
+        fe = _FRONTENDS[config] = FrontEnd(config)
+    hop, half = config.hop_length, config.n_fft // 2
+    buf = np.zeros((config.channels, half), dtype=np.float32)  # the centred STFT's left zero padding
+    parts, n_total, peak = [], 0, 0.0
+
+    def frames(buf: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        usable = (buf.shape[-1] - config.n_fft) // hop + 1 if buf.shape[-1] >= config.n_fft else 0
+        if usable <= 0:
+            return None, buf
+        with torch.inference_mode():
+            x = fe(torch.from_numpy(np.ascontiguousarray(buf[:, :(usable - 1) * hop + config.n_fft]))[None],
+                   center=False)[0].numpy()
+        return x, buf[:, usable * hop:]
+
+    info = audio.info(path)
+    for block in audio.stream(info, sr=config.sample_rate, mono=config.channels == 1,
+                              block_frames=int(block_seconds * info.samplerate)):
+        block = audio.ensure_channels(block, config.channels)
+        n_total += block.shape[-1]
+        peak = max(peak, float(np.abs(block).max())) if block.size else peak
+        buf = np.concatenate([buf, block], axis=-1)
+        x, buf = frames(buf)
+        if x is not None:
+            parts.append(x)
+    if n_total == 0:
+        raise AudioError(f"{path}: contains no audio samples; re-export the file")
+    audio.check_levels(peak, n_total / config.sample_rate, path)
+    buf = np.concatenate([buf, np.zeros((config.channels, half), dtype=np.float32)], axis=-1)  # right padding
+    x, _ = frames(buf)
+    if x is not None:
+        parts.append(x)
+    feats = np.concatenate(parts, axis=-1)[..., :config.n_frames(n_total)]
+    return np.ascontiguousarray(feats)
 
 
 def default_cache_dir() -> Path:

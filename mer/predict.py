@@ -1,0 +1,171 @@
+"""Point it at music, get emotion out: ``mer.predict(path)`` and the engine of ``mer predict``.
+
+A :class:`Predictor` holds one model (the bundled default, another bundled name, or any
+checkpoint ``mer train`` wrote). For each file it decodes and computes features block by
+block (:func:`mer.features.stream_features`), runs the model on 32 s chunks with 4 s of
+context on each side (so an hour of audio never sits in the network at once), and returns a
+:class:`Prediction`: static valence and arousal on the canonical [-1, 1] scale, the quadrant
+that follows from them (0 counts as positive, as in :func:`mer.scales.quadrant`), and the
+2 Hz curve. Values are rounded to 4 decimals *before* the quadrant is taken, so the printed
+numbers and the quadrant never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .errors import ModelError
+from .features import FeatureConfig, stream_features
+from .models.base import GRID_SECONDS, n_steps, step_times
+from .scales import from_canonical, quadrant
+
+PRETRAINED = Path(__file__).parent / "pretrained"
+DEFAULT_MODEL = "default"
+CHUNK_SECONDS, CONTEXT_SECONDS = 32.0, 4.0
+DECIMALS = 4
+
+
+def bundled_models() -> list[str]:
+    """Names of the checkpoints shipped inside the package (``mer/pretrained/NAME.json``)."""
+    return sorted(p.stem for p in PRETRAINED.glob("*.json"))
+
+
+def resolve_model(spec: str | os.PathLike = DEFAULT_MODEL) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A bundled name, a checkpoint file (or its stem), or a run folder (its fold0 best)."""
+    s = str(spec)
+    if s in bundled_models():
+        return load_checkpoint(PRETRAINED / s)
+    p = Path(s)
+    if p.is_dir():
+        for cand in (p / "best", p / "fold0" / "best"):
+            if cand.with_suffix(".json").exists():
+                return load_checkpoint(cand)
+        raise ModelError(f"{p}: no checkpoint in this folder (expected best.json or fold0/best.json)")
+    if p.exists() or p.with_suffix(".json").exists():
+        return load_checkpoint(p)
+    from .models import list_models
+
+    if s in list_models():
+        raise ModelError(f"{s!r} is an untrained architecture; pass a checkpoint from `mer train` "
+                         f"or a bundled model ({', '.join(bundled_models())})")
+    raise ModelError(f"model {s!r} not found: use a bundled model ({', '.join(bundled_models())}) or a "
+                     ".safetensors checkpoint path")
+
+
+@dataclass
+class Prediction:
+    """One file's result. ``curve`` is ``(n, 2)`` (valence, arousal) at ``times`` (s, 2 Hz)."""
+
+    path: str
+    duration: float
+    valence: float
+    arousal: float
+    quadrant: str
+    quadrant_words: str
+    times: np.ndarray
+    curve: np.ndarray
+    model: str
+    tags: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0  # processing time
+
+    def on_scale(self, scale: str = "canonical") -> dict[str, Any]:
+        """JSON-ready dict with values on ``scale`` ("canonical", "1-9", "0-1")."""
+        conv = (lambda x: x) if scale == "canonical" else (lambda x: from_canonical(x, scale))
+        curve = np.round(conv(self.curve), DECIMALS) if len(self.curve) else self.curve
+        return {"path": self.path, "duration": round(self.duration, 3),
+                "valence": round(float(conv(self.valence)), DECIMALS),
+                "arousal": round(float(conv(self.arousal)), DECIMALS), "scale": scale,
+                "quadrant": self.quadrant, "quadrant_words": self.quadrant_words,
+                "times": [float(t) for t in self.times], "valence_curve": curve[:, 0].tolist() if len(curve) else [],
+                "arousal_curve": curve[:, 1].tolist() if len(curve) else [], "model": self.model,
+                **({"tags": self.tags} if self.tags else {})}
+
+
+def _clean(x: float) -> float:
+    v = round(float(x), DECIMALS)
+    return 0.0 if v == 0 else v  # no "-0.0"
+
+
+class Predictor:
+    """Loads a model once; ``predictor(path)`` -> :class:`Prediction`."""
+
+    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu") -> None:
+        self.model, self.meta = resolve_model(model)
+        self.name = str(model)
+        self.device = torch.device(device)
+        self.model.to(self.device).eval()
+        self.feature = FeatureConfig.from_dict(self.meta["feature"])
+
+    def features(self, path: str | os.PathLike) -> np.ndarray:
+        return stream_features(path, self.feature)
+
+    def __call__(self, path: str | os.PathLike) -> Prediction:
+        t0 = time.perf_counter()
+        x = self.features(path)
+        out = self.run(x)
+        return self.finish(str(path), x.shape[-1], out, time.perf_counter() - t0)
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Model outputs for features ``(C, F, T)``, chunked with context (see module docstring)."""
+        fps = self.feature.frames_per_second
+        step = fps * GRID_SECONDS
+        total_frames = x.shape[-1]
+        n_total = n_steps(total_frames, self.feature)
+        chunk, ctx = int(round(CHUNK_SECONDS * fps)), int(round(CONTEXT_SECONDS * fps))
+        xt = torch.from_numpy(x)
+        if total_frames <= chunk + 2 * ctx:
+            with torch.inference_mode():
+                o = self.model(xt[None].to(self.device))
+            return {k: v[0].float().cpu().numpy() for k, v in o.items()}
+        statics, weights, curves, tags = [], [], [], []
+        for c0 in range(0, total_frames, chunk):
+            c1 = min(total_frames, c0 + chunk)
+            s0, s1 = max(0, c0 - ctx), min(total_frames, c1 + ctx)
+            with torch.inference_mode():
+                o = self.model(xt[None, ..., s0:s1].to(self.device))
+            dyn = o["dynamic"][0].float().cpu().numpy()
+            first = int(round((c0 - s0) / step))
+            n_keep = int(round((c1 - c0) / step)) if c1 < total_frames else n_total - int(round(c0 / step))
+            curves.append(dyn[first:first + n_keep])
+            statics.append(o["static"][0].float().cpu().numpy())
+            weights.append(c1 - c0)
+            if "tags" in o:
+                tags.append(o["tags"][0].float().cpu().numpy())
+        w = np.array(weights, dtype=np.float64) / sum(weights)
+        curve = np.concatenate(curves)[:n_total]
+        if len(curve) < n_total:  # rounding at chunk edges: repeat the last step
+            curve = np.concatenate([curve, np.repeat(curve[-1:], n_total - len(curve), 0)])
+        out = {"static": (np.stack(statics) * w[:, None]).sum(0), "dynamic": curve}
+        if tags:
+            out["tags"] = (np.stack(tags) * w[:, None]).sum(0)
+        return out
+
+    def finish(self, path: str, n_frames: int, out: dict[str, np.ndarray], seconds: float) -> Prediction:
+        v, a = _clean(out["static"][0]), _clean(out["static"][1])
+        q = quadrant(v, a)
+        curve = np.round(np.asarray(out["dynamic"], dtype=np.float64), DECIMALS)
+        tags = {}
+        if "tags" in out and hasattr(self.model, "tag_names"):
+            top = np.argsort(-out["tags"])[:5]
+            tags = {self.model.tag_names[i]: round(float(out["tags"][i]), 3) for i in top}
+        return Prediction(path, n_frames / self.feature.frames_per_second, v, a, q.name, q.words,
+                          step_times(len(curve)), curve, self.meta.get("name", self.name), tags, seconds)
+
+
+_DEFAULT: dict[str, Predictor] = {}
+
+
+def predict(path: str | os.PathLike, model: str | os.PathLike = DEFAULT_MODEL) -> Prediction:
+    """Valence, arousal, quadrant and 2 Hz curve of one audio file (model loaded once, reused)."""
+    key = str(model)
+    if key not in _DEFAULT:
+        _DEFAULT[key] = Predictor(model)
+    return _DEFAULT[key](path)

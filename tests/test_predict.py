@@ -1,0 +1,126 @@
+"""mer predict / mer.predict: the bundled model, formats, plots, bad files, long audio, ONNX."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import shared_path
+from mer import synth
+from mer.models.base import n_steps
+from mer.predict import Predictor, bundled_models, predict
+from mer.scales import quadrant
+
+
+def _mer(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mer", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_bundled_default_predicts_a_file(wav_file):
+    assert "default" in bundled_models()
+    p = predict(wav_file)
+    assert -1.5 < p.valence < 1.5 and -1.5 < p.arousal < 1.5
+    assert p.quadrant == quadrant(p.valence, p.arousal).name and p.quadrant_words
+    assert p.curve.shape == (10, 2) and np.isfinite(p.curve).all()
+    assert p.times.tolist() == [0.5 * (i + 1) for i in range(10)]
+    assert abs(p.duration - 5.0) < 0.05
+    d = p.on_scale("1-9")
+    assert d["valence"] == pytest.approx(5 + 4 * p.valence, abs=1e-3) and d["scale"] == "1-9"
+
+
+def test_formats_and_plots(tmp_path, wav_file, mp3_file):
+    folder = tmp_path / "music"
+    (folder / "sub").mkdir(parents=True)
+    sf.write(folder / "a.wav", synth.clip(0.6, 0.6, seconds=4.0, sr=16000), 16000)
+    sf.write(folder / "sub" / "b.flac", synth.clip(-0.6, -0.6, seconds=4.0, sr=44100), 44100)
+    (folder / "sub" / "c.mp3").write_bytes(mp3_file.read_bytes())
+    res = _mer("predict", str(folder), "--format", "csv", "--plot-dir", str(tmp_path / "plots"), "--workers", "2")
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert [Path(r["path"]).name for r in rows] == ["a.wav", "b.flac", "c.mp3"]
+    for r in rows:
+        assert r["quadrant"] == quadrant(float(r["valence"]), float(r["arousal"])).name
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["a.png", "b.png", "c.png"]
+    res = _mer("predict", str(wav_file), "--format", "json", "--scale", "1-9", "--plot", str(tmp_path / "one.png"))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert len(doc) == 1 and 1 <= doc[0]["valence"] <= 9 and len(doc[0]["valence_curve"]) == 10
+    assert (tmp_path / "one.png").read_bytes()[:4] == b"\x89PNG"
+    res = _mer("predict", str(wav_file), str(mp3_file), "--format", "jsonl", "--plot", str(tmp_path / "x.png"))
+    assert res.returncode == 1 and "--plot-dir" in res.stderr
+    res = _mer("predict", str(wav_file), "--format", "jsonl")
+    assert json.loads(res.stdout.splitlines()[0])["quadrant"] in ("Q1", "Q2", "Q3", "Q4")
+    res = _mer("predict", str(wav_file))
+    assert res.returncode == 0 and "quadrant" in res.stdout.splitlines()[0]
+
+
+def test_bad_files_in_a_batch_never_stop_it(tmp_path, bad_corpus, wav_file):
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    sf.write(odd / "8k_mono.wav", synth.clip(0.2, 0.2, seconds=3.0, sr=8000), 8000)
+    six = np.stack([synth.clip(0.1, 0.1, seconds=2.0, sr=96000, seed=i) for i in range(6)], axis=1)
+    sf.write(odd / "96k_6ch.wav", six, 96000)
+    sf.write(odd / "silence.wav", np.zeros(16000, dtype=np.float32), 16000)
+    bad = [str(bad_corpus[k]) for k in ("empty", "text", "truncated", "header_only", "missing")]
+    res = _mer("predict", *bad, str(odd), str(wav_file), "--format", "csv", "--workers", "2")
+    assert res.returncode == 1
+    names = [Path(r["path"]).name for r in csv.DictReader(io.StringIO(res.stdout))]
+    assert names == ["8k_mono.wav", "96k_6ch.wav", "silence.wav", "clip.wav"]
+    errors = [line for line in res.stderr.splitlines() if line.startswith("mer: error:")]
+    assert len(errors) == 5 and "Traceback" not in res.stderr
+    for k in ("empty.mp3", "text.mp3", "truncated.mp3", "header_only.wav", "missing.mp3"):
+        assert sum(k in e for e in errors) == 1, k
+    assert "silent" in res.stderr and "5 of 9 input(s) failed" in res.stderr
+
+
+def test_bad_model_fails_once_before_reading_files(wav_file):
+    res = _mer("predict", str(wav_file), "--model", "no_such_model")
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "not found" in res.stderr
+    res = _mer("predict", str(wav_file), "--model", "crnn")
+    assert res.returncode == 1 and "untrained architecture" in res.stderr
+
+
+def test_long_audio_is_processed_in_chunks(tmp_path):
+    """A 100 s file goes through the chunked path: full-length curve, sane static value."""
+    y = np.concatenate([synth.clip(0.7, 0.7, 50.0, 16000, seed=1), synth.clip(-0.7, -0.7, 50.0, 16000, seed=2)])
+    path = tmp_path / "long.wav"
+    sf.write(path, y, 16000)
+    pred = Predictor()
+    x = pred.features(path)
+    out = pred.run(x)
+    assert out["dynamic"].shape == (n_steps(x.shape[-1], pred.feature), 2) == (200, 2)
+    whole = {k: v[0].numpy() for k, v in pred.model(__import__("torch").from_numpy(x)[None]).items()}
+    # chunk edges change a little (the recurrent state restarts), the overall picture must not
+    assert np.abs(out["static"] - whole["static"]).max() < 0.15
+    assert np.corrcoef(out["dynamic"][:, 1], whole["dynamic"][:, 1])[0, 1] > 0.8
+
+
+def test_onnx_export_matches_pytorch_on_real_audio(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import onnxruntime as ort
+    import torch
+
+    from mer.export import export_onnx
+    from mer.predict import resolve_model
+
+    clip = sorted(shared_path("4q-dev").glob("Q1/*.mp3"))[0]
+    model, meta = resolve_model("default")
+    path = export_onnx(model, meta, tmp_path / "default.onnx", seconds=30.0)
+    side = json.loads(path.with_suffix(".json").read_text())
+    frames = side["input_shape"][-1]
+    x = Predictor().features(clip)[None, ..., :frames]
+    assert x.shape[-1] == frames
+    static, dynamic = ort.InferenceSession(str(path)).run(None, {"features": x})
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))
+    assert np.abs(static - ref["static"].numpy()).max() < 1e-4
+    assert np.abs(dynamic - ref["dynamic"].numpy()).max() < 1e-4
