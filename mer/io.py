@@ -30,9 +30,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     )
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 (and writers may recreate the file)
         with open(tmp_path, "rb+") as fh:  # make the data durable before the rename
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)

@@ -3,7 +3,9 @@
 A :class:`Predictor` holds one model (the bundled default, another bundled name, or any
 checkpoint ``mer train`` wrote). For each file it decodes and computes features block by
 block (:func:`mer.features.stream_features`), runs the model on 32 s chunks with 4 s of
-context on each side (so an hour of audio never sits in the network at once), and returns a
+context on each side (so an hour of audio never sits in the network at once; models with
+per-step embeddings, like musicnn, give exactly the one-pass result, others average their
+chunks' static outputs), and returns a
 :class:`Prediction`: static valence and arousal on the canonical [-1, 1] scale, the quadrant
 that follows from them (0 counts as positive, as in :func:`mer.scales.quadrant`), and the
 2 Hz curve. Values are rounded to 4 decimals *before* the quadrant is taken, so the printed
@@ -125,28 +127,39 @@ class Predictor:
             with torch.inference_mode():
                 o = self.model(xt[None].to(self.device))
             return {k: v[0].float().cpu().numpy() for k, v in o.items()}
+        local = hasattr(self.model, "embed") and hasattr(self.model, "head")
         statics, weights, curves, tags = [], [], [], []
         for c0 in range(0, total_frames, chunk):
             c1 = min(total_frames, c0 + chunk)
             s0, s1 = max(0, c0 - ctx), min(total_frames, c1 + ctx)
-            with torch.inference_mode():
-                o = self.model(xt[None, ..., s0:s1].to(self.device))
-            dyn = o["dynamic"][0].float().cpu().numpy()
             first = int(round((c0 - s0) / step))
             n_keep = int(round((c1 - c0) / step)) if c1 < total_frames else n_total - int(round(c0 / step))
-            curves.append(dyn[first:first + n_keep])
+            seg = xt[None, ..., s0:s1].to(self.device)
+            with torch.inference_mode():
+                if local:  # per-step embeddings: cut to the chunk, the head runs once on the whole file
+                    emb = self.model.embed(seg, return_tags=True) if hasattr(self.model, "tag_names") \
+                        else (self.model.embed(seg), None)
+                    curves.append(emb[0][:, first:first + n_keep])
+                    if emb[1] is not None:
+                        tags.append(emb[1][:, first:first + n_keep])
+                    continue
+                o = self.model(seg)
+            curves.append(o["dynamic"][0].float().cpu().numpy()[first:first + n_keep])
             statics.append(o["static"][0].float().cpu().numpy())
             weights.append(c1 - c0)
-            if "tags" in o:
-                tags.append(o["tags"][0].float().cpu().numpy())
+        if local:
+            with torch.inference_mode():
+                o = self.model.head(torch.cat(curves, dim=1)[:, :n_total])
+            out = {k: v[0].float().cpu().numpy() for k, v in o.items()}
+            if tags:
+                out["tags"] = torch.cat(tags, dim=1)[0].mean(0).float().cpu().numpy()
+            return out
+        # other models: a duration-weighted mean of the chunks' static outputs
         w = np.array(weights, dtype=np.float64) / sum(weights)
         curve = np.concatenate(curves)[:n_total]
         if len(curve) < n_total:  # rounding at chunk edges: repeat the last step
             curve = np.concatenate([curve, np.repeat(curve[-1:], n_total - len(curve), 0)])
-        out = {"static": (np.stack(statics) * w[:, None]).sum(0), "dynamic": curve}
-        if tags:
-            out["tags"] = (np.stack(tags) * w[:, None]).sum(0)
-        return out
+        return {"static": (np.stack(statics) * w[:, None]).sum(0), "dynamic": curve}
 
     def finish(self, path: str, n_frames: int, out: dict[str, np.ndarray], seconds: float) -> Prediction:
         v, a = _clean(out["static"][0]), _clean(out["static"][1])

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from conftest import shared_path
 from mer import synth
@@ -97,17 +98,18 @@ def test_long_audio_is_processed_in_chunks(tmp_path):
     x = pred.features(path)
     out = pred.run(x)
     assert out["dynamic"].shape == (n_steps(x.shape[-1], pred.feature), 2) == (200, 2)
-    whole = {k: v[0].numpy() for k, v in pred.model(__import__("torch").from_numpy(x)[None]).items()}
-    # chunk edges change a little (the recurrent state restarts), the overall picture must not
-    assert np.abs(out["static"] - whole["static"]).max() < 0.15
-    assert np.corrcoef(out["dynamic"][:, 1], whole["dynamic"][:, 1])[0, 1] > 0.8
+    with torch.no_grad():
+        whole = {k: v[0].numpy() for k, v in pred.model(torch.from_numpy(x)[None]).items()}
+    # with 4 s of context around every 32 s chunk, a model whose receptive field is shorter
+    # than that (the default: 3 s windows) gives what one pass over the whole file gives
+    assert np.abs(out["static"] - whole["static"]).max() < 1e-3
+    assert np.abs(out["dynamic"] - whole["dynamic"]).max() < 1e-3
 
 
 def test_onnx_export_matches_pytorch_on_real_audio(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     import onnxruntime as ort
-    import torch
 
     from mer.export import export_onnx
     from mer.predict import resolve_model

@@ -9,7 +9,7 @@ DATA=${DATA:-../shared/data}
 COMMON=(--dataset 4q --root "$DATA/4q-dev" --dataset-option "lexicon=$DATA/lexicons/Ratings_Warriner_et_al.csv"
         --quadrant-weight 0.5 --seed 0 --quiet)
 DEFAULT=(--model musicnn --epochs 200 --patience 25 --crop-seconds 25 --batch-size 32 --lr 0.001
-         --optimizer adamw --weight-decay 0.05)
+         --optimizer adamw --weight-decay 0.05 --loss "mse+0.5*ccc")
 FAST=(--config benchmarks/fast.yaml)
 
 for recipe in default fast; do

@@ -186,11 +186,14 @@ class Musicnn(MERModel):
             return self.backbone["backend"].pool_bn(pooled.flatten(0, 1)).view_as(pooled)
         return pen
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, return_tags: bool = False):  # noqa: ANN201
         """Per-step backbone embeddings ``(B, n, D)``: what the heads see. With a frozen
-        backbone the training engine computes these once per clip and trains :meth:`head`."""
-        pooled, pen, _ = self.windows(x)
-        return self._seq(pooled, pen)
+        backbone the training engine computes these once per clip and trains :meth:`head`;
+        the predictor computes them chunk by chunk on long files. ``return_tags`` also
+        returns the per-step tag probabilities ``(B, n, 50)``."""
+        pooled, pen, logits = self.windows(x)
+        seq = self._seq(pooled, pen)
+        return (seq, torch.sigmoid(logits)) if return_tags else seq
 
     def head(self, seq: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.heads(seq, seq.shape[1])
