@@ -120,6 +120,9 @@ def batch_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], tas
     total = (out["static"].sum() + out["dynamic"].sum()) * 0.0
     if task in ("static", "both"):
         total = total + loss(out["static"], batch["static"])
+    if task == "static":  # weak labels: every step of a clip is trained toward the clip's label,
+        steps = out["dynamic"].shape[1]  # so the 2 Hz curve of a static-trained model is trained too
+        total = total + loss(out["dynamic"].reshape(-1, 2), batch["static"].repeat_interleave(steps, dim=0))
     if task in ("dynamic", "both"):
         n = min(out["dynamic"].shape[1], batch["dynamic"].shape[1])
         total = total + loss(out["dynamic"][:, :n].reshape(-1, 2), batch["dynamic"][:, :n].reshape(-1, 2))

@@ -24,8 +24,8 @@ def plot_prediction(pred, out: str | os.PathLike) -> Path:  # noqa: ANN001  (a m
     ax.axhline(0, color="0.6", lw=0.8)
     ax.axvline(0, color="0.6", lw=0.8)
     for q in QUADRANTS.values():
-        ax.text(0.93 * q.valence_sign, 0.93 * q.arousal_sign, f"{q.name}\n{q.words}", ha="center", va="center",
-                fontsize=10, color="0.35", bbox=dict(boxstyle="round", fc="0.96", ec="0.8"))
+        ax.text(0.78 * q.valence_sign, 0.88 * q.arousal_sign, f"{q.name}\n{q.words}", ha="center", va="center",
+                fontsize=9, color="0.35", bbox=dict(boxstyle="round", fc="0.96", ec="0.8"))
     curve = np.asarray(pred.curve)
     if len(curve) > 1:
         pts = curve.reshape(-1, 1, 2)

@@ -37,6 +37,25 @@ def test_bundled_default_predicts_a_file(wav_file):
     assert d["valence"] == pytest.approx(5 + 4 * p.valence, abs=1e-3) and d["scale"] == "1-9"
 
 
+def test_default_model_on_real_music():
+    """Clear cases land in their quadrant, and the 2 Hz curve (trained toward each clip's
+    label at every step) agrees with the static output on average."""
+    root = shared_path("4q-dev")
+    static, means = [], []
+    for q in ("Q1", "Q2", "Q3", "Q4"):
+        for f in sorted((root / q).glob("*.mp3"))[:2]:
+            p = predict(f)
+            static.append([p.valence, p.arousal])
+            means.append(p.curve.mean(axis=0))
+    static, means = np.array(static), np.array(means)
+    assert np.abs(static - means).max() < 0.2
+    for d in (0, 1):
+        assert np.corrcoef(static[:, d], means[:, d])[0, 1] > 0.9
+    assert predict(root / "Q2" / "MT0000216849.mp3").quadrant == "Q2"
+    tags = predict(root / "Q2" / "MT0000216849.mp3").tags
+    assert "metal" in tags or "punk" in tags
+
+
 def test_formats_and_plots(tmp_path, wav_file, mp3_file):
     folder = tmp_path / "music"
     (folder / "sub").mkdir(parents=True)
