@@ -40,6 +40,8 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201
         over["model_args"] = parse_pairs(args.model_arg, "--model-arg")
     if args.tensorboard:
         over["tensorboard"] = True
+    if args.no_weak_dynamic:
+        over["weak_dynamic"] = False
     if args.resume:
         saved = Path(args.resume) / "config.yaml"
         if not saved.exists():
@@ -76,6 +78,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=("static", "dynamic", "both"))
     p.add_argument("--quadrant-weight", type=float,
                    help="blend static targets toward the labelled quadrant's centre (0..1; for 4q)")
+    p.add_argument("--no-weak-dynamic", action="store_true",
+                   help="task static: leave the 2 Hz output untrained (default: trained toward the clip's label)")
     p.add_argument("--loss", help="mae, mse, ccc or a weighted sum like 0.5*mse+ccc")
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
     p.add_argument("--lr", type=float)

@@ -44,6 +44,7 @@ class TrainConfig:
     feature: dict = field(default_factory=dict)  # FeatureConfig fields; {} = log-mel default
     task: str = "static"  # static, dynamic or both
     quadrant_weight: float = 0.0  # pull static targets toward the labelled quadrant's centre (0..1)
+    weak_dynamic: bool = True  # task static: also train the 2 Hz output toward the clip's label at every step
     loss: str = "mse"  # weighted sum of mae, mse, ccc, e.g. "0.5*mse+ccc"
     optimizer: str = "adam"
     lr: float = 1e-3

@@ -115,12 +115,12 @@ def make_loss(spec: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def batch_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], task: str,
-               loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+               loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], weak_dynamic: bool = True) -> torch.Tensor:
     # every output joins the graph (with weight 0 when unused), so DDP sees a gradient for every parameter
     total = (out["static"].sum() + out["dynamic"].sum()) * 0.0
     if task in ("static", "both"):
         total = total + loss(out["static"], batch["static"])
-    if task == "static":  # weak labels: every step of a clip is trained toward the clip's label,
+    if task == "static" and weak_dynamic:  # weak labels: every step is trained toward the clip's label,
         steps = out["dynamic"].shape[1]  # so the 2 Hz curve of a static-trained model is trained too
         total = total + loss(out["dynamic"].reshape(-1, 2), batch["static"].repeat_interleave(steps, dim=0))
     if task in ("dynamic", "both"):
@@ -236,7 +236,7 @@ class FoldTrainer:
                               disable=not (self.progress and env.main)):
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 out = forward(batch["x"])
-                loss = batch_loss(out, batch, c.task, self.loss)
+                loss = batch_loss(out, batch, c.task, self.loss, c.weak_dynamic)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

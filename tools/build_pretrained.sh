@@ -10,13 +10,13 @@ COMMON=(--dataset 4q --root "$DATA/4q-dev" --dataset-option "lexicon=$DATA/lexic
         --quadrant-weight 0.5 --seed 0 --quiet)
 DEFAULT=(--model musicnn --epochs 200 --patience 25 --crop-seconds 25 --batch-size 32 --lr 0.001
          --optimizer adamw --weight-decay 0.05 --loss "mse+0.5*ccc")
-FAST=(--config benchmarks/fast.yaml)
 
+[ -f runs/default-cv/summary.json ] || mer train "${COMMON[@]}" "${DEFAULT[@]}" --folds 5 --out runs/default-cv
+[ -f runs/default-all/summary.json ] || mer train "${COMMON[@]}" "${DEFAULT[@]}" --folds 1 --out runs/default-all
+[ -f runs/fast-cv/summary.json ] || mer train --config benchmarks/fast.yaml --folds 5 --out runs/fast-cv --quiet
+[ -f runs/fast-all/summary.json ] || mer train --config benchmarks/fast.yaml --folds 1 --out runs/fast-all --quiet
 for recipe in default fast; do
-  declare -n ARGS=${recipe^^}
-  [ -f "runs/$recipe-cv/summary.json" ] || mer train "${COMMON[@]}" "${ARGS[@]}" --folds 5 --out "runs/$recipe-cv"
-  [ -f "runs/$recipe-all/summary.json" ] || mer train "${COMMON[@]}" "${ARGS[@]}" --folds 1 --out "runs/$recipe-all"
   cp "runs/$recipe-all/fold0/best.safetensors" "mer/pretrained/$recipe.safetensors"
   cp "runs/$recipe-all/fold0/best.json" "mer/pretrained/$recipe.json"
-  cat "runs/$recipe-cv/summary.md"
 done
+cat runs/default-cv/summary.md runs/fast-cv/summary.md
