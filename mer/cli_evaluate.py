@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from .errors import ConfigError
 
 
 def _evaluate(args: argparse.Namespace) -> int:

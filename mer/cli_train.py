@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,6 @@ def _train(args: argparse.Namespace) -> int:
     if not args.resume and Path(out, "summary.json").exists():
         raise ConfigError(f"{out} already holds a finished run; choose another --out or --resume it")
     summary = run(cfg, out, resume=bool(args.resume), progress=not args.quiet)
-    import os
     if int(os.environ.get("RANK", "0")) == 0:
         print(format_summary(summary))
         print(f"\nrun folder: {out} (checkpoints fold*/best.safetensors, curves fold*/curves.png, summary.md)")

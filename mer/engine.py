@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .checkpoint import save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, parse_loss, parse_schedule
 from .data import CropSet, Item, embed_items, load_items
 from .errors import ConfigError
@@ -433,12 +433,12 @@ def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress
         fold_dir = out / f"fold{k}"
         if env.main:
             fold_dir.mkdir(parents=True, exist_ok=True)
+        if (fold_dir / "test.json").exists() and resume:  # finished before the interruption
+            folds.append(json.loads((fold_dir / "test.json").read_text()))
+            continue
         train_items = [by_id[i] for i in train_ids]
         fit_items, val_items = inner_validation(train_items, cfg.val_fraction, cfg.seed + k)
         trainer = FoldTrainer(cfg, fold_dir, device, env, progress, {**meta, "fold": k})
-        if (fold_dir / "test.json").exists() and resume:
-            folds.append(json.loads((fold_dir / "test.json").read_text()))
-            continue
         if not resume and (fold_dir / "state.pt").exists() and env.main:
             (fold_dir / "state.pt").unlink()
         if env.world > 1:
@@ -446,8 +446,6 @@ def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress
         t0 = time.perf_counter()
         model = trainer.build()
         info = trainer.fit(model, fit_items, val_items, embedded)
-        from .checkpoint import load_checkpoint
-
         best, _ = load_checkpoint(fold_dir / "best") if (fold_dir / "best.json").exists() else (model, None)
         best.to(device)
         result = {"fold": k, **info, "train_seconds": time.perf_counter() - t0, "n_train": len(fit_items),

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -58,7 +59,6 @@ def _dynamic(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
                 ps.append(p[:n, i][ok])
         if not ys:
             continue
-        import warnings
         with warnings.catch_warnings():  # constant curves: left out of r, counted in n_r
             warnings.simplefilter("ignore", RuntimeWarning)
             r_mean, r_sd, n_r = metrics.per_song(metrics.pearson, ys, ps)

@@ -14,7 +14,6 @@ import pytest
 import torch
 import yaml
 
-from mer import ConfigError
 from mer.cli import main
 from mer.config import TrainConfig, parse_loss, parse_schedule
 from mer.synth import write_dataset
