@@ -4,7 +4,7 @@ Public API (all values on the canonical scale: valence and arousal in [-1, 1], 0
 arrays hold (valence, arousal) in that order):
 
 - ``mer.audio.load(path, sr=None, mono=True, offset=0.0, duration=None)`` -> (y, sr)
-- ``mer.features.FeatureConfig`` / ``FrontEnd`` / ``FeatureCache``
+- ``mer.features.FeatureConfig`` / ``spectrogram`` / ``FeatureCache`` (``mer.models.frontend.FrontEnd``: the torch twin)
 - ``mer.scales.quadrant(valence, arousal)``, ``to_canonical``, ``from_canonical``
 - ``mer.metrics``: rmse, pearson, r2, ccc, per_song, pooled, accuracy, macro_f1
 - ``mer.MERError``: the one exception family; ``mer.MERWarning`` for warnings

@@ -4,6 +4,9 @@ The JSON holds the model name and arguments, the feature config, the label scale
 whatever the caller adds (training data, split, metrics); software versions are added
 here. ``load_checkpoint`` needs nothing but the two files to rebuild the model. Both files
 are written atomically, JSON last, so a checkpoint whose JSON exists is complete.
+
+torch is imported inside the functions that need it, so that :func:`checkpoint_paths` and
+:func:`read_meta` serve the torch-free ONNX path of ``mer predict`` (see :mod:`mer.backends`).
 """
 
 from __future__ import annotations
@@ -12,26 +15,41 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:
+    import torch
 
 from . import __version__
 from .errors import ModelError
 from .io import atomic_path, write_json_atomic
 
 
-def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights, JSON) of a checkpoint given either file or the common stem."""
     p = Path(path)
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
     return p.with_suffix(".safetensors"), p.with_suffix(".json")
 
 
-def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, **meta: Any) -> Path:
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON half of a checkpoint, without building the model."""
+    weights, info = checkpoint_paths(path)
+    if not info.exists() or not weights.exists():
+        raise ModelError(f"{weights.with_suffix('')}: checkpoint not found (need both .safetensors and .json)")
+    try:
+        return json.loads(info.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{info}: not a valid mer checkpoint ({exc})") from None
+
+
+def save_checkpoint(model: "torch.nn.Module", path: str | os.PathLike, **meta: Any) -> Path:
     """Write ``path``.safetensors and ``path``.json; return the weights path."""
-    weights, info = _paths(path)
+    import torch
+    from safetensors.torch import save_file
+
+    weights, info = checkpoint_paths(path)
     if not hasattr(model, "spec"):
         raise ModelError("only models built with mer.models.create_model can be saved (they carry their spec)")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -44,11 +62,13 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, **meta: Any
     return weights
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple["torch.nn.Module", dict[str, Any]]:
     """Rebuild the model from ``path`` (either file, or the common stem); return (model in eval mode, meta)."""
+    from safetensors.torch import load_file
+
     from .models import create_model
 
-    weights, info = _paths(path)
+    weights, info = checkpoint_paths(path)
     if not info.exists() or not weights.exists():
         raise ModelError(f"{weights.with_suffix('')}: checkpoint not found (need both .safetensors and .json)")
     try:

@@ -1,4 +1,5 @@
-"""``mer export --onnx FILE``: the model as ONNX for deployment (see mer.export)."""
+"""``mer export``: a model as ONNX, for deployment (``--onnx FILE``) or for ``mer predict``
+itself (``--runtime``); see :mod:`mer.export`."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import argparse
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_onnx
+    from .backends import locate_checkpoint
+    from .export import export_onnx, export_runtime
     from .predict import resolve_model
 
+    if args.runtime:
+        embed, head = export_runtime(locate_checkpoint(args.model))
+        print(f"wrote {embed} and {head}; `mer predict --model {args.model}` now runs them with onnxruntime")
+        return 0
     model, meta = resolve_model(args.model)
     meta = {**meta, "source": str(args.model)}
     path = export_onnx(model, meta, args.onnx, args.seconds)
@@ -19,7 +25,11 @@ def _export(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model to ONNX",
                        description="Export a bundled model or checkpoint to ONNX (features in, valence/arousal out).")
-    p.add_argument("--onnx", required=True, metavar="FILE.onnx")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--onnx", metavar="FILE.onnx", help="one graph for a fixed window, for your own deployment")
+    what.add_argument("--runtime", action="store_true",
+                      help="write CHECKPOINT.embed.onnx and .head.onnx beside the checkpoint, which `mer predict` "
+                           "then runs without PyTorch (models with per-step embeddings, e.g. musicnn)")
     p.add_argument("--model", default="default", help="bundled model name or checkpoint")
-    p.add_argument("--seconds", type=float, default=30.0, help="fixed input window (default 30 s)")
+    p.add_argument("--seconds", type=float, default=30.0, help="--onnx: fixed input window (default 30 s)")
     p.set_defaults(handler=_export)

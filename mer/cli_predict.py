@@ -23,14 +23,11 @@ from .errors import ConfigError, MERError
 _PREDICTOR = None
 
 
-def _init_worker(model: str, device: str, threads: int) -> None:
+def _init_worker(model: str, device: str, threads: int, backend: str) -> None:
     global _PREDICTOR
-    import torch
-
     from .predict import Predictor
 
-    torch.set_num_threads(threads)
-    _PREDICTOR = Predictor(model, device)
+    _PREDICTOR = Predictor(model, device, backend, threads)
 
 
 def _predict_one(path: str) -> tuple[str, Any, list[str]]:
@@ -51,7 +48,7 @@ def _predict_one(path: str) -> tuple[str, Any, list[str]]:
 def _results(files: list[Path], args: argparse.Namespace) -> Iterator[tuple[str, Any, list[str]]]:
     workers = args.workers or min(len(files), os.cpu_count() or 1)
     if workers <= 1 or len(files) < 3:
-        _init_worker(args.model, args.device, max(1, os.cpu_count() or 1))
+        _init_worker(args.model, args.device, max(1, os.cpu_count() or 1), args.backend)
         for f in files:
             yield _predict_one(str(f))
         return
@@ -60,7 +57,7 @@ def _results(files: list[Path], args: argparse.Namespace) -> Iterator[tuple[str,
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(args.model, args.device, threads)) as pool:
+                             initargs=(args.model, args.device, threads, args.backend)) as pool:
         yield from pool.map(_predict_one, [str(f) for f in files], chunksize=1)
 
 
@@ -144,9 +141,9 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--plot writes one picture but {len(files)} files were given; use --plot-dir DIR")
     for e in errors:
         print(f"mer: error: {e}", file=sys.stderr)
-    from .predict import resolve_model
+    from .backends import locate_checkpoint
 
-    resolve_model(args.model)  # a bad --model fails once, before any file is read
+    locate_checkpoint(args.model)  # a bad --model fails once, before any file is read
     from tqdm import tqdm
 
     writer = Writer(args.format, args.scale)
@@ -193,5 +190,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot-dir", metavar="DIR", help="one picture per file into DIR")
     p.add_argument("--workers", type=int, default=0, help="parallel processes (default: one per core)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps")
+    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="auto (default): ONNX Runtime when the model has its ONNX graphs (the bundled "
+                        "default does), else PyTorch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_predict)

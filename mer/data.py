@@ -21,7 +21,7 @@ import torch
 from .datasets.base import Track
 from .errors import MERError
 from .features import FeatureCache, FeatureConfig
-from .models.base import GRID_SECONDS, n_steps, time_to_step
+from .grid import GRID_SECONDS, n_steps, time_to_step
 from .scales import QUADRANTS, quadrant_center
 
 

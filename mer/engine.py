@@ -45,7 +45,7 @@ from .evaluation import DIMS, constant_baseline, score
 from .features import FeatureConfig
 from .io import atomic_path, write_json_atomic, write_text_atomic
 from .models import create_model
-from .models.base import GRID_SECONDS
+from .grid import GRID_SECONDS
 from .splits import Split
 
 

@@ -1,5 +1,12 @@
 """ONNX export of a model (features in, valence/arousal out) for deployment without PyTorch.
 
+Two formats:
+
+- :func:`export_onnx` (``mer export --onnx FILE``): one graph for a fixed window, for your
+  own deployment; described below.
+- :func:`export_runtime` (``mer export --runtime``): the two graphs ``mer predict`` itself
+  runs with onnxruntime (see :mod:`mer.backends`), for models with per-step embeddings.
+
 The graph takes log-mel (or STFT) features ``(batch, channels, bins, frames)`` of a fixed
 window (``seconds``, default 30) and returns ``static (batch, 2)`` and ``dynamic (batch,
 steps, 2)``. A sidecar ``NAME.json`` records the feature config the input must be computed
@@ -11,6 +18,7 @@ the caller. Export needs the ``onnx`` and ``onnxscript`` packages (``pip install
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -58,3 +66,73 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], out: str | os.Path
                     "dynamic": "(batch, steps, 2) at 2 Hz, step i stamped at 0.5 (i + 1) s"},
         "model": meta.get("model"), "source_checkpoint": meta.get("source")})
     return out
+
+
+class _Embed(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor):  # noqa: ANN201
+        if getattr(self.model, "tag_names", None):
+            return self.model.embed(features, return_tags=True)
+        return self.model.embed(features)
+
+
+class _Head(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model.head(sequence)
+        return out["static"], out["dynamic"]
+
+
+def _save_with_metadata(prog: Any, out: Path, metadata: dict[str, str]) -> None:
+    import onnx
+
+    with atomic_path(out) as tmp:
+        prog.save(str(tmp))
+        proto = onnx.load(str(tmp))
+        for k, v in metadata.items():
+            proto.metadata_props.add(key=k, value=v)
+        onnx.save(proto, str(tmp))
+
+
+def export_runtime(stem: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``STEM.embed.onnx`` and ``STEM.head.onnx`` beside checkpoint ``STEM``: the graphs
+    :class:`mer.backends.OnnxBackend` runs. Both take any length (from 0.5 s of frames up);
+    the embed graph's metadata holds the tag names and the SHA-1 of the weights."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ConfigError("ONNX export needs onnx and onnxscript: pip install 'mer-toolkit[export]'") from None
+    from .backends import runtime_paths, weights_digest
+    from .checkpoint import load_checkpoint
+    from .features import FeatureConfig
+    from .grid import min_frames
+
+    model, meta = load_checkpoint(stem)
+    if not (hasattr(model, "embed") and hasattr(model, "head")):
+        raise ConfigError(f"{stem}: `--runtime` is for models with per-step embeddings (model.embed/head, e.g. "
+                          f"musicnn); {meta['model']} runs with PyTorch, or export it with --onnx FILE")
+    feature = FeatureConfig.from_dict(meta["feature"])
+    frames = torch.export.Dim("frames", min=min_frames(feature), max=1 << 22)
+    x = torch.zeros(1, feature.channels, feature.n_bins, int(10 * feature.frames_per_second))
+    embed_path, head_path = runtime_paths(stem)
+    meta_props = {"weights_sha1": weights_digest(stem), "model": meta["model"],
+                  "tag_names": json.dumps(list(getattr(model, "tag_names", [])))}
+    embed = torch.onnx.export(_Embed(model), (x,), input_names=["features"],
+                              output_names=["sequence", "tags"] if getattr(model, "tag_names", None) else ["sequence"],
+                              dynamo=True, verbose=False, dynamic_shapes={"features": {3: frames}})
+    _save_with_metadata(embed, embed_path, meta_props)
+    with torch.no_grad():
+        seq = _Embed(model)(x)
+    seq = seq[0] if isinstance(seq, tuple) else seq
+    head = torch.onnx.export(_Head(model), (seq,), input_names=["sequence"], output_names=["static", "dynamic"],
+                             dynamo=True, verbose=False,
+                             dynamic_shapes={"sequence": {1: torch.export.Dim("steps", min=1, max=1 << 20)}})
+    _save_with_metadata(head, head_path, meta_props)
+    return embed_path, head_path

@@ -1,7 +1,8 @@
-"""Feature front-ends (log-mel, the seed's STFT) as torch modules, and a feature cache.
+"""Feature front-ends (log-mel, the seed's STFT) in numpy, and a feature cache. No torch here:
+``mer predict`` with an ONNX model imports this module without PyTorch.
 
-Layout: every front-end maps a waveform batch ``(B, C, N)`` (float32, C audio channels,
-N samples at ``config.sample_rate``) to features ``(B, C, F, T)``: F frequency bins, T frames
+Layout: :func:`spectrogram` maps a waveform ``(C, N)`` (float32, C audio channels,
+N samples at ``config.sample_rate``) to features ``(C, F, T)``: F frequency bins, T frames
 at ``config.frames_per_second`` (frame t is centred at ``t * hop_length / sample_rate`` s).
 
 - ``logmel`` (default, the musicnn front-end): 16 kHz mono, n_fft 512, hop 256 (62.5
@@ -19,6 +20,7 @@ whose zip CRC detects corruption; the config is saved beside the entries it prod
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -29,9 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from . import audio
 from .errors import AudioError, ConfigError, MERWarning
@@ -128,50 +127,64 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: fl
     return weights.astype(np.float32)
 
 
-class FrontEnd(nn.Module):
-    """Waveform ``(B, C, N)`` -> features ``(B, C, F, T)`` per :class:`FeatureConfig`."""
-
-    def __init__(self, config: FeatureConfig | None = None) -> None:
-        super().__init__()
-        self.config = config or FeatureConfig()
-        c = self.config
-        self.register_buffer("window", torch.hann_window(c.n_fft), persistent=False)
-        if c.kind == "logmel":
-            fb = mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax)
-            self.register_buffer("mel", torch.from_numpy(fb), persistent=False)
-
-    def forward(self, wave: torch.Tensor, center: bool = True) -> torch.Tensor:
-        """``center=False``: frame t starts at sample ``t * hop`` (for pre-padded blocks)."""
-        c = self.config
-        if wave.dim() == 2:  # (B, N) -> (B, 1, N)
-            wave = wave.unsqueeze(1)
-        b, ch, n = wave.shape
-        if center and n < c.n_fft // 2 + 1:  # reflect/constant padding needs some length; pad tiny inputs
-            wave = F.pad(wave, (0, c.n_fft // 2 + 1 - n))
-        spec = torch.stft(wave.reshape(b * ch, -1), c.n_fft, c.hop_length, window=self.window,
-                          center=center, pad_mode="constant", return_complex=True)  # (B*C, F, T)
-        if c.kind == "logmel":
-            x = torch.matmul(self.mel, spec.real.square() + spec.imag.square())  # power -> mel
-        else:
-            x = spec.abs()  # magnitude, as the seed's STFT model
-        x = _compress(x, c.compression)
-        x = x.reshape(b, ch, x.shape[-2], x.shape[-1])
-        if c.resize_frames:
-            x = F.interpolate(x, size=(x.shape[-2], c.resize_frames), mode="bilinear", align_corners=False)
-        return x
+@functools.lru_cache(maxsize=8)
+def _mel_columns(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    return np.ascontiguousarray(mel_filterbank(sr, n_fft, n_mels, fmin, fmax).T)
 
 
-def _compress(x: torch.Tensor, how: str) -> torch.Tensor:
+def hann_window(n: int) -> np.ndarray:
+    """Periodic Hann window (``torch.hann_window``'s default), float32."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+def compress(x: np.ndarray, how: str) -> np.ndarray:
+    """The ``compression`` step of :class:`FeatureConfig` (see its comment)."""
     if how == "log10p":
-        return torch.log10(1.0 + 10000.0 * x)
+        return np.log10(np.float32(1.0) + np.float32(10000.0) * x)
     if how == "db":
-        return 10.0 * torch.log10(torch.clamp(x, min=1e-10))
+        return np.float32(10.0) * np.log10(np.maximum(x, np.float32(1e-10)))
     if how == "log1p":
-        return torch.log1p(x)
+        return np.log1p(x)
     return x
 
 
-_FRONTENDS: dict[FeatureConfig, FrontEnd] = {}
+def resize_time(x: np.ndarray, frames: int) -> np.ndarray:
+    """Linear resampling of the last axis to ``frames`` (``F.interpolate``'s ``align_corners=False``)."""
+    t = x.shape[-1]
+    src = np.maximum((np.arange(frames) + 0.5) * (t / frames) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), t - 1)
+    i1 = np.minimum(i0 + 1, t - 1)
+    w = (src - i0).astype(np.float32)
+    return x[..., i0] * (1 - w) + x[..., i1] * w
+
+
+def spectrogram(wave: np.ndarray, config: FeatureConfig | None = None, center: bool = True) -> np.ndarray:
+    """Waveform ``(C, N)`` float32 at ``config.sample_rate`` -> features ``(C, F, T)`` float32.
+
+    The one implementation of the front-ends for audio files (numpy, no torch), used by
+    :func:`extract`, :func:`stream_features` and so by the feature cache, training and
+    ``mer predict``. ``center=True`` zero-pads ``n_fft // 2`` on both sides, so frame t is
+    centred at sample ``t * hop`` (``1 + N // hop`` frames); ``center=False`` starts frame t
+    at sample ``t * hop`` (for pre-padded blocks). :class:`mer.models.frontend.FrontEnd` is
+    its torch twin for on-device use (a test keeps the two within 1e-4).
+    """
+    c = config or FeatureConfig()
+    wave = np.asarray(wave, dtype=np.float32)
+    half = c.n_fft // 2
+    if center:
+        wave = np.pad(wave, ((0, 0), (half, half + max(0, half + 1 - wave.shape[-1]))))
+        n_frames = 1 + (wave.shape[-1] - c.n_fft) // c.hop_length
+    else:
+        n_frames = 1 + (wave.shape[-1] - c.n_fft) // c.hop_length if wave.shape[-1] >= c.n_fft else 0
+    frames = np.lib.stride_tricks.sliding_window_view(wave, c.n_fft, axis=-1)[:, ::c.hop_length][:, :n_frames]
+    spec = np.fft.rfft(frames * hann_window(c.n_fft), axis=-1)  # (C, T, bins)
+    if c.kind == "logmel":
+        power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32)
+        x = power @ _mel_columns(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax)  # (C, T, F)
+    else:
+        x = np.abs(spec).astype(np.float32)  # magnitude, as the seed's STFT model
+    x = np.ascontiguousarray(compress(x, c.compression).transpose(0, 2, 1), dtype=np.float32)
+    return resize_time(x, c.resize_frames) if c.resize_frames else x
 
 
 def extract(y: np.ndarray, config: FeatureConfig | None = None) -> np.ndarray:
@@ -180,12 +193,7 @@ def extract(y: np.ndarray, config: FeatureConfig | None = None) -> np.ndarray:
     ``y`` is ``(n,)`` or ``(channels, n)``; it is mixed or duplicated to ``config.channels``.
     """
     config = config or FeatureConfig()
-    fe = _FRONTENDS.get(config)
-    if fe is None:
-        fe = _FRONTENDS[config] = FrontEnd(config)
-    wave = torch.from_numpy(np.ascontiguousarray(audio.ensure_channels(y, config.channels), dtype=np.float32))
-    with torch.inference_mode():
-        return fe(wave.unsqueeze(0))[0].numpy()
+    return spectrogram(audio.ensure_channels(y, config.channels), config)
 
 
 def features_from_file(path: str | os.PathLike, config: FeatureConfig | None = None) -> np.ndarray:
@@ -203,9 +211,6 @@ def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None
     config = config or FeatureConfig()
     if config.resize_frames:
         return features_from_file(path, config)
-    fe = _FRONTENDS.get(config)
-    if fe is None:
-        fe = _FRONTENDS[config] = FrontEnd(config)
     hop, half = config.hop_length, config.n_fft // 2
     buf = np.zeros((config.channels, half), dtype=np.float32)  # the centred STFT's left zero padding
     parts, n_total, peak = [], 0, 0.0
@@ -214,9 +219,7 @@ def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None
         usable = (buf.shape[-1] - config.n_fft) // hop + 1 if buf.shape[-1] >= config.n_fft else 0
         if usable <= 0:
             return None, buf
-        with torch.inference_mode():
-            x = fe(torch.from_numpy(np.ascontiguousarray(buf[:, :(usable - 1) * hop + config.n_fft]))[None],
-                   center=False)[0].numpy()
+        x = spectrogram(buf[:, :(usable - 1) * hop + config.n_fft], config, center=False)
         return x, buf[:, usable * hop:]
 
     info = audio.info(path)

@@ -1,11 +1,12 @@
 """Point it at music, get emotion out: ``mer.predict(path)`` and the engine of ``mer predict``.
 
 A :class:`Predictor` holds one model (the bundled default, another bundled name, or any
-checkpoint ``mer train`` wrote). For each file it decodes and computes features block by
+checkpoint ``mer train`` wrote) in an engine from :mod:`mer.backends` (ONNX Runtime, which
+needs no torch, or PyTorch). For each file it decodes and computes features block by
 block (:func:`mer.features.stream_features`), runs the model on 32 s chunks with 4 s of
 context on each side (so an hour of audio never sits in the network at once; models with
 per-step embeddings, like musicnn, give exactly the one-pass result, others average their
-chunks' static outputs), and returns a
+chunks' static outputs; audio shorter than 0.5 s is padded with silence to 0.5 s), and returns a
 :class:`Prediction`: static valence and arousal on the canonical [-1, 1] scale, the quadrant
 that follows from them (0 counts as positive, as in :func:`mer.scales.quadrant`), and the
 2 Hz curve. Values are rounded to 4 decimals *before* the quadrant is taken, so the printed
@@ -17,49 +18,25 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from .checkpoint import load_checkpoint
-from .errors import ModelError
-from .features import FeatureConfig, stream_features
-from .models.base import GRID_SECONDS, n_steps, step_times
+from .backends import PRETRAINED, bundled_models, locate_checkpoint, open_backend  # noqa: F401  (public here)
+from .features import FeatureConfig, compress, stream_features
+from .grid import GRID_SECONDS, min_frames, n_steps, step_times
 from .scales import from_canonical, quadrant
 
-PRETRAINED = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = "default"
 CHUNK_SECONDS, CONTEXT_SECONDS = 32.0, 4.0
 DECIMALS = 4
 
 
-def bundled_models() -> list[str]:
-    """Names of the checkpoints shipped inside the package (``mer/pretrained/NAME.json``)."""
-    return sorted(p.stem for p in PRETRAINED.glob("*.json"))
+def resolve_model(spec: str | os.PathLike = DEFAULT_MODEL):  # noqa: ANN201
+    """(PyTorch model in eval mode, checkpoint meta) for a bundled name, checkpoint or run folder."""
+    from .checkpoint import load_checkpoint
 
-
-def resolve_model(spec: str | os.PathLike = DEFAULT_MODEL) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """A bundled name, a checkpoint file (or its stem), or a run folder (its fold0 best)."""
-    s = str(spec)
-    if s in bundled_models():
-        return load_checkpoint(PRETRAINED / s)
-    p = Path(s)
-    if p.is_dir():
-        for cand in (p / "best", p / "fold0" / "best"):
-            if cand.with_suffix(".json").exists():
-                return load_checkpoint(cand)
-        raise ModelError(f"{p}: no checkpoint in this folder (expected best.json or fold0/best.json)")
-    if p.exists() or p.with_suffix(".json").exists():
-        return load_checkpoint(p)
-    from .models import list_models
-
-    if s in list_models():
-        raise ModelError(f"{s!r} is an untrained architecture; pass a checkpoint from `mer train` "
-                         f"or a bundled model ({', '.join(bundled_models())})")
-    raise ModelError(f"model {s!r} not found: use a bundled model ({', '.join(bundled_models())}) or a "
-                     ".safetensors checkpoint path")
+    return load_checkpoint(locate_checkpoint(spec))
 
 
 @dataclass
@@ -97,13 +74,17 @@ def _clean(x: float) -> float:
 
 
 class Predictor:
-    """Loads a model once; ``predictor(path)`` -> :class:`Prediction`."""
+    """Loads a model once; ``predictor(path)`` -> :class:`Prediction`.
 
-    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu") -> None:
-        self.model, self.meta = resolve_model(model)
+    ``backend``: "auto" (ONNX Runtime when the checkpoint has its ONNX graphs, else
+    PyTorch), "onnx" or "torch"; see :mod:`mer.backends`. ``threads`` = 0 lets the engine
+    choose."""
+
+    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu", backend: str = "auto",
+                 threads: int = 0) -> None:
+        self.engine = open_backend(model, device, threads, backend)
+        self.meta = self.engine.meta
         self.name = str(model)
-        self.device = torch.device(device)
-        self.model.to(self.device).eval()
         self.feature = FeatureConfig.from_dict(self.meta["feature"])
 
     def features(self, path: str | os.PathLike) -> np.ndarray:
@@ -119,40 +100,36 @@ class Predictor:
         """Model outputs for features ``(C, F, T)``, chunked with context (see module docstring)."""
         fps = self.feature.frames_per_second
         step = fps * GRID_SECONDS
+        if x.shape[-1] < min_frames(self.feature):  # under one step (0.5 s): pad with silence's features
+            silence = compress(np.zeros(1, np.float32), self.feature.compression)[0]
+            x = np.pad(x, ((0, 0), (0, 0), (0, min_frames(self.feature) - x.shape[-1])), constant_values=silence)
         total_frames = x.shape[-1]
         n_total = n_steps(total_frames, self.feature)
         chunk, ctx = int(round(CHUNK_SECONDS * fps)), int(round(CONTEXT_SECONDS * fps))
-        xt = torch.from_numpy(x)
-        if total_frames <= chunk + 2 * ctx:
-            with torch.inference_mode():
-                o = self.model(xt[None].to(self.device))
-            return {k: v[0].float().cpu().numpy() for k, v in o.items()}
-        local = hasattr(self.model, "embed") and hasattr(self.model, "head")
+        local = self.engine.local
+        if total_frames <= chunk + 2 * ctx and not local:
+            return self.engine.forward(x[None])
         statics, weights, curves, tags = [], [], [], []
-        for c0 in range(0, total_frames, chunk):
-            c1 = min(total_frames, c0 + chunk)
+        for c0 in range(0, total_frames, chunk + 2 * ctx if total_frames <= chunk + 2 * ctx else chunk):
+            c1 = min(total_frames, c0 + chunk) if total_frames > chunk + 2 * ctx else total_frames
             s0, s1 = max(0, c0 - ctx), min(total_frames, c1 + ctx)
             first = int(round((c0 - s0) / step))
             n_keep = int(round((c1 - c0) / step)) if c1 < total_frames else n_total - int(round(c0 / step))
-            seg = xt[None, ..., s0:s1].to(self.device)
-            with torch.inference_mode():
-                if local:  # per-step embeddings: cut to the chunk, the head runs once on the whole file
-                    emb = self.model.embed(seg, return_tags=True) if hasattr(self.model, "tag_names") \
-                        else (self.model.embed(seg), None)
-                    curves.append(emb[0][:, first:first + n_keep])
-                    if emb[1] is not None:
-                        tags.append(emb[1][:, first:first + n_keep])
-                    continue
-                o = self.model(seg)
-            curves.append(o["dynamic"][0].float().cpu().numpy()[first:first + n_keep])
-            statics.append(o["static"][0].float().cpu().numpy())
+            seg = np.ascontiguousarray(x[None, ..., s0:s1])
+            if local:  # per-step embeddings: cut to the chunk, the head runs once on the whole file
+                seq, tag = self.engine.embed(seg)
+                curves.append(seq[first:first + n_keep])
+                if tag is not None:
+                    tags.append(tag[first:first + n_keep])
+                continue
+            o = self.engine.forward(seg)
+            curves.append(o["dynamic"][first:first + n_keep])
+            statics.append(o["static"])
             weights.append(c1 - c0)
         if local:
-            with torch.inference_mode():
-                o = self.model.head(torch.cat(curves, dim=1)[:, :n_total])
-            out = {k: v[0].float().cpu().numpy() for k, v in o.items()}
+            out = self.engine.head(np.concatenate(curves)[:n_total])
             if tags:
-                out["tags"] = torch.cat(tags, dim=1)[0].mean(0).float().cpu().numpy()
+                out["tags"] = np.concatenate(tags).mean(axis=0)
             return out
         # other models: a duration-weighted mean of the chunks' static outputs
         w = np.array(weights, dtype=np.float64) / sum(weights)
@@ -166,9 +143,10 @@ class Predictor:
         q = quadrant(v, a)
         curve = np.round(np.asarray(out["dynamic"], dtype=np.float64), DECIMALS)
         tags = {}
-        if "tags" in out and hasattr(self.model, "tag_names"):
+        names = self.engine.tag_names
+        if "tags" in out and names:
             top = np.argsort(-out["tags"])[:5]
-            tags = {self.model.tag_names[i]: round(float(out["tags"][i]), 3) for i in top}
+            tags = {names[i]: round(float(out["tags"][i]), 3) for i in top}
         return Prediction(path, n_frames / self.feature.frames_per_second, v, a, q.name, q.words,
                           step_times(len(curve)), curve, self.meta.get("name", self.name), tags, seconds)
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from mer import ConfigError, MERWarning, audio, features
-from mer.features import FeatureCache, FeatureConfig, FrontEnd
+from mer.features import FeatureCache, FeatureConfig, spectrogram
+from mer.models.frontend import FrontEnd
 
 librosa = pytest.importorskip("librosa")
 
@@ -48,6 +49,22 @@ def test_stft_magnitude_peak_at_tone_bin():
     spec = FrontEnd(cfg)(tone.repeat(1, 2, 1))
     assert int(spec[0, 0, :, 10:-10].mean(-1).argmax()) == 20
     assert cfg.n_frames(44100) == spec.shape[-1]
+
+
+@pytest.mark.parametrize("cfg", [FeatureConfig(), FeatureConfig(hop_length=512, n_mels=48), FeatureConfig.seed_stft(),
+                                 FeatureConfig.seed_stft(resize_frames=64), FeatureConfig(compression="db")])
+@pytest.mark.parametrize("center", [True, False])
+def test_numpy_front_end_equals_the_torch_twin(cfg, center):
+    rng = np.random.default_rng(0)
+    wave = (0.3 * rng.standard_normal((cfg.channels, 3 * cfg.sample_rate + 77))).astype(np.float32)
+    ours = spectrogram(wave, cfg, center=center)
+    ref = FrontEnd(cfg)(torch.from_numpy(wave)[None], center=center)[0].numpy()
+    assert ours.dtype == np.float32 and ours.shape == ref.shape
+    if center and not cfg.resize_frames:
+        assert ours.shape[-1] == cfg.n_frames(wave.shape[-1])
+    assert np.abs(ours - ref).max() < 1e-4 * max(1.0, float(np.abs(ref).max()))
+    tiny = spectrogram(wave[:, :100], cfg)  # shorter than a frame: padded, still finite
+    assert np.isfinite(tiny).all() and tiny.shape[:2] == ref.shape[:2]
 
 
 def test_frontend_gradients_flow_and_tiny_inputs():

@@ -16,7 +16,7 @@ import torch
 
 from conftest import shared_path
 from mer import synth
-from mer.models.base import n_steps
+from mer.grid import n_steps
 from mer.predict import Predictor, bundled_models, predict
 from mer.scales import quadrant
 
@@ -113,12 +113,12 @@ def test_long_audio_is_processed_in_chunks(tmp_path):
     y = np.concatenate([synth.clip(0.7, 0.7, 50.0, 16000, seed=1), synth.clip(-0.7, -0.7, 50.0, 16000, seed=2)])
     path = tmp_path / "long.wav"
     sf.write(path, y, 16000)
-    pred = Predictor()
+    pred = Predictor(backend="torch")
     x = pred.features(path)
     out = pred.run(x)
     assert out["dynamic"].shape == (n_steps(x.shape[-1], pred.feature), 2) == (200, 2)
     with torch.no_grad():
-        whole = {k: v[0].numpy() for k, v in pred.model(torch.from_numpy(x)[None]).items()}
+        whole = {k: v[0].numpy() for k, v in pred.engine.model(torch.from_numpy(x)[None]).items()}
     # with 4 s of context around every 32 s chunk, a model whose receptive field is shorter
     # than that (the default: 3 s windows) gives what one pass over the whole file gives
     assert np.abs(out["static"] - whole["static"]).max() < 1e-3
@@ -138,10 +138,61 @@ def test_onnx_export_matches_pytorch_on_real_audio(tmp_path):
     path = export_onnx(model, meta, tmp_path / "default.onnx", seconds=30.0)
     side = json.loads(path.with_suffix(".json").read_text())
     frames = side["input_shape"][-1]
-    x = Predictor().features(clip)[None, ..., :frames]
+    x = Predictor(backend="torch").features(clip)[None, ..., :frames]
     assert x.shape[-1] == frames
     static, dynamic = ort.InferenceSession(str(path)).run(None, {"features": x})
     with torch.no_grad():
         ref = model(torch.from_numpy(x))
     assert np.abs(static - ref["static"].numpy()).max() < 1e-4
     assert np.abs(dynamic - ref["dynamic"].numpy()).max() < 1e-4
+
+
+def test_default_runs_on_onnx_runtime_and_agrees_with_pytorch(tmp_path):
+    """The bundled default's committed ONNX graphs are its weights (same SHA-1) and give what
+    PyTorch gives on real music, a chunked long file and a file shorter than one step."""
+    pytest.importorskip("onnxruntime")
+    fast, slow = Predictor(), Predictor(backend="torch")
+    assert fast.engine.kind == "onnx" and slow.engine.kind == "torch"
+    root = shared_path("4q-dev")
+    clips = [sorted((root / q).glob("*.mp3"))[0] for q in ("Q1", "Q2", "Q3", "Q4")]
+    long = tmp_path / "long.wav"
+    sf.write(long, np.concatenate([synth.clip(0.5, 0.5, 45.0, 16000, seed=3), synth.clip(-0.5, 0.5, 45.0, 16000)]),
+             16000)
+    short = tmp_path / "short.wav"
+    sf.write(short, synth.clip(0.5, 0.5, 0.3, 16000), 16000)
+    for f in [*clips, long, short]:
+        a, b = fast(f), slow(f)
+        assert abs(a.valence - b.valence) <= 2e-4 and abs(a.arousal - b.arousal) <= 2e-4, f
+        assert a.curve.shape == b.curve.shape and np.abs(a.curve - b.curve).max() <= 2e-4, f
+        assert list(a.tags) == list(b.tags), f
+    assert fast(short).curve.shape == (1, 2)
+
+
+def test_stale_onnx_graphs_fall_back_to_pytorch(tmp_path, wav_file):
+    pytest.importorskip("onnxruntime")
+    from mer import MERWarning, ModelError
+    from mer.predict import PRETRAINED
+
+    for suffix in (".json", ".safetensors", ".embed.onnx", ".head.onnx"):
+        (tmp_path / f"m{suffix}").write_bytes((PRETRAINED / f"default{suffix}").read_bytes())
+    assert Predictor(tmp_path / "m").engine.kind == "onnx"
+    raw = bytearray((tmp_path / "m.safetensors").read_bytes())
+    raw[-1] ^= 1  # other weights than the graphs were exported from
+    (tmp_path / "m.safetensors").write_bytes(bytes(raw))
+    with pytest.warns(MERWarning, match="exported from other weights"):
+        assert Predictor(tmp_path / "m").engine.kind == "torch"
+    with pytest.raises(ModelError, match="other weights"):
+        Predictor(tmp_path / "m", backend="onnx")
+    (tmp_path / "m.head.onnx").unlink()
+    assert Predictor(tmp_path / "m").engine.kind == "torch"
+    with pytest.raises(ModelError, match="no ONNX graphs"):
+        Predictor(tmp_path / "m", backend="onnx")
+
+
+def test_mer_predict_does_not_import_torch(wav_file):
+    """The cold start of `mer predict` with the default model: onnxruntime, never torch (~2.5 s)."""
+    code = ("import sys; from mer.cli import main; rc = main(['predict', sys.argv[1], '--format', 'csv']); "
+            "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code, str(wav_file)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0].startswith("path,valence,arousal,quadrant")

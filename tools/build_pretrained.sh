@@ -3,7 +3,8 @@
 # Run from the repository root with the virtual environment active and ../shared/data present.
 #   1. 5-fold artist-grouped CV of each recipe (the numbers in the model cards);
 #   2. one model per recipe on all 600 clips (10% of artists held out for early stopping);
-#   3. copy its best checkpoint into the package.
+#   3. copy its best checkpoint into the package;
+#   4. export the default's ONNX graphs, which `mer predict` runs without PyTorch.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 COMMON=(--dataset 4q --root "$DATA/4q-dev" --dataset-option "lexicon=$DATA/lexicons/Ratings_Warriner_et_al.csv"
@@ -19,4 +20,5 @@ for recipe in default fast; do
   cp "runs/$recipe-all/fold0/best.safetensors" "mer/pretrained/$recipe.safetensors"
   cp "runs/$recipe-all/fold0/best.json" "mer/pretrained/$recipe.json"
 done
+mer export --runtime --model mer/pretrained/default
 cat runs/default-cv/summary.md runs/fast-cv/summary.md

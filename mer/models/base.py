@@ -6,9 +6,7 @@ front-end (or raw audio ``(B, C, N)`` through :meth:`MERModel.from_audio`) and r
     {"static": (B, 2), "dynamic": (B, n_out, 2), "embedding": (B, D)}
 
 in (valence, arousal) order on the canonical [-1, 1] scale (not clipped). The dynamic
-output is on the 0.5 s grid: step i covers [0.5 i, 0.5 (i + 1)) s and is stamped at its
-end, ``t_i = 0.5 (i + 1)`` (so DEAM's label ``sample_15000ms`` is step 29 and the last label
-of a 45 s clip, 45.0 s, is step 89). ``n_out = max(1, floor(duration * 2))``.
+output is on the 0.5 s grid of :mod:`mer.grid`: ``n_out = max(1, floor(duration * 2))``.
 """
 
 from __future__ import annotations
@@ -17,25 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..features import FeatureConfig, FrontEnd
-
-GRID_SECONDS = 0.5
-
-
-def n_steps(n_frames: int, feature: FeatureConfig) -> int:
-    """Dynamic steps for ``n_frames`` feature frames (see the module docstring)."""
-    return max(1, int(n_frames / feature.frames_per_second / GRID_SECONDS + 1e-6))
-
-
-def step_times(n: int) -> np.ndarray:
-    """Timestamps (s) of ``n`` dynamic steps: 0.5, 1.0, ..."""
-    return GRID_SECONDS * (np.arange(n) + 1)
-
-
-def time_to_step(t: np.ndarray) -> np.ndarray:
-    """Index of the dynamic step stamped at time ``t`` (inverse of :func:`step_times`)."""
-    return np.rint(np.asarray(t) / GRID_SECONDS).astype(np.int64) - 1
-
+from ..features import FeatureConfig
+from ..grid import GRID_SECONDS, n_steps, step_times, time_to_step  # noqa: F401  (the contract's grid)
+from .frontend import FrontEnd
 
 class MERModel(nn.Module):
     """Base class: subclasses implement ``sequence(x) -> (B, T', D)`` and set ``self.heads``."""

@@ -95,7 +95,9 @@ class VAHeads(nn.Module):
 
     def forward(self, seq: torch.Tensor, n_out: int) -> dict[str, torch.Tensor]:
         x = seq.transpose(1, 2)  # (B, D, T)
-        if x.shape[-1] >= n_out:
+        if x.shape[-1] == n_out:  # already on the grid (musicnn); keeps the ONNX export's length symbolic
+            steps = x
+        elif x.shape[-1] >= n_out:
             steps = F.adaptive_avg_pool1d(x, n_out)
         else:
             steps = F.interpolate(x, size=n_out, mode="linear", align_corners=False)
