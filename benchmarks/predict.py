@@ -5,12 +5,16 @@ Measures, per bundled model:
 - batch throughput: ``mer predict <folder> --format csv`` over the 600 4Q clips with the
   default worker count (one per core), in seconds of audio per wall-clock second;
 - cold start: wall time of ``mer predict ONE_FILE`` in a fresh process (median of 3), which
-  includes starting Python, importing torch and loading the model;
+  includes starting Python, importing the engine and loading the model;
 - peak memory (max RSS of the process tree) on a generated 60-minute 44.1 kHz stereo WAV.
 
 Usage (from the repository root)::
 
-    python benchmarks/predict.py [--clips ../shared/data/4q-dev] [--models default fast]
+    python benchmarks/predict.py [--clips ../shared/data/4q-dev] [--models default fast] [--backends auto torch]
+
+``--backends``: ``auto`` is what ``mer predict`` does by default (ONNX Runtime for a model
+with ONNX graphs, like the default; PyTorch otherwise); ``torch`` forces PyTorch. A
+(model, backend) pair that would repeat another row is skipped.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", default=str(ROOT.parent / "shared" / "data" / "4q-dev"))
     ap.add_argument("--models", nargs="+", default=["default", "fast"])
+    ap.add_argument("--backends", nargs="+", default=["auto"], choices=["auto", "onnx", "torch"])
     ap.add_argument("--long-minutes", type=float, default=60.0)
     args = ap.parse_args()
 
@@ -77,23 +82,32 @@ def main() -> None:
     long_path = long_file(tmp / f"long-{args.long_minutes:g}min.wav", args.long_minutes)
     print(f"machine: {os.cpu_count()} cores; {len(files)} clips in {args.clips}; long file "
           f"{long_path.stat().st_size / 1e6:.0f} MB ({args.long_minutes:g} min, 44.1 kHz stereo)\n")
+    from mer.backends import locate_checkpoint, onnx_status
+
     rows = []
     for model in args.models:
-        mer("predict", one, "--model", model)  # warm the OS file cache
-        wall, res = mer("predict", args.clips, "--format", "csv", "--model", model, "--quiet")
-        if res.returncode != 0:
-            raise SystemExit(f"batch run failed: {res.stderr[-500:]}")
-        audio_s = sum(float(r["duration"]) for r in csv.DictReader(io.StringIO(res.stdout)))
-        cold = statistics.median(mer("predict", one, "--model", model, "--quiet")[0] for _ in range(3))
-        rss, long_wall, code = peak_rss_mb("predict", str(long_path), "--model", model, "--quiet")
-        if code != 0:
-            raise SystemExit(f"long-file run failed with status {code}")
-        rows.append((model, audio_s / wall, wall, cold, rss, long_wall))
-    print("| model | batch throughput (audio s / s) | batch wall (s) | cold start, 1 file (s) | "
+        engines = {b: ("onnx" if onnx_status(locate_checkpoint(model)) is None else "torch") if b == "auto" else b
+                   for b in args.backends}
+        for backend in dict.fromkeys(args.backends):
+            if backend != "auto" and engines.get("auto") == backend:
+                continue  # same as the auto row
+            opts = ("--model", model, "--backend", backend)
+            mer("predict", one, *opts)  # warm the OS file cache
+            wall, res = mer("predict", args.clips, "--format", "csv", "--quiet", *opts)
+            if res.returncode != 0:
+                raise SystemExit(f"batch run failed: {res.stderr[-500:]}")
+            audio_s = sum(float(r["duration"]) for r in csv.DictReader(io.StringIO(res.stdout)))
+            cold = statistics.median(mer("predict", one, "--quiet", *opts)[0] for _ in range(3))
+            rss, long_wall, code = peak_rss_mb("predict", str(long_path), "--quiet", *opts)
+            if code != 0:
+                raise SystemExit(f"long-file run failed with status {code}")
+            label = f"{backend} ({engines[backend]})" if backend == "auto" else backend
+            rows.append((model, label, audio_s / wall, wall, cold, rss, long_wall))
+    print("| model | --backend | batch throughput (audio s / s) | batch wall (s) | cold start, 1 file (s) | "
           f"peak RSS, {args.long_minutes:g}-min file (MB) | {args.long_minutes:g}-min file wall (s) |")
-    print("|---|---|---|---|---|---|")
-    for m, thr, wall, cold, rss, lw in rows:
-        print(f"| {m} | {thr:.0f}x | {wall:.1f} | {cold:.2f} | {rss:.0f} | {lw:.1f} |")
+    print("|---|---|---|---|---|---|---|")
+    for m, b, thr, wall, cold, rss, lw in rows:
+        print(f"| {m} | {b} | {thr:.0f}x | {wall:.1f} | {cold:.2f} | {rss:.0f} | {lw:.1f} |")
 
 
 if __name__ == "__main__":

@@ -92,8 +92,11 @@ def load_items(tracks: list[Track], feature: FeatureConfig, cache_dir: str = "",
 def embed_items(model: torch.nn.Module, items: list[Item], cache_dir: str = "", progress: bool = True) -> list[Item]:
     """Replace features by a frozen backbone's per-step embeddings (``model.embed``).
 
-    Cached like features: ``cache/embeddings/<model spec digest>/<feature digest>.npy``, so
-    every run and fold after the first reuses them."""
+    Cached like features: ``cache/embeddings/<backbone digest>/<feature digest>.npy``, so
+    every run and fold after the first reuses them. The backbone digest covers the model
+    name, feature config, the arguments listed in ``model.embed_args`` (all of them when the
+    model has no such list) and the backbone's weights (every parameter outside ``heads``),
+    so runs that differ only in their heads share one cache."""
     import hashlib
     import json
 
@@ -102,10 +105,15 @@ def embed_items(model: torch.nn.Module, items: list[Item], cache_dir: str = "", 
     from .features import default_cache_dir
     from .io import atomic_path
 
-    spec = {k: model.spec[k] for k in ("name", "args", "feature")}
-    spec["args"] = {k: v for k, v in spec["args"].items() if k != "freeze"}
-    folder = Path(cache_dir or default_cache_dir()) / "embeddings" / hashlib.sha1(
-        json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    keep = getattr(model, "embed_args", None)
+    args = {k: v for k, v in model.spec["args"].items() if k != "freeze" and (keep is None or k in keep)}
+    h = hashlib.sha1(json.dumps({"name": model.spec["name"], "args": args, "feature": model.spec["feature"]},
+                                sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        if not name.startswith("heads."):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    folder = Path(cache_dir or default_cache_dir()) / "embeddings" / h.hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     model.eval()

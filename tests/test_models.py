@@ -133,3 +133,37 @@ def test_cli_models_table():
     assert res.returncode == 0, res.stderr
     rows = [line for line in res.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert {r.split("|")[1].strip() for r in rows} == set(list_models())
+
+
+@pytest.mark.parametrize("hidden, stats", [(0, False), (16, False), (0, True), (16, True)])
+def test_va_heads_options(hidden, stats):
+    from mer.models.blocks import VAHeads
+
+    heads = VAHeads(8, hidden=hidden, dropout=0.2, stats=stats)
+    for t, n in [(12, 5), (1, 1), (3, 6)]:  # pooling, a one-step clip (sd 0), interpolation
+        seq = torch.randn(2, t, 8, requires_grad=True)
+        out = heads(seq, n)
+        assert out["static"].shape == (2, 2) and out["dynamic"].shape == (2, n, 2)
+        (out["static"].sum() + out["dynamic"].sum()).backward()
+        assert torch.isfinite(seq.grad).all()  # no NaN from the sd of a single step
+    if not hidden:
+        assert set(heads.state_dict()) == {"static.weight", "static.bias", "dynamic.weight", "dynamic.bias"}
+        assert heads.static.in_features == (16 if stats else 8)
+
+
+def test_embedding_cache_is_shared_by_runs_that_differ_in_their_heads(tmp_path):
+    import numpy as np
+
+    from mer.data import Item, embed_items
+
+    x = np.random.default_rng(0).random((1, 96, 200), dtype=np.float32) * 3
+    item = Item("a", x, np.zeros(2), None, 1, None)
+    runs = [create_model("musicnn", **kw) for kw in ({}, {"head_hidden": 16, "head_stats": True},
+                                                    {"freeze": False}, {"context": 2.0}, {"source": "mtt"})]
+    for m in runs:
+        embed_items(m, [item], cache_dir=str(tmp_path), progress=False)
+    folders = sorted(p.name for p in (tmp_path / "embeddings").iterdir())
+    assert len(folders) == 3  # heads and freeze share the first; context and source get their own
+    first = embed_items(runs[0], [item], cache_dir=str(tmp_path), progress=False)[0].x
+    with torch.no_grad():
+        np.testing.assert_allclose(first, runs[1].embed(torch.from_numpy(x)[None])[0].numpy(), atol=1e-5)

@@ -83,15 +83,25 @@ class Recurrent(nn.Module):
 class VAHeads(nn.Module):
     """Sequence ``(B, T, D)`` -> ``{"static": (B, 2), "dynamic": (B, n_out, 2)}``.
 
-    Static: linear layer on the time-averaged sequence. Dynamic: linear layer per step after
-    resampling the sequence to ``n_out`` steps (adaptive average pooling, or linear
-    interpolation when the sequence is shorter than ``n_out``).
+    Static: the time-averaged sequence (``stats=True``: its mean and standard deviation over
+    time) through a linear layer, or through a one-hidden-layer MLP when ``hidden > 0``.
+    Dynamic: the same kind of layer per step after resampling the sequence to ``n_out`` steps
+    (adaptive average pooling, or linear interpolation when the sequence is shorter than
+    ``n_out``). ``dropout`` applies to the MLP's input and hidden layer.
     """
 
-    def __init__(self, d_in: int) -> None:
+    def __init__(self, d_in: int, hidden: int = 0, dropout: float = 0.0, stats: bool = False) -> None:
         super().__init__()
-        self.static = nn.Linear(d_in, 2)
-        self.dynamic = nn.Linear(d_in, 2)
+        self.stats = stats
+        self.static = self._layer(2 * d_in if stats else d_in, hidden, dropout)
+        self.dynamic = self._layer(d_in, hidden, dropout)
+
+    @staticmethod
+    def _layer(d_in: int, hidden: int, dropout: float) -> nn.Module:
+        if not hidden:
+            return nn.Linear(d_in, 2)
+        return nn.Sequential(nn.Dropout(dropout), nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout),
+                             nn.Linear(hidden, 2))
 
     def forward(self, seq: torch.Tensor, n_out: int) -> dict[str, torch.Tensor]:
         x = seq.transpose(1, 2)  # (B, D, T)
@@ -101,5 +111,8 @@ class VAHeads(nn.Module):
             steps = F.adaptive_avg_pool1d(x, n_out)
         else:
             steps = F.interpolate(x, size=n_out, mode="linear", align_corners=False)
-        return {"static": self.static(seq.mean(dim=1)), "dynamic": self.dynamic(steps.transpose(1, 2)),
+        pooled = seq.mean(dim=1)
+        if self.stats:  # population sd (0 for a one-step clip, where the unbiased one is undefined)
+            pooled = torch.cat([pooled, ((seq - pooled[:, None]).square().mean(dim=1) + 1e-8).sqrt()], dim=-1)
+        return {"static": self.static(pooled), "dynamic": self.dynamic(steps.transpose(1, 2)),
                 "embedding": seq.mean(dim=1)}

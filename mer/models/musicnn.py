@@ -138,11 +138,16 @@ class Musicnn(MERModel):
     """musicnn trunk + back-end (pretrained, frozen by default) + valence/arousal heads.
 
     ``layer="penultimate"`` feeds the 200-d embedding to the heads; ``layer="pool"`` the
-    1506 batch-normed pooled features. Output adds ``"tags"``: ``(B, 50)`` probabilities.
+    1506 batch-normed pooled features. ``head_hidden``, ``head_dropout``, ``head_stats``: see
+    :class:`~mer.models.blocks.VAHeads`. Output adds ``"tags"``: ``(B, 50)`` probabilities.
     """
 
+    #: the arguments that change :meth:`embed` (the training engine's embedding cache key)
+    embed_args = ("source", "pretrained", "layer", "context")
+
     def __init__(self, feature: FeatureConfig, source: str = "msd", freeze: bool = True, pretrained: bool = True,
-                 layer: str = "penultimate", context: float = 3.0) -> None:
+                 layer: str = "penultimate", context: float = 3.0, head_hidden: int = 0, head_dropout: float = 0.0,
+                 head_stats: bool = False) -> None:
         super().__init__(feature)
         expected = FeatureConfig()
         if (feature.kind, feature.sample_rate, feature.n_fft, feature.hop_length, feature.n_mels,
@@ -160,7 +165,8 @@ class Musicnn(MERModel):
             load_musicnn_weights(self.backbone, source)
         if freeze:
             self.backbone.requires_grad_(False)
-        self.heads = VAHeads(200 if layer == "penultimate" else 2 * self.backbone["trunk"].dim)
+        self.heads = VAHeads(200 if layer == "penultimate" else 2 * self.backbone["trunk"].dim, head_hidden,
+                             head_dropout, head_stats)
         self.tag_names = TAGS[source]
 
     def train(self, mode: bool = True) -> "Musicnn":
