@@ -266,7 +266,8 @@ class FoldTrainer:
             dist.barrier()
         if env.main:
             self._plot(history)
-        return {"best_epoch": best_epoch, "best_val_loss": best, "epochs_run": len(history)}
+        return {"best_epoch": best_epoch, "best_val_loss": best, "epochs_run": len(history),
+                "epoch_seconds": sum(h["seconds"] for h in history)}  # survives resumes (history is in state.pt)
 
     def validate(self, model: torch.nn.Module, val: list[Item], embedded: bool) -> tuple[float, dict]:
         if not val:
@@ -428,7 +429,6 @@ def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress
     meta = {"dataset": cfg.dataset, "dataset_root": str(cfg.root), "split": split.name, "task": cfg.task,
             "train_config": cfg.to_dict()}
     folds = []
-    t_start = time.perf_counter()
     for k, (train_ids, test_ids) in enumerate(split.folds):
         fold_dir = out / f"fold{k}"
         if env.main:
@@ -458,7 +458,9 @@ def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress
         if env.main:
             write_json_atomic(fold_dir / "test.json", result)
         folds.append(result)
-    summary = summarize(cfg, folds, probe, time.perf_counter() - t_start)
+    # training time: the folds' epochs, whichever invocation ran them (a resumed run counts them all)
+    seconds = sum(f.get("epoch_seconds", f.get("train_seconds", 0.0)) for f in folds)
+    summary = summarize(cfg, folds, probe, seconds)
     if env.main:
         write_json_atomic(out / "summary.json", summary)
         write_text_atomic(out / "summary.md", format_summary(summary) + "\n")

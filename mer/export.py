@@ -39,13 +39,17 @@ class _Outputs(torch.nn.Module):
         return out["static"], out["dynamic"]
 
 
-def export_onnx(model: torch.nn.Module, meta: dict[str, Any], out: str | os.PathLike, seconds: float = 30.0) -> Path:
-    """Write ``out`` (.onnx) and its ``.json`` sidecar; return the ONNX path."""
+def _require_exporter() -> None:
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError:
         raise ConfigError("ONNX export needs onnx and onnxscript: pip install 'mer-toolkit[export]'") from None
+
+
+def export_onnx(model: torch.nn.Module, meta: dict[str, Any], out: str | os.PathLike, seconds: float = 30.0) -> Path:
+    """Write ``out`` (.onnx) and its ``.json`` sidecar; return the ONNX path."""
+    _require_exporter()
     from .features import FeatureConfig
 
     feature = FeatureConfig.from_dict(meta["feature"])
@@ -104,11 +108,7 @@ def export_runtime(stem: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``STEM.embed.onnx`` and ``STEM.head.onnx`` beside checkpoint ``STEM``: the graphs
     :class:`mer.backends.OnnxBackend` runs. Both take any length (from 0.5 s of frames up);
     the embed graph's metadata holds the tag names and the SHA-1 of the weights."""
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise ConfigError("ONNX export needs onnx and onnxscript: pip install 'mer-toolkit[export]'") from None
+    _require_exporter()
     from .backends import runtime_paths, weights_digest
     from .checkpoint import load_checkpoint
     from .features import FeatureConfig

@@ -292,7 +292,7 @@ def merge_dynamic(valence: dict[str, tuple[np.ndarray, np.ndarray]], arousal: di
     """Align one song's valence and arousal curves on their common frames -> (times, (T, 2))."""
     if track_id not in valence or track_id not in arousal:
         return None, None
-    (tv, v), (ta, a) = valence[track_id], arousal[track_id]
+    (tv, v), (_, a) = valence[track_id], arousal[track_id]
     n = min(len(v), len(a))
     if len(v) != len(a):
         problems.append(Problem("malformed_row", f"valence has {len(v)} frames but arousal {len(a)}; "

@@ -1,6 +1,7 @@
 """The model zoo: one registry, one output contract (see :mod:`mer.models.base`)."""
 
-from .base import GRID_SECONDS, MERModel, n_steps, step_times, time_to_step
+from ..grid import GRID_SECONDS, n_steps, step_times, time_to_step
+from .base import MERModel
 from .registry import create_model, describe, list_models, register_model
 
 __all__ = ["GRID_SECONDS", "MERModel", "create_model", "describe", "list_models", "n_steps", "register_model",

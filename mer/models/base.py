@@ -11,12 +11,11 @@ output is on the 0.5 s grid of :mod:`mer.grid`: ``n_out = max(1, floor(duration 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..features import FeatureConfig
-from ..grid import GRID_SECONDS, n_steps, step_times, time_to_step  # noqa: F401  (the contract's grid)
+from ..grid import n_steps
 from .frontend import FrontEnd
 
 class MERModel(nn.Module):
