@@ -59,7 +59,7 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], out: str | os.Path
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     with atomic_path(out) as tmp:
-        prog = torch.onnx.export(_Outputs(model), (x,), input_names=["features"],
+        prog = torch.onnx.export(_Outputs(model).eval(), (x,), input_names=["features"],
                                  output_names=["static", "dynamic"], dynamo=True, verbose=False,
                                  dynamic_shapes={"features": {0: torch.export.Dim("batch", max=1024)}})
         prog.save(str(tmp))
@@ -124,15 +124,15 @@ def export_runtime(stem: str | os.PathLike) -> tuple[Path, Path]:
     embed_path, head_path = runtime_paths(stem)
     meta_props = {"weights_sha1": weights_digest(stem), "model": meta["model"],
                   "tag_names": json.dumps(list(getattr(model, "tag_names", [])))}
-    embed = torch.onnx.export(_Embed(model), (x,), input_names=["features"],
+    embed = torch.onnx.export(_Embed(model).eval(), (x,), input_names=["features"],
                               output_names=["sequence", "tags"] if getattr(model, "tag_names", None) else ["sequence"],
                               dynamo=True, verbose=False, dynamic_shapes={"features": {3: frames}})
     _save_with_metadata(embed, embed_path, meta_props)
     with torch.no_grad():
         seq = _Embed(model)(x)
     seq = seq[0] if isinstance(seq, tuple) else seq
-    head = torch.onnx.export(_Head(model), (seq,), input_names=["sequence"], output_names=["static", "dynamic"],
-                             dynamo=True, verbose=False,
+    head = torch.onnx.export(_Head(model).eval(), (seq,), input_names=["sequence"],
+                             output_names=["static", "dynamic"], dynamo=True, verbose=False,
                              dynamic_shapes={"sequence": {1: torch.export.Dim("steps", min=1, max=1 << 20)}})
     _save_with_metadata(head, head_path, meta_props)
     return embed_path, head_path
