@@ -107,11 +107,14 @@ class Predictor:
         n_total = n_steps(total_frames, self.feature)
         chunk, ctx = int(round(CHUNK_SECONDS * fps)), int(round(CONTEXT_SECONDS * fps))
         local = self.engine.local
-        if total_frames <= chunk + 2 * ctx and not local:
-            return self.engine.forward(x[None])
+        if total_frames <= chunk + 2 * ctx:  # one pass
+            if not local:
+                return self.engine.forward(x[None])
+            bounds = [(0, total_frames)]
+        else:
+            bounds = [(c0, min(total_frames, c0 + chunk)) for c0 in range(0, total_frames, chunk)]
         statics, weights, curves, tags = [], [], [], []
-        for c0 in range(0, total_frames, chunk + 2 * ctx if total_frames <= chunk + 2 * ctx else chunk):
-            c1 = min(total_frames, c0 + chunk) if total_frames > chunk + 2 * ctx else total_frames
+        for c0, c1 in bounds:
             s0, s1 = max(0, c0 - ctx), min(total_frames, c1 + ctx)
             first = int(round((c0 - s0) / step))
             n_keep = int(round((c1 - c0) / step)) if c1 < total_frames else n_total - int(round(c0 / step))
