@@ -177,8 +177,10 @@ def open_backend(spec: str | os.PathLike, device: str = "cpu", threads: int = 0,
     """The engine that will run ``spec`` (see the module docstring for how ``auto`` chooses)."""
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "onnx" and device != "cpu":
+        raise ModelError("the ONNX backend runs on the CPU only; use --backend torch for other devices")
     stem = locate_checkpoint(spec)
-    if backend == "torch" or (backend == "auto" and device != "cpu"):
+    if backend == "torch" or device != "cpu":
         return TorchBackend(stem, device, threads)
     why = onnx_status(stem)
     if why is None:
@@ -189,7 +191,5 @@ def open_backend(spec: str | os.PathLike, device: str = "cpu", threads: int = 0,
         if backend == "auto":
             warnings.warn(f"{why} (using PyTorch meanwhile)", MERWarning, stacklevel=2)
     if backend == "onnx":
-        if device != "cpu":
-            why = "the ONNX backend runs on the CPU only; use --backend torch for other devices"
         raise ModelError(why)
     return TorchBackend(stem, device, threads)

@@ -183,6 +183,8 @@ def test_stale_onnx_graphs_fall_back_to_pytorch(tmp_path, wav_file):
         assert Predictor(tmp_path / "m").engine.kind == "torch"
     with pytest.raises(ModelError, match="other weights"):
         Predictor(tmp_path / "m", backend="onnx")
+    with pytest.raises(ModelError, match="CPU only"):
+        Predictor(tmp_path / "m", device="cuda", backend="onnx")
     (tmp_path / "m.head.onnx").unlink()
     assert Predictor(tmp_path / "m").engine.kind == "torch"
     with pytest.raises(ModelError, match="no ONNX graphs"):
