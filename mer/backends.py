@@ -122,7 +122,10 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """A checkpoint's two ONNX graphs (see the module docstring) through onnxruntime, CPU only."""
+    """A checkpoint's two ONNX graphs (see the module docstring) through onnxruntime, CPU only.
+
+    Only per-step-embedding models have them (``local``), so there is no ``forward``: the
+    predictor always goes through :meth:`embed` and :meth:`head`."""
 
     kind = "onnx"
     local = True
@@ -144,13 +147,6 @@ class OnnxBackend:
         self.meta = read_meta(stem)
         self.custom = self.embed_session.get_modelmeta().custom_metadata_map
         self.tag_names: list[str] = json.loads(self.custom.get("tag_names", "[]"))
-
-    def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        seq, tags = self.embed(x)
-        out = self.head(seq)
-        if tags is not None:
-            out["tags"] = tags.mean(axis=0)
-        return out
 
     def embed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         outs = self.embed_session.run(None, {"features": np.ascontiguousarray(x, dtype=np.float32)})

@@ -68,16 +68,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple
 
     from .models import create_model
 
-    weights, info = checkpoint_paths(path)
-    if not info.exists() or not weights.exists():
-        raise ModelError(f"{weights.with_suffix('')}: checkpoint not found (need both .safetensors and .json)")
+    weights, _ = checkpoint_paths(path)
+    meta = read_meta(path)
     try:
-        meta = json.loads(info.read_text())
         model = create_model(meta["model"], feature=meta["feature"], **meta.get("model_args", {}))
         state = load_file(str(weights), device=map_location)
         model.load_state_dict(state)
     except ModelError:
         raise
-    except Exception as exc:  # JSON, safetensors and state-dict errors alike: one clear message
+    except Exception as exc:  # missing keys, safetensors and state-dict errors alike: one clear message
         raise ModelError(f"{weights}: not a valid mer checkpoint ({str(exc).splitlines()[0]})") from None
     return model.eval(), meta

@@ -129,12 +129,17 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: fl
 
 @functools.lru_cache(maxsize=8)
 def _mel_columns(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    return np.ascontiguousarray(mel_filterbank(sr, n_fft, n_mels, fmin, fmax).T)
+    fb = np.ascontiguousarray(mel_filterbank(sr, n_fft, n_mels, fmin, fmax).T)
+    fb.flags.writeable = False
+    return fb
 
 
+@functools.lru_cache(maxsize=8)
 def hann_window(n: int) -> np.ndarray:
-    """Periodic Hann window (``torch.hann_window``'s default), float32."""
-    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+    """Periodic Hann window (``torch.hann_window``'s default), float32, read-only (cached)."""
+    w = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+    w.flags.writeable = False
+    return w
 
 
 def compress(x: np.ndarray, how: str) -> np.ndarray:
