@@ -6,7 +6,6 @@ import argparse
 import json
 
 
-
 def _evaluate(args: argparse.Namespace) -> int:
     from .cli_train import parse_pairs
     from .evaluation import format_report

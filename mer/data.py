@@ -40,18 +40,12 @@ class Item:
         return self.static if self.target is None else self.target
 
 
-def targets(track: Track, n: int, quadrant_weight: float = 0.0) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(static (2,), dynamic (n, 2) with NaN gaps) for a clip with ``n`` model steps.
-
-    ``quadrant_weight`` w blends the static label with its quadrant's centre (+-0.5, +-0.5):
-    ``(1 - w) * label + w * centre``. For 4Q, whose ground truth is the quadrant and whose
-    (valence, arousal) is estimated from mood words, this keeps the targets on the right
-    side of the axes while still ordering songs within a quadrant.
-    """
+def targets(track: Track, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(static (2,), dynamic (n, 2) with NaN gaps) for a clip with ``n`` model steps; a clip
+    with only a quadrant label gets the quadrant's centre as its static label."""
     static = track.static
-    if track.quadrant and (static is None or quadrant_weight > 0):
-        centre = np.array(quadrant_center(track.quadrant), dtype=np.float32)
-        static = centre if static is None else ((1 - quadrant_weight) * static + quadrant_weight * centre)
+    if static is None and track.quadrant:
+        static = np.array(quadrant_center(track.quadrant), dtype=np.float32)
     dynamic = None
     if track.dynamic is not None and track.times is not None:
         dynamic = np.full((n, 2), np.nan, dtype=np.float32)
@@ -59,6 +53,15 @@ def targets(track: Track, n: int, quadrant_weight: float = 0.0) -> tuple[np.ndar
         ok = (steps >= 0) & (steps < n)
         dynamic[steps[ok]] = track.dynamic[ok]
     return static, dynamic
+
+
+def toward_quadrant(static: np.ndarray, quadrant: str, weight: float) -> np.ndarray:
+    """``(1 - w) * static + w * centre`` of ``quadrant`` (+-0.5, +-0.5): the training target
+    of ``quadrant_weight``. For 4Q, whose ground truth is the quadrant and whose (valence,
+    arousal) is estimated from mood words, this keeps the targets on the right side of the
+    axes while still ordering songs within a quadrant."""
+    centre = np.array(quadrant_center(quadrant), dtype=np.float32)
+    return ((1 - weight) * static + weight * centre).astype(np.float32)
 
 
 def _features(args: tuple[FeatureConfig, str, str]) -> np.ndarray:
@@ -83,7 +86,7 @@ def load_items(tracks: list[Track], feature: FeatureConfig, cache_dir: str = "",
     for t, x in zip(tracks, feats):
         n = n_steps(x.shape[-1], feature)
         static, dynamic = targets(t, n)
-        target = targets(t, n, quadrant_weight)[0] if quadrant_weight else None
+        target = toward_quadrant(static, t.quadrant, quadrant_weight) if quadrant_weight and t.quadrant else None
         q = QUADRANTS[t.quadrant].number if t.quadrant in QUADRANTS else 0
         items.append(Item(t.track_id, x, static, dynamic, q, t.artist, target))
     return items

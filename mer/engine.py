@@ -43,9 +43,9 @@ from .data import CropSet, Item, embed_items, load_items
 from .errors import ConfigError
 from .evaluation import DIMS, constant_baseline, score
 from .features import FeatureConfig
+from .grid import GRID_SECONDS
 from .io import atomic_path, write_json_atomic, write_text_atomic
 from .models import create_model
-from .grid import GRID_SECONDS
 from .splits import Split
 
 
