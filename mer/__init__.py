@@ -3,6 +3,8 @@
 Public API (all values on the canonical scale: valence and arousal in [-1, 1], 0 neutral;
 arrays hold (valence, arousal) in that order):
 
+- ``mer.predict(path, model="default")`` -> :class:`mer.Prediction` (valence, arousal, quadrant,
+  2 Hz curve, tags); ``mer.Predictor(model)`` to hold a model for many files
 - ``mer.audio.load(path, sr=None, mono=True, offset=0.0, duration=None)`` -> (y, sr)
 - ``mer.features.FeatureConfig`` / ``spectrogram`` / ``FeatureCache`` (``mer.models.frontend.FrontEnd``: the torch twin)
 - ``mer.scales.quadrant(valence, arousal)``, ``to_canonical``, ``from_canonical``
@@ -14,4 +16,23 @@ from .errors import AudioError, ConfigError, DatasetError, MERError, MERWarning,
 
 __version__ = "0.1.0"
 
-__all__ = ["AudioError", "ConfigError", "DatasetError", "MERError", "MERWarning", "ModelError", "__version__"]
+__all__ = ["AudioError", "ConfigError", "DatasetError", "MERError", "MERWarning", "ModelError", "Prediction",
+           "Predictor", "__version__", "predict"]
+
+
+def predict(path, model="default"):  # noqa: ANN001, ANN201  (see mer.predictor.predict)
+    """Valence, arousal, quadrant and 2 Hz curve of one audio file: a :class:`mer.Prediction`.
+
+    ``model``: "default", "fast", or a checkpoint ``mer train`` wrote; loaded once and reused.
+    Imported on first use, so ``import mer`` stays light."""
+    from .predictor import predict as _predict
+
+    return _predict(path, model)
+
+
+def __getattr__(name: str):  # noqa: ANN202  (lazy public classes)
+    if name in ("Prediction", "Predictor"):
+        from . import predictor
+
+        return getattr(predictor, name)
+    raise AttributeError(f"module 'mer' has no attribute {name!r}")

@@ -5,7 +5,7 @@ file or the stem) or a ``mer train`` run folder; :func:`locate_checkpoint` turns
 checkpoint stem without importing torch.
 
 :func:`open_backend` returns one of two engines with the same numpy interface, used by
-:class:`mer.predict.Predictor`:
+:class:`mer.predictor.Predictor`:
 
 - :class:`OnnxBackend` runs ``STEM.embed.onnx`` (features ``(1, C, F, T)``, any T ->
   per-step embeddings ``(1, n, D)`` and tag probabilities ``(1, n, K)``) and

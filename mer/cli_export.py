@@ -9,7 +9,7 @@ import argparse
 def _export(args: argparse.Namespace) -> int:
     from .backends import locate_checkpoint
     from .export import export_onnx, export_runtime
-    from .predict import resolve_model
+    from .predictor import resolve_model
 
     if args.runtime:
         embed, head = export_runtime(locate_checkpoint(args.model))

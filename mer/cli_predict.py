@@ -26,7 +26,7 @@ _PREDICTOR = None
 
 def _init_worker(model: str, device: str, threads: int, backend: str) -> None:
     global _PREDICTOR
-    from .predict import Predictor
+    from .predictor import Predictor
 
     _PREDICTOR = Predictor(model, device, backend, threads)
 

@@ -11,7 +11,7 @@ from .io import atomic_path
 from .scales import QUADRANTS
 
 
-def plot_prediction(pred, out: str | os.PathLike) -> Path:  # noqa: ANN001  (a mer.predict.Prediction)
+def plot_prediction(pred, out: str | os.PathLike) -> Path:  # noqa: ANN001  (a mer.Prediction)
     """Write a PNG: the valence-arousal plane with quadrant names, the 2 Hz trajectory
     (coloured by time) and the static point. Returns the path written (atomically)."""
     import matplotlib

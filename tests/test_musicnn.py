@@ -65,3 +65,56 @@ def test_tagger_ranks_plausible_tags_on_real_music():
     q2, q4 = mean_tags("Q2"), mean_tags("Q4")
     assert model.tag_names[int(np.argmax(q2))] in {"rock", "metal", "punk", "hard rock", "heavy metal"}
     assert q2[heavy].sum() > 3 * q4[heavy].sum()
+
+
+def _layers_output(trunk: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The trunk through its original layers (what train mode runs), in eval-mode statistics."""
+    fast, trunk.fast = trunk.fast, None
+    try:
+        with torch.no_grad():
+            return trunk(x)
+    finally:
+        trunk.fast = fast
+
+
+@pytest.mark.parametrize("source", ["msd", "mtt", None])
+def test_eval_mode_fast_front_end_equals_the_original_layers(source):
+    """FastBranch (low-rank filters, batch norm after the max) gives the layers' outputs."""
+    torch.manual_seed(0)
+    model = create_model("musicnn", source=source or "msd", pretrained=source is not None).eval()
+    trunk = model.backbone["trunk"]
+    assert trunk.fast is not None and len(trunk.fast) == 5
+    if source == "msd":  # the MSD filters are low rank: every branch runs factored
+        assert all(branch.low_rank for branch in trunk.fast)
+        assert [branch.basis.shape[0] for branch in trunk.fast] == [23, 14, 3, 7, 17]
+    x = torch.from_numpy(extract(clip(0.3, 0.7, seconds=5.0, sr=16000, seed=3)))[None]
+    with torch.no_grad():
+        fast = trunk(x)
+    ref = _layers_output(trunk, x)
+    assert fast.shape == ref.shape == (1, 753, x.shape[-1])
+    assert (fast - ref).abs().max() <= 1e-5 * ref.abs().max()
+
+
+def test_fast_front_end_follows_new_weights_and_train_mode():
+    trunk = create_model("musicnn", source="msd").backbone["trunk"].eval()
+    x = torch.from_numpy(extract(clip(-0.4, 0.2, seconds=3.0, sr=16000, seed=4)))[None]
+    other = create_model("musicnn", source="mtt").backbone["trunk"].state_dict()
+    trunk.load_state_dict(other)  # in eval mode: the fast form is rebuilt from the loaded weights
+    with torch.no_grad():
+        fast = trunk(x)
+    ref = _layers_output(trunk, x)
+    assert (fast - ref).abs().max() <= 1e-5 * ref.abs().max()
+    assert trunk.train().fast is None and trunk.eval().fast is not None
+    assert not any("fast" in key for key in trunk.state_dict())  # checkpoints keep the original layers
+
+
+def test_pooled_windows_equal_a_direct_max_and_mean():
+    from mer.models.musicnn import pool_windows
+
+    h = torch.randn(2, 5, 40)
+    centres, half = torch.tensor([0, 3, 20, 39]), 6
+    out = pool_windows(h, centres, half)
+    for i, c in enumerate(centres.tolist()):
+        win = h[..., max(0, c - half):c + half + 1]  # frames outside the clip left out
+        expected = torch.stack([win.amax(-1), win.mean(-1)], dim=-1).flatten(1)
+        assert torch.allclose(out[:, i], expected, atol=1e-6)

@@ -17,7 +17,7 @@ import torch
 from conftest import shared_path
 from mer import synth
 from mer.grid import n_steps
-from mer.predict import Predictor, bundled_models, predict
+from mer.predictor import Predictor, bundled_models, predict
 from mer.scales import quadrant
 
 
@@ -131,7 +131,7 @@ def test_onnx_export_matches_pytorch_on_real_audio(tmp_path):
     import onnxruntime as ort
 
     from mer.export import export_onnx
-    from mer.predict import resolve_model
+    from mer.predictor import resolve_model
 
     clip = sorted(shared_path("4q-dev").glob("Q1/*.mp3"))[0]
     model, meta = resolve_model("default")
@@ -171,7 +171,7 @@ def test_default_runs_on_onnx_runtime_and_agrees_with_pytorch(tmp_path):
 def test_stale_onnx_graphs_fall_back_to_pytorch(tmp_path, wav_file):
     pytest.importorskip("onnxruntime")
     from mer import MERWarning, ModelError
-    from mer.predict import PRETRAINED
+    from mer.predictor import PRETRAINED
 
     for suffix in (".json", ".safetensors", ".embed.onnx", ".head.onnx"):
         (tmp_path / f"m{suffix}").write_bytes((PRETRAINED / f"default{suffix}").read_bytes())
@@ -198,3 +198,14 @@ def test_mer_predict_does_not_import_torch(wav_file):
     res = subprocess.run([sys.executable, "-c", code, str(wav_file)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[0].startswith("path,valence,arousal,quadrant")
+
+
+def test_top_level_predict_returns_a_typed_prediction(tmp_path):
+    """The documented API: ``mer.predict(path)`` -> ``mer.Prediction``."""
+    import mer
+
+    path = tmp_path / "song.wav"
+    sf.write(path, synth.clip(0.5, 0.5, seconds=4.0, sr=22050, seed=5), 22050)
+    pred = mer.predict(path, model="fast")
+    assert isinstance(pred, mer.Prediction)
+    assert pred.quadrant == quadrant(pred.valence, pred.arousal).name and len(pred.curve) == 8
