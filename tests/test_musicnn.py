@@ -81,18 +81,28 @@ def _layers_output(trunk: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_eval_mode_fast_front_end_equals_the_original_layers(source):
     """FastBranch (low-rank filters, batch norm after the max) gives the layers' outputs."""
     torch.manual_seed(0)
-    model = create_model("musicnn", source=source or "msd", pretrained=source is not None).eval()
+    model = create_model("musicnn", source=source or "msd", pretrained=source is not None)
     trunk = model.backbone["trunk"]
-    assert trunk.fast is not None and len(trunk.fast) == 5
-    if source == "msd":  # the MSD filters are low rank: every branch runs factored
-        assert all(branch.low_rank for branch in trunk.fast)
-        assert [branch.basis.shape[0] for branch in trunk.fast] == [23, 14, 3, 7, 17]
+    if source is None:  # random weights with dead (all-zero) filters, whose constants reach the mid-end
+        with torch.no_grad():
+            for conv in [*trunk.timbral, *trunk.temporal]:
+                conv.weight[::2] = 0
+                conv.bias.uniform_(0.5, 1.0)
+    model.eval()
+    assert trunk.fast is not None and len(trunk.fast.branches) == 5
+    if source == "msd":  # most MSD filters are zero
+        assert not any(branch.low_rank for branch in trunk.fast.branches)  # only live filters, no mix
+        assert [branch.basis.shape[0] for branch in trunk.fast.branches] == [23, 14, 3, 7, 17]  # live filters
     x = torch.from_numpy(extract(clip(0.3, 0.7, seconds=5.0, sr=16000, seed=3)))[None]
     with torch.no_grad():
         fast = trunk(x)
     ref = _layers_output(trunk, x)
     assert fast.shape == ref.shape == (1, 753, x.shape[-1])
     assert (fast - ref).abs().max() <= 1e-5 * ref.abs().max()
+    if source is None:
+        assert trunk.fast.mid_dead.abs().max() > 1e-2  # the dead channels' share is not negligible here
+        edges = [0, 1, 2, -3, -2, -1]  # where the mid-end's zero padding drops taps
+        assert torch.allclose(fast[..., edges], ref[..., edges], rtol=1e-5, atol=1e-5)
 
 
 def test_fast_front_end_follows_new_weights_and_train_mode():

@@ -13,9 +13,10 @@ see ``mer/models/weights/MUSICNN_LICENSE``), on the log-mel input that is mer's 
 - back-end: max and mean over time (interleaved, 1506), batch norm, dense 200 + ReLU + batch
   norm (the "penultimate" embedding), dense 50 -> sigmoid tag probabilities.
 
-In eval mode the front-end runs in an equivalent, cheaper form (:class:`FastBranch`): the
-MSD filters span low-rank subspaces and batch norm commutes with the max over frequency, which
-cuts the network's cost about five-fold with the same outputs up to float rounding.
+In eval mode the front-end runs in an equivalent, cheaper form (:class:`FastBranch`): most
+trained filters are zero (in the MSD weights 181 of 204 in the first layer), so only the live
+ones are convolved, and batch norm commutes with the max over frequency. Same outputs up to
+float rounding, at about a sixth of the cost.
 
 TensorFlow's batch norm uses eps = 1e-3 and its "same" padding puts the odd extra frame of an
 even kernel after the signal; both are kept so the port matches the original (parity figures
@@ -66,11 +67,15 @@ class FastBranch(nn.Module):
     """Inference form of one front-end branch, conv -> ReLU -> batch norm -> max over frequency,
     with the same output up to float rounding. Built from the branch's current weights.
 
-    - Low rank: the conv's filters, flattened to a matrix (out, in * kh * kw), often span a
-      subspace of rank r much below ``out``: in the MSD weights 23 and 14 of the 204 timbral
-      filters and 3, 7 and 17 of the 51 temporal ones; the rest are combinations of those, up
-      to float rounding. The conv then runs as r basis filters followed by a 1 x 1 mix (the SVD,
-      singular values under ``rtol`` of the largest dropped), when that is cheaper.
+    - Dead filters: most of the trained filters are zero (weight norm under ``rtol`` of the
+      largest; in the MSD weights 181 and 190 of the 204 timbral filters and 48, 44 and 34 of
+      the 51 temporal ones). Such a channel's output is the constant bn(relu(bias)), kept in
+      ``dead`` (``live`` marks the others); only the live filters are convolved, and
+      :meth:`forward` returns the live channels.
+    - Low rank: when the live filters, flattened to a matrix (live, in * kh * kw), span a
+      subspace of rank r small enough to pay (as in the MTT weights), the conv runs as r basis
+      filters followed by a 1 x 1 mix (the SVD; singular values under ``rtol`` of the largest
+      dropped).
     - Order: batch norm in eval mode is a per-channel affine a * y + b, and ReLU is monotone, so
       max_f(a * relu(z_f) + b) = a * relu(max_f z_f) + b where a >= 0, and the same with the
       min where a < 0 (the conv bias is constant over f too). ReLU and batch norm then run on
@@ -80,33 +85,69 @@ class FastBranch(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, rtol: float = 1e-6) -> None:
         super().__init__()
-        w = conv.weight.detach()
-        out, rest = w.shape[0], w[0].numel()
-        u, s, vh = torch.linalg.svd(w.reshape(out, rest).double(), full_matrices=False)
+        w = conv.weight.detach().double()
+        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        shift = bn.bias.detach().double() - bn.running_mean.double() * scale
+        bias = conv.bias.detach().double()
+        norms = w.flatten(1).norm(dim=1)
+        live = norms > rtol * norms.max()
+        sign = torch.where(scale[live] >= 0, 1.0, -1.0).double()
+        w_live = w[live] * sign[:, None, None, None]
+        n_live, rest = w_live.shape[0], w_live[0].numel()
+        u, s, vh = torch.linalg.svd(w_live.flatten(1), full_matrices=False)
         r = int((s > s[0] * rtol).sum())
-        self.low_rank = r * (rest + out) < out * rest
+        self.low_rank = r * (rest + n_live) < n_live * rest
         if self.low_rank:
             basis, mix = vh[:r].reshape(r, *w.shape[1:]), (u[:, :r] * s[:r])[:, :, None, None]
         else:
-            basis, mix = w.double(), torch.zeros(0)
-        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias.detach() - bn.running_mean * scale
-        sign = torch.where(scale >= 0, 1.0, -1.0).double()
-        if self.low_rank:
-            mix = mix * sign[:, None, None, None]
-        else:
-            basis = basis * sign[:, None, None, None]
-        for name, t in (("basis", basis), ("mix", mix), ("sign", sign[:, None]),
-                        ("bias", conv.bias.detach()[:, None]), ("scale", scale[:, None]), ("shift", shift[:, None])):
-            self.register_buffer(name, t.to(w.dtype), persistent=False)
+            basis, mix = w_live, torch.zeros(0)
+        self.live = live
+        self.dead = (F.relu(bias[~live]) * scale[~live] + shift[~live]).to(conv.weight.dtype)
+        for name, t in (("basis", basis), ("mix", mix), ("sign", sign[:, None]), ("bias", bias[live, None]),
+                        ("scale", scale[live, None]), ("shift", shift[live, None])):
+            self.register_buffer(name, t.to(conv.weight.dtype), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Padded input ``(B, in, T', F)`` -> ``(B, out, T)``."""
+        """Padded input ``(B, in, T', F)`` -> the live channels ``(B, live, T)``."""
         z = F.conv2d(x, self.basis)
         if self.low_rank:
             z = F.conv2d(z, self.mix)
         z = z.amax(dim=3) * self.sign  # max_f z where scale >= 0, min_f z elsewhere
         return F.relu(z + self.bias) * self.scale + self.shift
+
+
+class FastFront(nn.Module):
+    """Eval-mode front-end and first mid-end convolution of a :class:`MusicnnTrunk`.
+
+    The branches run as :class:`FastBranch`; the dead channels' constants are put back in
+    their places for the trunk's output. The first mid-end convolution is linear, so it runs
+    on the live channels only, plus the constant channels' share: per output channel and tap
+    ``A[o, k] = sum_c W[o, c, k] * dead_c``, applied as a convolution of a signal of ones with
+    the same zero padding, which gets the edge frames (where padding drops taps) right too.
+    """
+
+    def __init__(self, trunk: "MusicnnTrunk") -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(FastBranch(conv, bn) for conv, bn in zip(
+            [*trunk.timbral, *trunk.temporal], [*trunk.timbral_bn, *trunk.temporal_bn]))
+        live = torch.cat([b.live for b in self.branches])
+        dead = torch.cat([b.dead for b in self.branches])
+        order = torch.argsort(torch.cat([torch.nonzero(live)[:, 0], torch.nonzero(~live)[:, 0]]))
+        mid = trunk.mid[0]
+        w = mid.weight.detach()
+        self.padding = mid.padding[0]
+        for name, t in (("dead", dead[:, None]), ("order", order), ("mid_weight", w[:, live]),
+                        ("mid_bias", mid.bias.detach()),
+                        ("mid_dead", torch.einsum("ock,c->ok", w[:, ~live].double(), dead.double())[:, None].to(w.dtype))):
+            self.register_buffer(name, t, persistent=False)
+
+    def forward(self, x: torch.Tensor, pads: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input ``(B, 1, T, F)`` after the input batch norm -> (front ``(B, 561, T)``, the
+        first mid-end convolution's output before its ReLU ``(B, 64, T)``)."""
+        live = torch.cat([branch(F.pad(x, (0, 0, *pad))) for branch, pad in zip(self.branches, pads)], dim=1)
+        front = torch.cat([live, self.dead.expand(live.shape[0], -1, live.shape[2])], dim=1)[:, self.order]
+        mid = F.conv1d(live, self.mid_weight, self.mid_bias, padding=self.padding)
+        return front, mid + F.conv1d(torch.ones_like(live[:, :1]), self.mid_dead, padding=self.padding)
 
 
 def _rebuild_fast(trunk: "MusicnnTrunk", _incompatible_keys: object) -> None:
@@ -116,10 +157,10 @@ def _rebuild_fast(trunk: "MusicnnTrunk", _incompatible_keys: object) -> None:
 class MusicnnTrunk(nn.Module):
     """Front-end + mid-end: features ``(B, 1, 96, T)`` -> per-frame features ``(B, 753, T)``.
 
-    In eval mode the front-end branches run as :class:`FastBranch` (same outputs, about five
-    times fewer operations with the MSD weights), rebuilt whenever the module enters eval mode
-    or loads a state dict; train mode runs the original layers. Edit weights in place only in
-    train mode (or call ``eval()`` again after)."""
+    In eval mode the front-end and the first mid-end convolution run as :class:`FastFront`
+    (same outputs, a fraction of the operations), rebuilt whenever the module enters eval
+    mode or loads a state dict; train mode runs the original layers. Edit weights in place
+    only in train mode (or call ``eval()`` again after)."""
 
     def __init__(self, n_mels: int = 96, frontend_filters: float = 1.6, midend_filters: int = 64) -> None:
         super().__init__()
@@ -134,14 +175,12 @@ class MusicnnTrunk(nn.Module):
                                   for i in range(3)])
         self.mid_bn = nn.ModuleList([_bn(midend_filters) for _ in range(3)])
         self.dim = d_front + 3 * midend_filters
-        self.fast: nn.ModuleList | None = None
+        self.fast: FastFront | None = None
         self.register_load_state_dict_post_hook(_rebuild_fast)
 
     def train(self, mode: bool = True) -> "MusicnnTrunk":
         super().train(mode)
-        self.fast = None if mode else nn.ModuleList(
-            FastBranch(conv, bn) for conv, bn in zip([*self.timbral, *self.temporal],
-                                                     [*self.timbral_bn, *self.temporal_bn]))
+        self.fast = None if mode else FastFront(self)
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,15 +188,15 @@ class MusicnnTrunk(nn.Module):
         pads = [(3, 3)] * len(self.timbral) + [((k - 1) // 2, k // 2)  # TensorFlow "same": extra frame after
                                                for k in (conv.kernel_size[0] for conv in self.temporal)]
         if self.fast is not None:
-            feats = [branch(F.pad(x, (0, 0, *pad))) for branch, pad in zip(self.fast, pads)]
+            front, mid = self.fast(x, pads)
         else:
-            feats = [bn(F.relu(conv(F.pad(x, (0, 0, *pad))))).amax(dim=3) for conv, bn, pad in
-                     zip([*self.timbral, *self.temporal], [*self.timbral_bn, *self.temporal_bn], pads)]
-        front = torch.cat(feats, dim=1)  # (B, 561, T)
-        out, h = [front], front
-        for i, (conv, bn) in enumerate(zip(self.mid, self.mid_bn)):
-            y = bn(F.relu(conv(h)))
-            h = y if i == 0 else y + h
+            front = torch.cat([bn(F.relu(conv(F.pad(x, (0, 0, *pad))))).amax(dim=3) for conv, bn, pad in zip(
+                [*self.timbral, *self.temporal], [*self.timbral_bn, *self.temporal_bn], pads)], dim=1)  # (B, 561, T)
+            mid = self.mid[0](front)
+        h = self.mid_bn[0](F.relu(mid))
+        out = [front, h]
+        for conv, bn in zip(self.mid[1:], self.mid_bn[1:]):
+            h = bn(F.relu(conv(h))) + h
             out.append(h)
         return torch.cat(out, dim=1)
 
