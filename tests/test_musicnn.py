@@ -12,6 +12,7 @@ import torch
 from mer import ModelError
 from mer.features import FeatureConfig, extract, features_from_file
 from mer.models import create_model
+from mer.models.musicnn import pool_windows
 from mer.synth import clip
 from conftest import shared_path
 
@@ -99,6 +100,8 @@ def test_eval_mode_fast_front_end_equals_the_original_layers(source):
     ref = _layers_output(trunk, x)
     assert fast.shape == ref.shape == (1, 753, x.shape[-1])
     assert (fast - ref).abs().max() <= 1e-5 * ref.abs().max()
+    centres = torch.tensor([0, 40, x.shape[-1] - 1])  # pooling the varying channels only, constants put back
+    assert torch.allclose(trunk.fast.pool(fast, centres, 90), pool_windows(ref, centres, 90), rtol=1e-5, atol=1e-4)
     if source is None:
         assert trunk.fast.mid_dead.abs().max() > 1e-2  # the dead channels' share is not negligible here
         edges = [0, 1, 2, -3, -2, -1]  # where the mid-end's zero padding drops taps
@@ -119,8 +122,6 @@ def test_fast_front_end_follows_new_weights_and_train_mode():
 
 
 def test_pooled_windows_equal_a_direct_max_and_mean():
-    from mer.models.musicnn import pool_windows
-
     h = torch.randn(2, 5, 40)
     centres, half = torch.tensor([0, 3, 20, 39]), 6
     out = pool_windows(h, centres, half)

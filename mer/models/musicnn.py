@@ -120,7 +120,8 @@ class FastFront(nn.Module):
     """Eval-mode front-end and first mid-end convolution of a :class:`MusicnnTrunk`.
 
     The branches run as :class:`FastBranch`; the dead channels' constants are put back in
-    their places for the trunk's output. The first mid-end convolution is linear, so it runs
+    their places for the trunk's output, and :meth:`pool` leaves them out of the window
+    pooling (their max and mean are the constants). The first mid-end convolution is linear, so it runs
     on the live channels only, plus the constant channels' share: per output channel and tap
     ``A[o, k] = sum_c W[o, c, k] * dead_c``, applied as a convolution of a signal of ones with
     the same zero padding, which gets the edge frames (where padding drops taps) right too.
@@ -136,7 +137,11 @@ class FastFront(nn.Module):
         mid = trunk.mid[0]
         w = mid.weight.detach()
         self.padding = mid.padding[0]
-        for name, t in (("dead", dead[:, None]), ("order", order), ("mid_weight", w[:, live]),
+        varying = torch.cat([torch.nonzero(live)[:, 0], torch.arange(len(live), trunk.dim)])  # + the mid-end's
+        chans = torch.cat([varying, torch.nonzero(~live)[:, 0]])
+        pool_order = torch.argsort(torch.stack([2 * chans, 2 * chans + 1], dim=1).flatten())  # (max, mean) pairs
+        for name, t in (("dead", dead[:, None]), ("order", order), ("varying", varying), ("pool_order", pool_order),
+                        ("mid_weight", w[:, live]),
                         ("mid_bias", mid.bias.detach()),
                         ("mid_dead", torch.einsum("ock,c->ok", w[:, ~live].double(), dead.double())[:, None].to(w.dtype))):
             self.register_buffer(name, t, persistent=False)
@@ -148,6 +153,12 @@ class FastFront(nn.Module):
         front = torch.cat([live, self.dead.expand(live.shape[0], -1, live.shape[2])], dim=1)[:, self.order]
         mid = F.conv1d(live, self.mid_weight, self.mid_bias, padding=self.padding)
         return front, mid + F.conv1d(torch.ones_like(live[:, :1]), self.mid_dead, padding=self.padding)
+
+    def pool(self, h: torch.Tensor, centres: torch.Tensor, half: int) -> torch.Tensor:
+        """:func:`pool_windows` of the trunk's output ``h``, pooling only its varying channels."""
+        pooled = pool_windows(h[:, self.varying], centres, half)
+        const = self.dead[:, 0].repeat_interleave(2).expand(*pooled.shape[:2], -1)
+        return torch.cat([pooled, const], dim=-1)[..., self.pool_order]
 
 
 def _rebuild_fast(trunk: "MusicnnTrunk", _incompatible_keys: object) -> None:
@@ -291,8 +302,10 @@ class Musicnn(MERModel):
         centres = torch.round((0.5 * torch.arange(n, device=x.device) + 0.25) * fps).long()
         half = int(round(self.context * fps / 2))
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            h = self.backbone["trunk"](x)
-            pooled = pool_windows(h, centres.clamp(max=x.shape[-1] - 1), half)
+            trunk = self.backbone["trunk"]
+            h = trunk(x)
+            pool = pool_windows if trunk.fast is None else trunk.fast.pool
+            pooled = pool(h, centres.clamp(max=x.shape[-1] - 1), half)
             pen, logits = self.backbone["backend"](pooled)
         return pooled, pen, logits
 
