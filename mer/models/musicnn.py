@@ -72,10 +72,6 @@ class FastBranch(nn.Module):
       the 51 temporal ones). Such a channel's output is the constant bn(relu(bias)), kept in
       ``dead`` (``live`` marks the others); only the live filters are convolved, and
       :meth:`forward` returns the live channels.
-    - Low rank: when the live filters, flattened to a matrix (live, in * kh * kw), span a
-      subspace of rank r small enough to pay (as in the MTT weights), the conv runs as r basis
-      filters followed by a 1 x 1 mix (the SVD; singular values under ``rtol`` of the largest
-      dropped).
     - Order: batch norm in eval mode is a per-channel affine a * y + b, and ReLU is monotone, so
       max_f(a * relu(z_f) + b) = a * relu(max_f z_f) + b where a >= 0, and the same with the
       min where a < 0 (the conv bias is constant over f too). ReLU and batch norm then run on
@@ -90,29 +86,17 @@ class FastBranch(nn.Module):
         shift = bn.bias.detach().double() - bn.running_mean.double() * scale
         bias = conv.bias.detach().double()
         norms = w.flatten(1).norm(dim=1)
-        live = norms > rtol * norms.max()
-        sign = torch.where(scale[live] >= 0, 1.0, -1.0).double()
-        w_live = w[live] * sign[:, None, None, None]
-        n_live, rest = w_live.shape[0], w_live[0].numel()
-        u, s, vh = torch.linalg.svd(w_live.flatten(1), full_matrices=False)
-        r = int((s > s[0] * rtol).sum())
-        self.low_rank = r * (rest + n_live) < n_live * rest
-        if self.low_rank:
-            basis, mix = vh[:r].reshape(r, *w.shape[1:]), (u[:, :r] * s[:r])[:, :, None, None]
-        else:
-            basis, mix = w_live, torch.zeros(0)
-        self.live = live
+        self.live = norms > rtol * norms.max()
+        live = self.live
         self.dead = (F.relu(bias[~live]) * scale[~live] + shift[~live]).to(conv.weight.dtype)
-        for name, t in (("basis", basis), ("mix", mix), ("sign", sign[:, None]), ("bias", bias[live, None]),
-                        ("scale", scale[live, None]), ("shift", shift[live, None])):
+        sign = torch.where(scale[live] >= 0, 1.0, -1.0).double()
+        for name, t in (("weight", w[live] * sign[:, None, None, None]), ("sign", sign[:, None]),
+                        ("bias", bias[live, None]), ("scale", scale[live, None]), ("shift", shift[live, None])):
             self.register_buffer(name, t.to(conv.weight.dtype), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Padded input ``(B, in, T', F)`` -> the live channels ``(B, live, T)``."""
-        z = F.conv2d(x, self.basis)
-        if self.low_rank:
-            z = F.conv2d(z, self.mix)
-        z = z.amax(dim=3) * self.sign  # max_f z where scale >= 0, min_f z elsewhere
+        z = F.conv2d(x, self.weight).amax(dim=3) * self.sign  # max_f z where scale >= 0, min_f z elsewhere
         return F.relu(z + self.bias) * self.scale + self.shift
 
 
@@ -121,10 +105,11 @@ class FastFront(nn.Module):
 
     The branches run as :class:`FastBranch`; the dead channels' constants are put back in
     their places for the trunk's output, and :meth:`pool` leaves them out of the window
-    pooling (their max and mean are the constants). The first mid-end convolution is linear, so it runs
-    on the live channels only, plus the constant channels' share: per output channel and tap
-    ``A[o, k] = sum_c W[o, c, k] * dead_c``, applied as a convolution of a signal of ones with
-    the same zero padding, which gets the edge frames (where padding drops taps) right too.
+    pooling (their max and mean are the constants). The first mid-end convolution is linear,
+    so it runs on the live channels only, plus the constant channels' share: per output
+    channel and tap ``A[o, k] = sum_c W[o, c, k] * dead_c``, applied as a convolution of a
+    signal of ones with the same zero padding, which gets the edge frames (where padding
+    drops taps) right too.
     """
 
     def __init__(self, trunk: "MusicnnTrunk") -> None:
@@ -137,7 +122,8 @@ class FastFront(nn.Module):
         mid = trunk.mid[0]
         w = mid.weight.detach()
         self.padding = mid.padding[0]
-        varying = torch.cat([torch.nonzero(live)[:, 0], torch.arange(len(live), trunk.dim)])  # + the mid-end's
+        varying = torch.cat([torch.nonzero(live)[:, 0],  # + the mid-end's channels
+                             torch.arange(len(live), trunk.dim, device=live.device)])
         chans = torch.cat([varying, torch.nonzero(~live)[:, 0]])
         pool_order = torch.argsort(torch.stack([2 * chans, 2 * chans + 1], dim=1).flatten())  # (max, mean) pairs
         for name, t in (("dead", dead[:, None]), ("order", order), ("varying", varying), ("pool_order", pool_order),
