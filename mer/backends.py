@@ -91,8 +91,8 @@ class TorchBackend:
             torch.set_num_threads(threads)
         self.torch = torch
         self.device = torch.device(device)
-        self.model, self.meta = load_checkpoint(stem)
-        self.model.to(self.device).eval()
+        self.model, self.meta = load_checkpoint(stem)  # in eval mode
+        self.model.to(self.device)
         self.local = hasattr(self.model, "embed") and hasattr(self.model, "head")
         self.tag_names: list[str] = list(getattr(self.model, "tag_names", []))
 

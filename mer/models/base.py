@@ -18,6 +18,7 @@ from ..features import FeatureConfig
 from ..grid import n_steps
 from .frontend import FrontEnd
 
+
 class MERModel(nn.Module):
     """Base class: subclasses implement ``sequence(x) -> (B, T', D)`` and set ``self.heads``."""
 

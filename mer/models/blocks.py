@@ -111,8 +111,8 @@ class VAHeads(nn.Module):
             steps = F.adaptive_avg_pool1d(x, n_out)
         else:
             steps = F.interpolate(x, size=n_out, mode="linear", align_corners=False)
-        pooled = seq.mean(dim=1)
+        mean = seq.mean(dim=1)
+        pooled = mean
         if self.stats:  # population sd (0 for a one-step clip, where the unbiased one is undefined)
-            pooled = torch.cat([pooled, ((seq - pooled[:, None]).square().mean(dim=1) + 1e-8).sqrt()], dim=-1)
-        return {"static": self.static(pooled), "dynamic": self.dynamic(steps.transpose(1, 2)),
-                "embedding": seq.mean(dim=1)}
+            pooled = torch.cat([mean, ((seq - mean[:, None]).square().mean(dim=1) + 1e-8).sqrt()], dim=-1)
+        return {"static": self.static(pooled), "dynamic": self.dynamic(steps.transpose(1, 2)), "embedding": mean}

@@ -276,9 +276,10 @@ class Musicnn(MERModel):
         self.tag_names = TAGS[source]
 
     def train(self, mode: bool = True) -> "Musicnn":
-        super().train(mode)
-        if self.freeze:  # a frozen backbone keeps its running statistics and no dropout
-            self.backbone.eval()
+        # a frozen backbone stays in eval mode (its running statistics, its fast form), set once
+        self.training = mode
+        for child in self.children():
+            child.train(mode and not (self.freeze and child is self.backbone))
         return self
 
     def windows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
