@@ -82,11 +82,12 @@ def main() -> None:
     long_path = long_file(tmp / f"long-{args.long_minutes:g}min.wav", args.long_minutes)
     print(f"machine: {os.cpu_count()} cores; {len(files)} clips in {args.clips}; long file "
           f"{long_path.stat().st_size / 1e6:.0f} MB ({args.long_minutes:g} min, 44.1 kHz stereo)\n")
-    from mer.backends import locate_checkpoint, onnx_status
+    from mer.hub import Bundle
+    from mer.infer.backends import onnx_status
 
     rows = []
     for model in args.models:
-        engines = {b: ("onnx" if onnx_status(locate_checkpoint(model)) is None else "torch") if b == "auto" else b
+        engines = {b: ("onnx" if onnx_status(Bundle.resolve(model)) is None else "torch") if b == "auto" else b
                    for b in args.backends}
         for backend in dict.fromkeys(args.backends):
             if backend != "auto" and engines.get("auto") == backend:

@@ -12,27 +12,26 @@ arrays hold (valence, arousal) in that order):
 - ``mer.MERError``: the one exception family; ``mer.MERWarning`` for warnings
 """
 
+from ._version import __version__
 from .errors import AudioError, ConfigError, DatasetError, MERError, MERWarning, ModelError
-
-__version__ = "0.1.0"
 
 __all__ = ["AudioError", "ConfigError", "DatasetError", "MERError", "MERWarning", "ModelError", "Prediction",
            "Predictor", "__version__", "predict"]
 
 
-def predict(path, model="default"):  # noqa: ANN001, ANN201  (see mer.predictor.predict)
+def predict(path, model="default"):  # noqa: ANN001, ANN201  (see mer.infer.predict)
     """Valence, arousal, quadrant and 2 Hz curve of one audio file: a :class:`mer.Prediction`.
 
     ``model``: "default", "fast", or a checkpoint ``mer train`` wrote; loaded once and reused.
     Imported on first use, so ``import mer`` stays light."""
-    from .predictor import predict as _predict
+    from .infer.predictor import predict as _predict
 
     return _predict(path, model)
 
 
 def __getattr__(name: str):  # noqa: ANN202  (lazy public classes)
-    if name in ("Prediction", "Predictor"):
-        from . import predictor
+    if name in ("Prediction", "Predictor", "Inference"):
+        from . import infer
 
-        return getattr(predictor, name)
+        return getattr(infer, name)
     raise AttributeError(f"module 'mer' has no attribute {name!r}")

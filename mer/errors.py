@@ -8,6 +8,9 @@ line on stderr and exits non-zero; library users can catch ``mer.MERError``.
 
 from __future__ import annotations
 
+import inspect
+from typing import Any, Callable
+
 
 class MERError(Exception):
     """Base class of every error mer raises on purpose."""
@@ -31,3 +34,20 @@ class ModelError(MERError):
 
 class MERWarning(UserWarning):
     """Something worth knowing that does not stop the work (silent audio, very short clip...)."""
+
+
+def check_arguments(fn: Callable[..., Any], kwargs: dict[str, Any], what: str, error: type[MERError],
+                    flag: str, internal: tuple[str, ...] = ()) -> None:
+    """Raise ``error`` naming the valid choices when ``kwargs`` holds a name ``fn`` does not take.
+
+    Used where user-given options are passed on as keyword arguments (model arguments,
+    dataset options), so a typo is a user error while a ``TypeError`` raised *inside* ``fn``
+    stays the bug it is."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+             and n != "self" and n not in internal]
+    for key in kwargs:
+        if key not in valid and key not in internal:
+            raise error(f"{what}: unknown option {key!r}; valid {flag} names: {', '.join(valid) or 'none'}")

@@ -102,7 +102,8 @@ QUADRANTS: dict[str, Quadrant] = {
 def quadrant(valence: float, arousal: float) -> Quadrant:
     """The quadrant of one canonical (valence, arousal) point; 0 counts as positive."""
     if not (np.isfinite(valence) and np.isfinite(arousal)):
-        raise ValueError(f"valence and arousal must be finite, got ({valence}, {arousal})")
+        raise ConfigError(f"valence and arousal must be finite numbers, got ({valence}, {arousal}); "
+                          "check the model's output or the labels for NaN")
     v_pos, a_pos = valence >= 0, arousal >= 0
     return QUADRANTS["Q1" if v_pos and a_pos else "Q2" if a_pos else "Q3" if not v_pos else "Q4"]
 

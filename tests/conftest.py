@@ -22,6 +22,12 @@ def shared_path(*parts: str) -> Path:
 
 
 @pytest.fixture
+def shared():  # noqa: ANN201
+    """``shared("4q-dev", ...)``: a path under ../shared/data, or skip the test when it is absent."""
+    return shared_path
+
+
+@pytest.fixture
 def wav_file(tmp_path: Path) -> Path:
     """A 5 s mono 22.05 kHz synthetic music clip."""
     p = tmp_path / "clip.wav"

@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 
 from mer import MERError, MERWarning, audio
-from conftest import shared_path
 
 
-def test_all_4q_clips_decode_with_expected_rate_and_duration():
-    clips = sorted(shared_path("4q-dev").glob("Q?/*.mp3"))
+@pytest.mark.slow
+def test_all_4q_clips_decode_with_expected_rate_and_duration(shared):
+    clips = sorted(shared("4q-dev").glob("Q?/*.mp3"))
     assert len(clips) == 600
     for path in clips:
         meta = audio.info(path)
@@ -29,8 +29,8 @@ def test_all_4q_clips_decode_with_expected_rate_and_duration():
     ("pmemo-samples", "*.mp3", (45.0, 60.3), 44100, 2),
     ("misc-audio", "*.ogg", (61.4, 61.5), 44100, 2),
 ])
-def test_other_real_clips(folder, pattern, seconds, rate, channels):
-    files = sorted(shared_path(folder).glob(pattern))
+def test_other_real_clips(folder, pattern, seconds, rate, channels, shared):
+    files = sorted(shared(folder).glob(pattern))
     assert files
     for path in files:
         y, sr = audio.load(path, mono=False)

@@ -16,13 +16,12 @@ import pytest
 from mer import DatasetError
 from mer.datasets import DEAM, compare_datasets, load_dataset
 from mer.datasets.deam import AVERAGED, DYNAMIC_DIR, RATER_DIR, STATIC_FILES
-from conftest import shared_path
 
 
 # -- real data ---------------------------------------------------------------------------
 
-def test_emomusic_real_annotations_and_clips():
-    ds = load_dataset("emomusic", shared_path("emomusic-mini"))
+def test_emomusic_real_annotations_and_clips(shared):
+    ds = load_dataset("emomusic", shared("emomusic-mini"))
     assert len(ds) == 744
     for t in ds.index.values():
         assert t.static is not None and -1 <= t.valence <= 1 and -1 <= t.arousal <= 1
@@ -49,8 +48,8 @@ def _deam_tree(root: Path, static_files: dict[str, str]) -> Path:
     return root
 
 
-def test_deam_excerpts_parse_to_reference_values(tmp_path):
-    labels = shared_path("deam-labels")
+def test_deam_excerpts_parse_to_reference_values(tmp_path, shared):
+    labels = shared("deam-labels")
     tree = _deam_tree(tmp_path / "deam", {
         STATIC_FILES[0]: (labels / "static_annotations_averaged_songs_1_2000.excerpt.csv").read_text(),
         STATIC_FILES[1]: (labels / "static_annotations_averaged_songs_2000_2058.excerpt.csv").read_text()})
@@ -66,18 +65,18 @@ def test_deam_excerpts_parse_to_reference_values(tmp_path):
     assert not ds.track(4).metadata["full_song"]
 
 
-def test_swap_between_deam_and_emomusic_is_detected(tmp_path):
-    rows = (shared_path("deam-labels") / "deam_song_level_labels.csv").read_text()
+def test_swap_between_deam_and_emomusic_is_detected(tmp_path, shared):
+    rows = (shared("deam-labels") / "deam_song_level_labels.csv").read_text()
     deam = DEAM(_deam_tree(tmp_path / "deam", {STATIC_FILES[0]: rows}))
-    emo = load_dataset("emomusic", shared_path("emomusic-mini"))
+    emo = load_dataset("emomusic", shared("emomusic-mini"))
     rep = compare_datasets(deam, emo)
     assert rep.shared == 744 and rep.swapped / rep.shared > 0.95 and "SWAPPED" in rep.verdict
     assert compare_datasets(emo, emo).verdict.startswith("consistent")
 
 
-def test_4q_real_clips_quadrants_and_mood_labels():
-    root = shared_path("4q-dev")
-    ds = load_dataset("4q", root, lexicon=shared_path("lexicons", "Ratings_Warriner_et_al.csv"))
+def test_4q_real_clips_quadrants_and_mood_labels(shared):
+    root = shared("4q-dev")
+    ds = load_dataset("4q", root, lexicon=shared("lexicons", "Ratings_Warriner_et_al.csv"))
     tracks = list(ds.tracks())
     assert len(tracks) == 600 and all(t.audio_path.parent.name == t.quadrant for t in tracks)
     by_q = defaultdict(list)
@@ -108,8 +107,8 @@ def test_4q_reports_unknown_mood_words(tmp_path):
     assert kinds == {"unknown_word": 1, "malformed_row": 1}
 
 
-def test_pmemo2019_layout_from_real_samples(tmp_path):
-    src = shared_path("pmemo-samples")
+def test_pmemo2019_layout_from_real_samples(tmp_path, shared):
+    src = shared("pmemo-samples")
     (tmp_path / "chorus").mkdir()
     (tmp_path / "annotations").mkdir()
     static = ["musicId,Arousal(mean),Valence(mean)"]
@@ -216,15 +215,15 @@ def test_missing_or_malformed_inputs_say_what_to_do(tmp_path):
         load_dataset("folder", tmp_path).track_ids
 
 
-def test_cli_validate_real_data():
+def test_cli_validate_real_data(shared):
     for name, folder, expect in (("4q", "4q-dev", "Q1 150"), ("emomusic", "emomusic-mini", "734 missing_audio")):
         res = subprocess.run([sys.executable, "-m", "mer", "datasets", "validate", name, "--root",
-                              str(shared_path(folder))], capture_output=True, text=True, timeout=120)
+                              str(shared(folder))], capture_output=True, text=True, timeout=120)
         assert res.returncode == 0 and expect in res.stdout, res.stdout + res.stderr
 
 
 def test_mediaeval2015_split_on_synthetic_deam(tmp_path):
-    from mer.splits import mediaeval2015
+    from mer.datasets.splits import mediaeval2015
     root = _deam_tree(tmp_path / "deam", {STATIC_FILES[0]: "song_id, valence_mean, arousal_mean\n2, 5, 5\n3, 5, 5\n7, 5, 5\n"})
     dyn = root.joinpath(*AVERAGED, DYNAMIC_DIR)
     dyn.mkdir()

@@ -14,7 +14,6 @@ from mer.features import FeatureConfig, extract, features_from_file
 from mer.models import create_model
 from mer.models.musicnn import pool_windows
 from mer.synth import clip
-from conftest import shared_path
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.json"
 
@@ -52,9 +51,9 @@ def test_musicnn_refuses_other_front_ends_and_sources():
         create_model("musicnn", source="imagenet")
 
 
-def test_tagger_ranks_plausible_tags_on_real_music():
+def test_tagger_ranks_plausible_tags_on_real_music(shared):
     """Aggressive 4Q clips (Q2: angry, tense) read as metal/punk; calm ones (Q4) do not."""
-    root = shared_path("4q-dev")
+    root = shared("4q-dev")
     model = create_model("musicnn").eval()
     heavy = [model.tag_names.index(t) for t in ("metal", "hard rock", "heavy metal", "punk")]
 

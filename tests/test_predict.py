@@ -14,10 +14,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import shared_path
 from mer import synth
 from mer.grid import n_steps
-from mer.predictor import Predictor, bundled_models, predict
+from mer.hub import Bundle, bundled_models
+from mer.infer import Predictor, predict
 from mer.scales import quadrant
 
 
@@ -37,10 +37,10 @@ def test_bundled_default_predicts_a_file(wav_file):
     assert d["valence"] == pytest.approx(5 + 4 * p.valence, abs=1e-3) and d["scale"] == "1-9"
 
 
-def test_default_model_on_real_music():
+def test_default_model_on_real_music(shared):
     """Clear cases land in their quadrant, and the 2 Hz curve (trained toward each clip's
     label at every step) agrees with the static output on average."""
-    root = shared_path("4q-dev")
+    root = shared("4q-dev")
     static, means = [], []
     for q in ("Q1", "Q2", "Q3", "Q4"):
         for f in sorted((root / q).glob("*.mp3"))[:2]:
@@ -108,6 +108,7 @@ def test_bad_model_fails_once_before_reading_files(wav_file):
     assert res.returncode == 1 and "untrained architecture" in res.stderr
 
 
+@pytest.mark.slow
 def test_long_audio_is_processed_in_chunks(tmp_path):
     """A 100 s file goes through the chunked path: full-length curve, sane static value."""
     y = np.concatenate([synth.clip(0.7, 0.7, 50.0, 16000, seed=1), synth.clip(-0.7, -0.7, 50.0, 16000, seed=2)])
@@ -115,7 +116,7 @@ def test_long_audio_is_processed_in_chunks(tmp_path):
     sf.write(path, y, 16000)
     pred = Predictor(backend="torch")
     x = pred.features(path)
-    out = pred.run(x)
+    out = pred.inference(x)
     assert out["dynamic"].shape == (n_steps(x.shape[-1], pred.feature), 2) == (200, 2)
     with torch.no_grad():
         whole = {k: v[0].numpy() for k, v in pred.engine.model(torch.from_numpy(x)[None]).items()}
@@ -125,16 +126,17 @@ def test_long_audio_is_processed_in_chunks(tmp_path):
     assert np.abs(out["dynamic"] - whole["dynamic"]).max() < 1e-3
 
 
-def test_onnx_export_matches_pytorch_on_real_audio(tmp_path):
+@pytest.mark.slow
+def test_onnx_export_matches_pytorch_on_real_audio(tmp_path, shared):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     import onnxruntime as ort
 
-    from mer.export import export_onnx
-    from mer.predictor import resolve_model
+    from mer.infer.export import export_onnx
+    from mer.models.checkpoint import load_checkpoint
 
-    clip = sorted(shared_path("4q-dev").glob("Q1/*.mp3"))[0]
-    model, meta = resolve_model("default")
+    clip = sorted(shared("4q-dev").glob("Q1/*.mp3"))[0]
+    model, meta = load_checkpoint(Bundle.resolve("default").stem)
     path = export_onnx(model, meta, tmp_path / "default.onnx", seconds=30.0)
     side = json.loads(path.with_suffix(".json").read_text())
     frames = side["input_shape"][-1]
@@ -147,13 +149,14 @@ def test_onnx_export_matches_pytorch_on_real_audio(tmp_path):
     assert np.abs(dynamic - ref["dynamic"].numpy()).max() < 1e-4
 
 
-def test_default_runs_on_onnx_runtime_and_agrees_with_pytorch(tmp_path):
+@pytest.mark.slow
+def test_default_runs_on_onnx_runtime_and_agrees_with_pytorch(tmp_path, shared):
     """The bundled default's committed ONNX graphs are its weights (same SHA-1) and give what
     PyTorch gives on real music, a chunked long file and a file shorter than one step."""
     pytest.importorskip("onnxruntime")
     fast, slow = Predictor(), Predictor(backend="torch")
     assert fast.engine.kind == "onnx" and slow.engine.kind == "torch"
-    root = shared_path("4q-dev")
+    root = shared("4q-dev")
     clips = [sorted((root / q).glob("*.mp3"))[0] for q in ("Q1", "Q2", "Q3", "Q4")]
     long = tmp_path / "long.wav"
     sf.write(long, np.concatenate([synth.clip(0.5, 0.5, 45.0, 16000, seed=3), synth.clip(-0.5, 0.5, 45.0, 16000)]),
@@ -170,8 +173,8 @@ def test_default_runs_on_onnx_runtime_and_agrees_with_pytorch(tmp_path):
 
 def test_stale_onnx_graphs_fall_back_to_pytorch(tmp_path, wav_file):
     pytest.importorskip("onnxruntime")
-    from mer import MERWarning, ModelError
-    from mer.predictor import PRETRAINED
+    from mer import ConfigError, MERWarning, ModelError
+    from mer.hub import PRETRAINED
 
     for suffix in (".json", ".safetensors", ".embed.onnx", ".head.onnx"):
         (tmp_path / f"m{suffix}").write_bytes((PRETRAINED / f"default{suffix}").read_bytes())
@@ -183,7 +186,7 @@ def test_stale_onnx_graphs_fall_back_to_pytorch(tmp_path, wav_file):
         assert Predictor(tmp_path / "m").engine.kind == "torch"
     with pytest.raises(ModelError, match="other weights"):
         Predictor(tmp_path / "m", backend="onnx")
-    with pytest.raises(ModelError, match="CPU only"):
+    with pytest.raises(ConfigError, match="CPU only"):
         Predictor(tmp_path / "m", device="cuda", backend="onnx")
     (tmp_path / "m.head.onnx").unlink()
     assert Predictor(tmp_path / "m").engine.kind == "torch"

@@ -34,5 +34,5 @@ def test_quadrants(v, a, name, words):
 
 
 def test_quadrant_rejects_nan():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="must be finite numbers"):
         scales.quadrant(float("nan"), 0.1)

@@ -10,8 +10,7 @@ import pytest
 from mer import ConfigError
 from mer.datasets import load_dataset
 from mer.reliability import mean_pairwise_r, spearman_brown
-from mer.splits import Split, dataset_kfold, kfold, mediaeval2013
-from conftest import shared_path
+from mer.datasets.splits import Split, dataset_kfold, kfold, mediaeval2013
 
 
 def _toy(n=200, n_artists=37, seed=0):
@@ -53,8 +52,8 @@ def test_too_many_folds_fails_clearly():
         kfold(["a", "b"], 1)
 
 
-def test_real_4q_split_is_grouped_and_balanced():
-    ds = load_dataset("4q", shared_path("4q-dev"))
+def test_real_4q_split_is_grouped_and_balanced(shared):
+    ds = load_dataset("4q", shared("4q-dev"))
     split = dataset_kfold(ds, 5, seed=0)
     for train, test in split.folds:
         assert not {ds.track(i).artist for i in train} & {ds.track(i).artist for i in test}
@@ -63,8 +62,8 @@ def test_real_4q_split_is_grouped_and_balanced():
     assert split.info["grouped_by"] == "artist"
 
 
-def test_mediaeval2013_split_on_real_emomusic():
-    split = mediaeval2013(load_dataset("emomusic", shared_path("emomusic-mini")))
+def test_mediaeval2013_split_on_real_emomusic(shared):
+    split = mediaeval2013(load_dataset("emomusic", shared("emomusic-mini")))
     train, test = split.folds[0]
     assert len(train) + len(test) == 744 and len(train) == 619 and not set(train) & set(test)
 

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from mer.cli import main
-from mer.config import TrainConfig, parse_loss, parse_schedule
+from mer.train.config import TrainConfig, parse_loss, parse_schedule
 from mer.synth import write_dataset
 
 
@@ -77,6 +77,7 @@ def test_missing_root_and_too_many_folds(tmp_path, capsys, synth_root):
 
 
 # ------------------------------------------------------------------ learning
+@pytest.mark.slow
 def test_learns_static_and_dynamic_labels_from_audio(tmp_path, synth_root):
     """Held-out clips: the model beats the training-mean predictor, static and dynamic."""
     out = tmp_path / "run"
@@ -100,11 +101,17 @@ def test_learns_static_and_dynamic_labels_from_audio(tmp_path, synth_root):
               env={**os.environ, "MER_CACHE_DIR": str(tmp_path / "cache")})
     assert ev.returncode == 0, ev.stderr
     scores = json.loads(ev.stdout)
-    assert scores["n"] == 40 and len(scores["checkpoints"]) == 2
+    assert scores["n"] == 40 and len(scores["models"]) == 2 and scores["train_overlap"] == 0
     assert scores["static"]["arousal"]["pearson"] > 0.3 and "dynamic" in scores
-    table = _run(["evaluate", str(out / "fold0" / "best.safetensors"), "--dataset", "folder", "--root",
-                  str(synth_root), "--quiet"], env={**os.environ, "MER_CACHE_DIR": str(tmp_path / "cache")})
+    # one fold's model on all clips: refused (it trained on most of them) unless told otherwise
+    one = ["evaluate", str(out / "fold0" / "best.safetensors"), "--dataset", "folder", "--root", str(synth_root),
+           "--quiet"]
+    env = {**os.environ, "MER_CACHE_DIR": str(tmp_path / "cache")}
+    refused = _run(one, env=env)
+    assert refused.returncode == 1 and "were in the training data" in refused.stderr
+    table = _run([*one, "--allow-train-overlap"], env=env)
     assert table.returncode == 0 and "CCC" in table.stdout and "clips scored: 40" in table.stdout
+    assert "were in the model's training data" in table.stdout
 
 
 # ------------------------------------------------------------------ resume
@@ -112,6 +119,7 @@ def _final_weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "fold0" / "state.pt", weights_only=False)["model"]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_gives_the_same_weights(tmp_path, synth_root):
     cache = tmp_path / "cache"
     common = _cfg_args(synth_root, cache, "--folds", "1", "--epochs", "6", "--patience", "0")
@@ -138,6 +146,7 @@ def test_resume_after_kill_9_gives_the_same_weights(tmp_path, synth_root):
 
 
 # ------------------------------------------------------------------ distributed
+@pytest.mark.slow
 def test_two_process_gloo_training_matches_single_process(tmp_path, synth_root):
     """torchrun with 2 CPU processes (gloo, loopback) vs one process, same global batch of 8.
 
@@ -160,10 +169,13 @@ def test_two_process_gloo_training_matches_single_process(tmp_path, synth_root):
     a, b = _final_weights(tmp_path / "single"), _final_weights(tmp_path / "ddp")
     diff = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert diff < 1e-6, diff
-    assert not (tmp_path / "ddp" / "fold0" / "state.pt.tmp").exists()
+    # only rank 0 writes, atomically: no temporary file (".NAME.XXXX") is left behind by either process
+    leftovers = [p.name for p in (tmp_path / "ddp").rglob(".*") if p.is_file()]
+    assert not leftovers and (tmp_path / "ddp" / "fold0" / "state.pt").is_file(), leftovers
 
 
 # ------------------------------------------------------------------ benchmark
+@pytest.mark.slow
 def test_benchmark_grid_writes_one_table(tmp_path, synth_root):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import DatasetError
+from ..errors import DatasetError, check_arguments
 from .base import Dataset, Problem, Track, ValidationReport
 from .deam import DEAM
 from .emomusic import EmoMusic
@@ -32,10 +32,10 @@ def dataset_class(name: str) -> type[Dataset]:
 def load_dataset(name: str, root: str | os.PathLike, **options: Any) -> Dataset:
     """Create dataset ``name`` (one of ``DATASETS``) rooted at ``root``; ``None`` options are dropped."""
     cls = dataset_class(name)
-    try:
-        return cls(root, **{k: v for k, v in options.items() if v is not None})
-    except TypeError as exc:
-        raise DatasetError(f"{name}: bad option ({exc})") from None
+    options = {k: v for k, v in options.items() if v is not None}
+    check_arguments(cls.__init__, {"root": root, **options}, f"dataset {cls.name}", DatasetError, "--dataset-option",
+                    ("root",))
+    return cls(root, **options)
 
 
 __all__ = ["DATASETS", "DEAM", "Dataset", "EmoMusic", "FolderDataset", "FourQ", "PMEmo", "Problem", "SwapReport",

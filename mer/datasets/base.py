@@ -13,6 +13,7 @@ user can fix it, while ``track()`` on a usable id always works.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -102,6 +103,9 @@ class Dataset:
     download: str = ""
     layout: str = ""  # what the root folder must contain, shown in errors
     source_scale: str = "canonical"
+    #: Releases whose track ids name the same songs share an id space (emoMusic's ids are DEAM's),
+    #: so a model trained on one is known to have heard the other's clips with the same ids.
+    id_space: str = ""
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
@@ -140,6 +144,26 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    # -- identity ------------------------------------------------------------------------
+    @property
+    def space(self) -> str:
+        """The namespace of this dataset's track ids (see ``id_space``)."""
+        return self.id_space or self.name
+
+    def fingerprint(self, with_audio: bool = True) -> str:
+        """SHA-1 (16 hex digits) of the track ids and their labels (static, quadrant, dynamic).
+
+        Equal for the same release wherever it lives (another folder, a symlink, another
+        machine); different when a track or a label changes. Checkpoints record it, so
+        ``mer evaluate`` knows whether it is scoring a model on the data it was trained on."""
+        h = hashlib.sha1(self.name.encode())
+        for t in sorted(self.tracks(with_audio=with_audio), key=lambda t: t.track_id):
+            static = "" if t.static is None else ",".join(f"{x:.6f}" for x in t.static)
+            h.update(f"\0{t.track_id}|{static}|{t.quadrant or ''}|".encode())
+            if t.dynamic is not None:
+                h.update(np.ascontiguousarray(np.round(t.dynamic, 6), dtype=np.float64).tobytes())
+        return h.hexdigest()[:16]
 
     # -- validation --------------------------------------------------------------------
     def validate(self) -> ValidationReport:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import (Dataset, Problem, Track, canon, canon_std, cell_float, column, merge_dynamic, parse_float,
-                   read_rows, read_wide_dynamic)
+from ..errors import DatasetError
+from .base import (Dataset, Problem, Track, canon, canon_std, cell_float, column, merge_dynamic, norm_header,
+                   parse_float, read_rows, read_wide_dynamic)
 
 AVERAGED = ("annotations", "annotations averaged per song")
 STATIC_FILES = ("static_annotations_averaged_songs_1_2000.csv", "static_annotations_averaged_songs_2000_2058.csv")
@@ -38,10 +39,8 @@ def read_static_1_9(path: Path, problems: list[Problem]) -> dict[str, dict[str, 
     cols = {key: column(header, path, *names) for key, names in {
         "valence": ("valence_mean", "mean_valence"), "arousal": ("arousal_mean", "mean_arousal")}.items()}
     for key, names in {"valence_std": ("valence_std", "std_valence"), "arousal_std": ("arousal_std", "std_arousal")}.items():
-        try:
+        if any(norm_header(n) in header for n in names):  # the std columns are optional
             cols[key] = column(header, path, *names)
-        except Exception:
-            pass
     out: dict[str, dict[str, float]] = {}
     for line, cells in rows:
         vals = {k: cell_float(cells, i) for k, i in cols.items()}
@@ -97,7 +96,7 @@ class DEAM(Dataset):
             try:
                 header, rows = read_rows(f, encoding="latin-1")
                 sid, art = column(header, f, "song_id", "id", "songid"), column(header, f, "artist", "Artist")
-            except Exception as exc:  # metadata is optional: note and go on
+            except DatasetError as exc:  # metadata is optional: note and go on
                 self._problems.append(Problem("malformed_file", f"{f.name}: {exc}", path=str(f)))
                 continue
             out.update({c[sid]: c[art] for _, c in rows if len(c) > max(sid, art) and c[art]})

@@ -21,6 +21,7 @@ from .deam import read_static_1_9
 
 class EmoMusic(Dataset):
     name = "emomusic"
+    id_space = "deam"  # the 2013 songs keep their DEAM song ids
     description = "emoMusic (MediaEval 2013): 744 x 45 s clips, static 1-9 and 2 Hz dynamic valence/arousal"
     citation = ("Soleymani, Caro, Schmidt, Sha, Yang (2013). 1000 songs for emotional analysis of music. "
                 "ACM CrowdMM workshop")

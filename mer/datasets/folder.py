@@ -34,6 +34,7 @@ class FolderDataset(Dataset):
                  dynamic: str | None = None, path_col: str = "path", valence_col: str = "valence",
                  arousal_col: str = "arousal", artist_col: str = "artist") -> None:
         super().__init__(root)
+        self.id_space = f"folder:{self.root.resolve()}"  # ids are paths inside this folder
         self.labels, self.dynamic_csv = labels, dynamic
         self.source_scale = get_scale(scale).name
         self.cols = (path_col, valence_col, arousal_col, artist_col)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ModelError
 from ..features import FeatureConfig
 from ..grid import n_steps
 from .frontend import FrontEnd
@@ -28,7 +29,8 @@ class MERModel(nn.Module):
         super().__init__()
         self.feature = feature
         if feature.resize_frames:
-            raise ValueError("resize_frames is for the dense model's own input; leave it None in the front-end")
+            raise ModelError("resize_frames is for the dense model's own input; remove it from the feature config "
+                             "(--feature resize_frames=null)")
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

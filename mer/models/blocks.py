@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelError
+
 
 class ConvBlock(nn.Module):
     """3x3 conv (standard, or depthwise + pointwise when ``separable``) + BN + activation + pool.
@@ -37,7 +39,7 @@ class ConvBlock(nn.Module):
         if attention == "cbam":
             layers.append(CBAM(c_out))
         elif attention is not None:
-            raise ValueError(f"unknown attention {attention!r}; choose 'cbam' or None")
+            raise ModelError(f"unknown attention {attention!r}; choose 'cbam' or None (--model-arg attention=cbam)")
         self.body = nn.Sequential(*layers)
         self.pool = pool
 
@@ -72,7 +74,7 @@ class Recurrent(nn.Module):
         super().__init__()
         cls = {"gru": nn.GRU, "lstm": nn.LSTM}.get(kind)
         if cls is None:
-            raise ValueError(f"unknown recurrent layer {kind!r}; choose 'gru' or 'lstm'")
+            raise ModelError(f"unknown recurrent layer {kind!r}; choose 'gru' or 'lstm' (--model-arg rnn=gru)")
         self.rnn = cls(d_in, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
         self.out_dim = hidden * (2 if bidirectional else 1)
 

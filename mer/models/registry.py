@@ -2,15 +2,19 @@
 
 Every registered function takes ``feature`` (a :class:`FeatureConfig`) plus keyword
 arguments and returns an :class:`~mer.models.base.MERModel`. ``create_model`` drops
-``None`` arguments, records the name and arguments on the model (``model.spec``) so that a
-checkpoint can rebuild it, and names the valid choices when a name is wrong.
+``None`` arguments, checks the argument names (a variant written ``def crnn(feature, **kw)
+-> CRNN`` is checked against ``CRNN``'s constructor), records the name and arguments on the
+model (``model.spec``) so that a checkpoint can rebuild it, and names the valid choices when
+a name is wrong. This module imports no zoo module: ``mer.models`` imports them, and
+importing a zoo module registers its models.
 """
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Callable
 
-from ..errors import ModelError
+from ..errors import ModelError, check_arguments
 from ..features import FeatureConfig
 
 _MODELS: dict[str, Callable[..., Any]] = {}
@@ -19,37 +23,36 @@ _MODELS: dict[str, Callable[..., Any]] = {}
 def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Register ``fn`` under its function name; its docstring's first line describes it."""
     if fn.__name__ in _MODELS:
-        raise ValueError(f"model {fn.__name__!r} registered twice")
+        raise RuntimeError(f"model {fn.__name__!r} registered twice")  # a programming error, not a user's
     _MODELS[fn.__name__] = fn
     return fn
 
 
 def list_models() -> list[str]:
-    _load_builtin()
     return list(_MODELS)
 
 
 def describe(name: str) -> str:
-    _load_builtin()
     return (_MODELS[name].__doc__ or "").strip().splitlines()[0]
 
 
-def create_model(name: str, feature: FeatureConfig | dict | None = None, **kwargs: Any):
+def _builder(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The constructor whose arguments ``fn`` accepts: itself, or the class it returns when it takes ``**kw``."""
+    ret = typing.get_type_hints(fn).get("return")
+    return ret.__init__ if isinstance(ret, type) else fn
+
+
+def create_model(name: str, feature: FeatureConfig | dict | None = None, **kwargs: Any):  # noqa: ANN201
     """Build model ``name`` for ``feature`` (default: the log-mel front-end)."""
-    _load_builtin()
     if name not in _MODELS:
         raise ModelError(f"unknown model {name!r}; choose one of {', '.join(_MODELS)}")
     if isinstance(feature, dict):
         feature = FeatureConfig.from_dict(feature)
     feature = feature or FeatureConfig()
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    try:
-        model = _MODELS[name](feature=feature, **kwargs)
-    except TypeError as exc:
-        raise ModelError(f"model {name!r}: bad argument ({exc})") from None
+    fn = _MODELS[name]
+    check_arguments(fn, {"feature": feature, **kwargs}, f"model {name}", ModelError, "--model-arg", ("feature",))
+    check_arguments(_builder(fn), {"feature": feature, **kwargs}, f"model {name}", ModelError, "--model-arg", ("feature",))
+    model = fn(feature=feature, **kwargs)
     model.spec = {"name": name, "args": kwargs, "feature": feature.to_dict()}
     return model
-
-
-def _load_builtin() -> None:
-    from . import crnn, dense, musicnn  # noqa: F401  (importing registers the models)

@@ -19,14 +19,15 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ConfigError, MERError
+from ..errors import ConfigError, MERError
+from ._args import add_model, add_quiet, add_workers, resolve_model
 
 _PREDICTOR = None
 
 
 def _init_worker(model: str, device: str, threads: int, backend: str) -> None:
     global _PREDICTOR
-    from .predictor import Predictor
+    from ..infer.predictor import Predictor
 
     _PREDICTOR = Predictor(model, device, backend, threads)
 
@@ -81,7 +82,7 @@ def _thread_env(threads: int) -> Iterator[None]:
 
 
 def _expand(paths: list[str]) -> tuple[list[Path], list[str]]:
-    from .audio import find_audio
+    from ..audio import find_audio
 
     files, errors = [], []
     for p in paths:
@@ -160,9 +161,10 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--plot writes one picture but {len(files)} files were given; use --plot-dir DIR")
     for e in errors:
         print(f"mer: error: {e}", file=sys.stderr)
-    from .backends import locate_checkpoint
+    from ..infer.backends import choose_backend
 
-    locate_checkpoint(args.model)  # a bad --model fails once, before any file is read
+    choose_backend(resolve_model(args.model), args.device, args.backend)  # a bad --model/--device/--backend
+    # fails once, here, before any file is read or any worker started
     from tqdm import tqdm
 
     writer = Writer(args.format, args.scale)
@@ -182,7 +184,7 @@ def _predict(args: argparse.Namespace) -> int:
             writer.add(value)
             target = _plot_path(args, value, used)
             if target is not None:
-                from .plot import plot_prediction
+                from ..plot import plot_prediction
 
                 plot_prediction(value, target)
                 if args.plot:
@@ -202,15 +204,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Predict the emotion of audio files and folders (recursive). Values are on the "
                                    "canonical scale [-1, 1] (0 neutral) unless --scale 1-9.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files and/or folders")
-    p.add_argument("--model", default="default", help="bundled model name or a checkpoint from `mer train`")
-    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
-    p.add_argument("--scale", choices=("canonical", "1-9"), default="canonical")
+    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
+                   help="table (default), csv (one row per file), json or jsonl (with the 2 Hz curve)")
+    p.add_argument("--scale", choices=("canonical", "1-9"), default="canonical",
+                   help="canonical [-1, 1] (default) or DEAM's 1-9")
     p.add_argument("--plot", metavar="FILE.png", help="valence-arousal picture of one file")
     p.add_argument("--plot-dir", metavar="DIR", help="one picture per file into DIR")
-    p.add_argument("--workers", type=int, default=0, help="parallel processes (default: one per core)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or mps")
-    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
-                   help="auto (default): ONNX Runtime when the model has its ONNX graphs (the bundled "
-                        "default does), else PyTorch")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model(p)
+    add_workers(p)
+    add_quiet(p)
     p.set_defaults(handler=_predict)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .datasets import DATASETS, compare_datasets, dataset_class, load_dataset
+from ..datasets import DATASETS, compare_datasets, dataset_class, load_dataset
+from ._args import add_dataset, parse_pairs
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -24,12 +25,12 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    ds = load_dataset(args.name, args.root, lexicon=args.lexicon, scale=args.scale)
+    ds = load_dataset(args.name, args.root, **parse_pairs(args.dataset_option, "--dataset-option"))
     rep = ds.validate()
     print(f"{rep.dataset} at {rep.root}")
     print(f"  tracks with labels : {rep.n_tracks}")
     print(f"  with audio         : {rep.n_audio}")
-    hint = " (pass --lexicon for mood-derived valence/arousal)" if rep.dataset == "4q" and not rep.n_static else ""
+    hint = " (pass --dataset-option lexicon=PATH for mood-derived valence/arousal)" if rep.dataset == "4q" and not rep.n_static else ""
     print(f"  static labels      : {rep.n_static}{hint}")
     print(f"  dynamic labels     : {rep.n_dynamic}")
     print(f"  source label scale : {rep.source_scale} (loaded as canonical [-1, 1])")
@@ -67,10 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("name")
     i.set_defaults(handler=_info)
     v = dsub.add_parser("validate", help="count tracks and labels, report missing or malformed files")
-    v.add_argument("name")
-    v.add_argument("--root", required=True, help="the folder you downloaded")
-    v.add_argument("--lexicon", help="4q: Warriner et al. ratings CSV, for continuous valence/arousal")
-    v.add_argument("--scale", help="folder: scale of your labels (1-9, 0-1, canonical)")
+    v.add_argument("name", help="dataset name (mer datasets list)")
+    add_dataset(v, name=False)
     v.add_argument("--show", type=int, default=10, help="list at most N problems (default 10)")
     v.add_argument("--strict", action="store_true", help="exit 1 when any problem is found")
     v.set_defaults(handler=_validate)

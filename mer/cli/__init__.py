@@ -1,5 +1,9 @@
 """The ``mer`` command line: parses arguments, calls library functions, formats output.
 
+One module per sub-command (``mer/cli/<name>.py`` with ``add_parser``), the flags they share
+in :mod:`mer.cli._args`. Commands import the library lazily, inside their handlers, so
+``mer --help`` and the torch-free ``mer predict`` stay fast.
+
 ``parse_args(argv)`` is testable without running anything; ``main(argv)`` returns the exit
 status. Any :class:`MERError` becomes one line on stderr and exit status 1 (2 for usage
 errors, 130 for Ctrl-C); ``--debug`` shows the full traceback instead.
@@ -14,10 +18,10 @@ import traceback
 import warnings
 from typing import Sequence
 
-from . import __version__
-from .errors import MERError
+from .._version import __version__
+from ..errors import MERError
 
-#: Sub-commands in ``mer --help`` order; ``mer.cli_<name>`` has ``add_parser(subparsers)``.
+#: Sub-commands in ``mer --help`` order; ``mer.cli.<name>`` has ``add_parser(subparsers)``.
 COMMANDS = ("predict", "train", "evaluate", "benchmark", "models", "export", "datasets", "convert")
 
 
@@ -27,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"{__package__}.cli_{name}").add_parser(sub)
+        importlib.import_module(f"{__package__}.{name}").add_parser(sub)
     return parser
 
 

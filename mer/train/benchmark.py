@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, read_yaml
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..io import write_text_atomic
 
 
 def load_grid(path: str | os.PathLike) -> tuple[Path, list[tuple[str, str, TrainConfig]]]:
@@ -46,7 +47,7 @@ def load_grid(path: str | os.PathLike) -> tuple[Path, list[tuple[str, str, Train
 
 
 def run_grid(path: str | os.PathLike, out: str | None = None, progress: bool = True) -> str:
-    from .engine import run
+    from .run import run
 
     base, runs = load_grid(path)
     base = Path(out) if out else base
@@ -58,8 +59,6 @@ def run_grid(path: str | os.PathLike, out: str | None = None, progress: bool = T
         summary = run(cfg, run_dir, resume=True, progress=progress)
         results.append((d_label, label, summary))
     table = format_grid(results)
-    from .io import write_text_atomic
-
     write_text_atomic(base / "benchmark.md", table + "\n")
     return table
 

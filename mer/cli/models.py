@@ -8,9 +8,9 @@ import argparse
 def _models(args: argparse.Namespace) -> int:
     import torch
 
-    from .features import FeatureConfig
-    from .models import create_model, describe, list_models
-    from .models.profile import count_flops, cpu_time, n_params
+    from ..features import FeatureConfig
+    from ..models import create_model, describe, list_models
+    from ..models.profile import count_flops, cpu_time, n_params
 
     feature = FeatureConfig.seed_stft() if args.features == "stft" else FeatureConfig()
     torch.set_num_threads(args.threads) if args.threads else None

@@ -5,7 +5,7 @@ Two formats:
 - :func:`export_onnx` (``mer export --onnx FILE``): one graph for a fixed window, for your
   own deployment; described below.
 - :func:`export_runtime` (``mer export --runtime``): the two graphs ``mer predict`` itself
-  runs with onnxruntime (see :mod:`mer.backends`), for models with per-step embeddings.
+  runs with onnxruntime (see :mod:`mer.infer.backends`), for models with per-step embeddings.
 
 The graph takes log-mel (or STFT) features ``(batch, channels, bins, frames)`` of a fixed
 window (``seconds``, default 30) and returns ``static (batch, 2)`` and ``dynamic (batch,
@@ -25,8 +25,12 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError
-from .io import atomic_path, write_json_atomic
+from ..errors import ConfigError
+from ..features import FeatureConfig
+from ..grid import min_frames
+from ..hub import Bundle, graph_paths
+from ..io import atomic_path, write_json_atomic
+from ..models.checkpoint import load_checkpoint
 
 
 class _Outputs(torch.nn.Module):
@@ -50,8 +54,6 @@ def _require_exporter() -> None:
 def export_onnx(model: torch.nn.Module, meta: dict[str, Any], out: str | os.PathLike, seconds: float = 30.0) -> Path:
     """Write ``out`` (.onnx) and its ``.json`` sidecar; return the ONNX path."""
     _require_exporter()
-    from .features import FeatureConfig
-
     feature = FeatureConfig.from_dict(meta["feature"])
     frames = feature.n_frames(int(seconds * feature.sample_rate))
     x = torch.zeros(1, feature.channels, feature.n_bins, frames)
@@ -104,16 +106,13 @@ def _save_with_metadata(prog: Any, out: Path, metadata: dict[str, str]) -> None:
         onnx.save(proto, str(tmp))
 
 
-def export_runtime(stem: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``STEM.embed.onnx`` and ``STEM.head.onnx`` beside checkpoint ``STEM``: the graphs
-    :class:`mer.backends.OnnxBackend` runs. Both take any length (from 0.5 s of frames up);
-    the embed graph's metadata holds the tag names and the SHA-1 of the weights."""
+def export_runtime(model_spec: "str | os.PathLike | Bundle") -> tuple[Path, Path]:
+    """Write ``STEM.embed.onnx`` and ``STEM.head.onnx`` beside the checkpoint: the graphs
+    :class:`mer.infer.backends.OnnxBackend` runs. Both take any length (from 0.5 s of frames
+    up); the embed graph's metadata holds the tag names and the SHA-1 of the weights."""
     _require_exporter()
-    from .backends import runtime_paths, weights_digest
-    from .checkpoint import load_checkpoint
-    from .features import FeatureConfig
-    from .grid import min_frames
-
+    bundle = Bundle.resolve(model_spec)
+    stem = bundle.stem
     model, meta = load_checkpoint(stem)
     if not (hasattr(model, "embed") and hasattr(model, "head")):
         raise ConfigError(f"{stem}: `--runtime` is for models with per-step embeddings (model.embed/head, e.g. "
@@ -121,8 +120,8 @@ def export_runtime(stem: str | os.PathLike) -> tuple[Path, Path]:
     feature = FeatureConfig.from_dict(meta["feature"])
     frames = torch.export.Dim("frames", min=min_frames(feature), max=1 << 22)
     x = torch.zeros(1, feature.channels, feature.n_bins, int(10 * feature.frames_per_second))
-    embed_path, head_path = runtime_paths(stem)
-    meta_props = {"weights_sha1": weights_digest(stem), "model": meta["model"],
+    embed_path, head_path = graph_paths(stem)
+    meta_props = {"weights_sha1": bundle.digest, "model": meta["model"],
                   "tag_names": json.dumps(list(getattr(model, "tag_names", [])))}
     embed = torch.onnx.export(_Embed(model).eval(), (x,), input_names=["features"],
                               output_names=["sequence", "tags"] if getattr(model, "tag_names", None) else ["sequence"],

@@ -17,9 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import metrics
-from .data import Item
-from .scales import quadrant_index
+from .. import metrics
+from ..datasets.items import Item
+from ..scales import quadrant_index
 
 DIMS = ("valence", "arousal")
 
@@ -79,6 +79,23 @@ def constant_baseline(train: Sequence[Item], test: Sequence[Item]) -> dict[str, 
     static_pred = np.tile(mean, (len(test), 1))
     dyn_pred = [np.tile(dmean, (len(it.dynamic) if it.dynamic is not None else 1, 1)) for it in test]
     return score(test, static_pred, dyn_pred)
+
+
+def headline(s: dict) -> dict[str, float]:
+    """The few numbers worth a column: r and CCC per dimension, quadrant macro-F1, dynamic r."""
+    out: dict[str, float] = {}
+    for d in DIMS:
+        if "static" in s:
+            out[f"{d}_r"] = s["static"][d]["pearson"]
+            out[f"{d}_ccc"] = s["static"][d]["ccc"]
+            out[f"{d}_rmse"] = s["static"][d]["rmse"]
+        if "dynamic" in s and d in s["dynamic"]:
+            out[f"{d}_dyn_r"] = s["dynamic"][d]["r_mean"]
+            out[f"{d}_dyn_rmse"] = s["dynamic"][d]["rmse_mean"]
+    if "quadrant" in s:
+        out["quadrant_f1"] = s["quadrant"]["macro_f1"]
+        out["quadrant_acc"] = s["quadrant"]["accuracy"]
+    return out
 
 
 def _fmt(x: float) -> str:

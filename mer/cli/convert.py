@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import add_quiet, add_workers
+
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert
+    from ..convert import convert
 
     report = convert(args.src, args.dst, sr=args.sr, channels=args.channels, overwrite=args.overwrite,
-                     jobs=args.jobs, progress=not args.quiet)
+                     jobs=args.workers or None, progress=not args.quiet)
     print(f"converted {len(report.converted)}, skipped {len(report.skipped)} (already there; --overwrite to redo), "
           f"failed {len(report.failed)}")
     return 1 if report.failed else 0
@@ -24,6 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sr", type=int, default=44100, help="output sample rate in Hz (default 44100)")
     p.add_argument("--channels", type=int, choices=(1, 2), default=None, help="1 = mono, 2 = stereo (default: as source)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel processes (default: all cores)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_workers(p)
+    add_quiet(p)
     p.set_defaults(handler=_cmd_convert)

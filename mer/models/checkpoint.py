@@ -5,13 +5,13 @@ whatever the caller adds (training data, split, metrics); software versions are 
 here. ``load_checkpoint`` needs nothing but the two files to rebuild the model. Both files
 are written atomically, JSON last, so a checkpoint whose JSON exists is complete.
 
-torch is imported inside the functions that need it, so that :func:`checkpoint_paths` and
-:func:`read_meta` serve the torch-free ONNX path of ``mer predict`` (see :mod:`mer.backends`).
+Finding and reading a checkpoint without torch (``checkpoint_paths``, ``read_meta``, and the
+resolved :class:`mer.hub.Bundle`) lives in :mod:`mer.hub`, which the torch-free ONNX path of
+``mer predict`` uses.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -20,28 +20,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-from . import __version__
-from .errors import ModelError
-from .io import atomic_path, write_json_atomic
-
-
-def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """(weights, JSON) of a checkpoint given either file or the common stem."""
-    p = Path(path)
-    if p.suffix in (".safetensors", ".json"):
-        p = p.with_suffix("")
-    return p.with_suffix(".safetensors"), p.with_suffix(".json")
-
-
-def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON half of a checkpoint, without building the model."""
-    weights, info = checkpoint_paths(path)
-    if not info.exists() or not weights.exists():
-        raise ModelError(f"{weights.with_suffix('')}: checkpoint not found (need both .safetensors and .json)")
-    try:
-        return json.loads(info.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{info}: not a valid mer checkpoint ({exc})") from None
+from .._version import __version__
+from ..errors import ModelError
+from ..hub import checkpoint_paths, read_meta
+from ..io import atomic_path, write_json_atomic
 
 
 def save_checkpoint(model: "torch.nn.Module", path: str | os.PathLike, **meta: Any) -> Path:
@@ -64,9 +46,10 @@ def save_checkpoint(model: "torch.nn.Module", path: str | os.PathLike, **meta: A
 
 def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple["torch.nn.Module", dict[str, Any]]:
     """Rebuild the model from ``path`` (either file, or the common stem); return (model in eval mode, meta)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .models import create_model
+    from .registry import create_model
 
     weights, _ = checkpoint_paths(path)
     meta = read_meta(path)
@@ -74,8 +57,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple
         model = create_model(meta["model"], feature=meta["feature"], **meta.get("model_args", {}))
         state = load_file(str(weights), device=map_location)
         model.load_state_dict(state)
-    except ModelError:
-        raise
-    except Exception as exc:  # missing keys, safetensors and state-dict errors alike: one clear message
+    except (SafetensorError, RuntimeError, OSError, ValueError) as exc:  # unreadable file, missing/odd keys
         raise ModelError(f"{weights}: not a valid mer checkpoint ({str(exc).splitlines()[0]})") from None
     return model.eval(), meta

@@ -1,5 +1,5 @@
 """``mer export``: a model as ONNX, for deployment (``--onnx FILE``) or for ``mer predict``
-itself (``--runtime``); see :mod:`mer.export`."""
+itself (``--runtime``); see :mod:`mer.infer.export`."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import argparse
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .backends import locate_checkpoint
-    from .export import export_onnx, export_runtime
-    from .predictor import resolve_model
+    from ..hub import Bundle
+    from ..infer.export import export_onnx, export_runtime
+    from ..models.checkpoint import load_checkpoint
 
+    bundle = Bundle.resolve(args.model)
     if args.runtime:
-        embed, head = export_runtime(locate_checkpoint(args.model))
+        embed, head = export_runtime(bundle)
         print(f"wrote {embed} and {head}; `mer predict --model {args.model}` now runs them with onnxruntime")
         return 0
-    model, meta = resolve_model(args.model)
-    meta = {**meta, "source": str(args.model)}
+    model, meta = load_checkpoint(bundle.stem)
+    meta = {**meta, "source": str(args.model), **bundle.provenance()}
     path = export_onnx(model, meta, args.onnx, args.seconds)
     print(f"wrote {path} and {path.with_suffix('.json')} (input: {args.seconds:g} s of features; see the JSON)")
     return 0
@@ -30,6 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--runtime", action="store_true",
                       help="write CHECKPOINT.embed.onnx and .head.onnx beside the checkpoint, which `mer predict` "
                            "then runs without PyTorch (models with per-step embeddings, e.g. musicnn)")
-    p.add_argument("--model", default="default", help="bundled model name or checkpoint")
+    p.add_argument("--model", default="default", help="a bundled model, a checkpoint or a run folder (default: default)")
     p.add_argument("--seconds", type=float, default=30.0, help="--onnx: fixed input window (default 30 s)")
     p.set_defaults(handler=_export)

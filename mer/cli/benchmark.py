@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import time
+
+from ._args import add_quiet
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    import time
-
-    from .benchmark import run_grid
+    from ..train.benchmark import run_grid
 
     t0 = time.perf_counter()
     table = run_grid(args.config, args.out, progress=not args.quiet)
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("benchmark", help="run a models x datasets grid and write a markdown table",
                        description="Runs every model on every dataset of CONFIG.yaml (resumable) and writes "
                                    "OUT/benchmark.md. See benchmarks/seed_zoo.yaml.")
-    p.add_argument("config")
+    p.add_argument("config", help="the grid's YAML file (out, defaults, datasets, models)")
     p.add_argument("--out", help="override the YAML's out folder")
-    p.add_argument("--quiet", action="store_true")
+    add_quiet(p)
     p.set_defaults(handler=_benchmark)

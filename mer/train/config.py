@@ -24,44 +24,55 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
+
+from ..infer.backends import DEVICES
 
 LOSSES = ("mae", "mse", "ccc")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 TASKS = ("static", "dynamic", "both")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:  # noqa: A002
+    """A field with its command-line help (``mer train``'s flags are generated from these).
+
+    ``choices``: a tuple, or "datasets"/"models" (checked in :meth:`TrainConfig.check`);
+    ``flag``: the flag's name when it is not the field's; ``short``: a short flag."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass
 class TrainConfig:
     """Everything a training run depends on (saved as the run's ``config.yaml``)."""
 
-    dataset: str = ""  # a name from `mer datasets list`
-    root: str = ""  # the dataset's folder
-    dataset_options: dict = field(default_factory=dict)  # e.g. {"lexicon": ".../Ratings_Warriner_et_al.csv"} for 4q
-    model: str = "mobile_crnn"
-    model_args: dict = field(default_factory=dict)
-    feature: dict = field(default_factory=dict)  # FeatureConfig fields; {} = log-mel default
-    task: str = "static"  # static, dynamic or both
-    quadrant_weight: float = 0.0  # pull static targets toward the labelled quadrant's centre (0..1)
-    weak_dynamic: bool = True  # task static: also train the 2 Hz output toward the clip's label at every step
-    loss: str = "mse"  # weighted sum of mae, mse, ccc, e.g. "0.5*mse+ccc"
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # constant, step:E:F[:N], cosine
-    batch_size: int = 16
-    epochs: int = 30
-    patience: int = 8  # early stopping on the validation loss; 0 = off
-    crop_seconds: float = 10.0  # training crops; evaluation uses whole clips
-    folds: int = 5  # artist-grouped k-fold; 1 = one model on all data
-    split: str = ""  # "", mediaeval2015, mediaeval2013, or a split JSON written by mer
-    val_fraction: float = 0.1  # share of each training fold held out (by artist) for early stopping
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0  # processes decoding audio for the feature cache; 0 = one per core
-    cache_dir: str = ""  # feature cache; "" = $MER_CACHE_DIR or ~/.cache/mer
-    tensorboard: bool = False
+    dataset: str = _f("", "dataset name (`mer datasets list`)", choices="datasets")
+    root: str = _f("", "the dataset's folder")
+    dataset_options: dict = _f({}, "loader option, e.g. lexicon=PATH for 4q (repeatable)", flag="dataset-option")
+    model: str = _f("mobile_crnn", "model name (`mer models`)", choices="models")
+    model_args: dict = _f({}, "model argument, e.g. hidden=64 (repeatable)", flag="model-arg")
+    feature: dict = _f({}, "front-end (FeatureConfig) field, e.g. n_mels=48; none = the log-mel default (repeatable)")
+    task: str = _f("static", "static, dynamic or both", choices=TASKS)
+    quadrant_weight: float = _f(0.0, "pull static targets toward the labelled quadrant's centre (0..1; for 4q)")
+    weak_dynamic: bool = _f(True, "task static: also train the 2 Hz output toward the clip's label at every step")
+    loss: str = _f("mse", "mae, mse, ccc or a weighted sum like 0.5*mse+ccc")
+    optimizer: str = _f("adam", "optimizer", choices=OPTIMIZERS)
+    lr: float = _f(1e-3, "learning rate")
+    weight_decay: float = _f(0.0, "weight decay")
+    schedule: str = _f("constant", "constant, cosine or step:EPOCHS:FACTOR[:TIMES] (notebooks: step:3:0.1:1)")
+    batch_size: int = _f(16, "global batch size (split over torchrun processes)")
+    epochs: int = _f(30, "maximum epochs per fold")
+    patience: int = _f(8, "early-stopping patience in epochs on the validation loss (0 = off)")
+    crop_seconds: float = _f(10.0, "training crop length in seconds; evaluation uses whole clips")
+    folds: int = _f(5, "artist-grouped k-fold CV (1 = one model on all data)")
+    split: str = _f("", "mediaeval2015, mediaeval2013 or a split JSON written by mer (overrides --folds)")
+    val_fraction: float = _f(0.1, "share of each training fold held out (by artist) for early stopping")
+    seed: int = _f(0, "seed of the split, the initial weights, crops and batch order")
+    device: str = _f("auto", "auto, cpu, cuda or mps", choices=DEVICES)
+    workers: int = _f(0, "processes decoding audio for the feature cache (0 = one per core)", short="-j")
+    cache_dir: str = _f("", "feature cache folder (default $MER_CACHE_DIR or ~/.cache/mer)")
+    tensorboard: bool = _f(False, "also log to RUN_DIR/fold*/tensorboard")
 
     # ---------------------------------------------------------------- layers
     @classmethod
@@ -90,16 +101,16 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | os.PathLike) -> None:
-        from .io import write_text_atomic
+        from ..io import write_text_atomic
 
         write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     # ---------------------------------------------------------------- checks
     def check(self) -> "TrainConfig":
         """Validate what can be checked without reading data; raise ConfigError (one line)."""
-        from .datasets import DATASETS
-        from .features import FeatureConfig
-        from .models import list_models
+        from ..datasets import DATASETS
+        from ..features import FeatureConfig
+        from ..models import list_models
 
         if not self.dataset:
             raise ConfigError("no dataset: pass --dataset NAME (see `mer datasets list`)")
@@ -120,6 +131,9 @@ class TrainConfig:
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
+        for name in ("patience", "seed", "workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more (got {getattr(self, name)})")
         if self.folds < 1:
             raise ConfigError(f"folds must be at least 1 (got {self.folds})")
         if not 0.0 < self.val_fraction < 0.5:

@@ -23,9 +23,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .datasets.base import Dataset
-from .errors import ConfigError
-from .io import write_json_atomic
+from ..errors import ConfigError
+from ..io import write_json_atomic
+from .base import Dataset
 
 
 @dataclass

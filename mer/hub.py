@@ -1,0 +1,145 @@
+"""A model name resolved once: :class:`Bundle` (no torch here).
+
+A model is named by a bundled name (``mer/pretrained/NAME.json``), a checkpoint (either
+file, or the common stem) or a ``mer train`` run folder (its ``fold0/best``).
+:meth:`Bundle.resolve` turns that name into one value that carries everything the
+consumers need: the checkpoint stem, its JSON half (model, arguments, feature config,
+training data), the SHA-1 of its weights, its ONNX graphs when it has them, and its model
+card. ``predict``, ``evaluate``, ``export``, ``serve`` and ``index`` all take a Bundle (or a
+name they resolve through here), so a name is looked up in exactly one place, and every
+output can record the model's name, version and digest (:meth:`Bundle.provenance`).
+
+A checkpoint is ``STEM.safetensors`` (weights) + ``STEM.json`` (the rest; see
+:mod:`mer.models.checkpoint`, which writes and loads them with torch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+
+def bundled_models() -> list[str]:
+    """Names of the checkpoints shipped inside the package (``mer/pretrained/NAME.json``)."""
+    return sorted(p.stem for p in PRETRAINED.glob("*.json"))
+
+
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights, JSON) of a checkpoint given either file or the common stem."""
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_suffix(".safetensors"), p.with_suffix(".json")
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON half of a checkpoint, without building the model."""
+    weights, info = checkpoint_paths(path)
+    if not info.is_file() or not weights.is_file():
+        raise ModelError(f"{weights.with_suffix('')}: checkpoint not found (need both .safetensors and .json)")
+    try:
+        meta = json.loads(info.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{info}: not a valid mer checkpoint ({exc}); delete it or retrain") from None
+    if not isinstance(meta, dict) or "model" not in meta or "feature" not in meta:
+        raise ModelError(f"{info}: not a mer checkpoint (no model or feature entry); delete it or retrain")
+    return meta
+
+
+def locate(spec: str | os.PathLike) -> tuple[str, Path]:
+    """(display name, checkpoint stem) of a bundled name, checkpoint file or stem, or run folder."""
+    s = str(spec)
+    if s in bundled_models():
+        return s, PRETRAINED / s
+    p = Path(s)
+    if p.is_dir():
+        for cand in (p / "best", p / "fold0" / "best"):
+            if cand.with_suffix(".json").is_file():
+                return s, cand
+        raise ModelError(f"{p}: no checkpoint in this folder (expected best.json or fold0/best.json)")
+    if p.exists() or p.with_suffix(".json").exists() or p.with_suffix(".safetensors").exists():
+        return s, checkpoint_paths(p)[0].with_suffix("")
+    raise ModelError(f"model {s!r} not found: use a bundled model ({', '.join(bundled_models())}), a "
+                     ".safetensors checkpoint or a run folder; the architectures `mer models` lists must be "
+                     "trained first (`mer train --model NAME`)")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One resolved model: where it lives and what it is. Build with :meth:`resolve`."""
+
+    name: str  # the bundled name, or the path as the user gave it
+    stem: Path  # STEM.safetensors + STEM.json
+    meta: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def resolve(cls, spec: "str | os.PathLike | Bundle") -> "Bundle":
+        if isinstance(spec, Bundle):
+            return spec
+        name, stem = locate(spec)
+        return cls(name, stem, read_meta(stem))
+
+    # -- files ---------------------------------------------------------------------------
+    @property
+    def weights(self) -> Path:
+        return checkpoint_paths(self.stem)[0]
+
+    @property
+    def graphs(self) -> tuple[Path, Path] | None:
+        """The ONNX graphs ``STEM.embed.onnx`` and ``STEM.head.onnx``, when both exist."""
+        embed, head = graph_paths(self.stem)
+        return (embed, head) if embed.is_file() and head.is_file() else None
+
+    @property
+    def card(self) -> Path | None:
+        p = self.stem.with_suffix(".md")
+        return p if p.is_file() else None
+
+    # -- identity ------------------------------------------------------------------------
+    @cached_property
+    def digest(self) -> str:
+        """SHA-1 of the weights file (recorded in the ONNX graphs and in every output)."""
+        try:
+            return hashlib.sha1(self.weights.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ModelError(f"{self.weights}: cannot read the weights ({exc.strerror})") from None
+
+    @property
+    def version(self) -> str:
+        """The model's own version (``model_version`` in its JSON), else the mer version that wrote it."""
+        return str(self.meta.get("model_version") or self.meta.get("versions", {}).get("mer", "unknown"))
+
+    @property
+    def architecture(self) -> str:
+        return str(self.meta["model"])
+
+    @property
+    def feature(self):  # noqa: ANN201  (mer.features.FeatureConfig; imported lazily, it pulls numpy)
+        from .features import FeatureConfig
+
+        return FeatureConfig.from_dict(self.meta["feature"])
+
+    def provenance(self) -> dict[str, str]:
+        """What every output records so results can be traced to the exact weights."""
+        return {"model": self.name, "model_version": self.version, "weights_sha1": self.digest}
+
+    # -- what it was trained on ------------------------------------------------------------
+    @property
+    def training(self) -> dict[str, Any]:
+        """``{"dataset", "id_space", "fingerprint", "ids"}`` of the training clips, as far as recorded."""
+        return dict(self.meta.get("training") or {})
+
+
+def graph_paths(stem: str | os.PathLike) -> tuple[Path, Path]:
+    """Where the ONNX graphs of checkpoint ``stem`` live (whether or not they exist)."""
+    stem = Path(stem)
+    return stem.parent / f"{stem.name}.embed.onnx", stem.parent / f"{stem.name}.head.onnx"

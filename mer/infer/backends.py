@@ -1,0 +1,207 @@
+"""What runs a model: PyTorch, or ONNX Runtime without importing torch.
+
+:func:`open_backend` takes a :class:`mer.hub.Bundle` (or a name it resolves) and returns
+one of two engines with the same batched numpy interface, which
+:class:`mer.infer.Inference` drives:
+
+- ``forward(x)``: features ``(B, C, F, T)`` -> ``{"static": (B, 2), "dynamic": (B, n, 2), ...}``;
+- for models with per-step embeddings (``local``; musicnn): ``embed(x)`` -> ``(seq (B, n, D),
+  tags (B, n, K) or None)`` and ``head(seq)`` -> the outputs above.
+
+:class:`OnnxBackend` runs the bundle's two graphs ``STEM.embed.onnx`` and ``STEM.head.onnx``
+(batch 1 each; ``mer export --runtime`` writes them) on the CPU. Importing onnxruntime takes
+~0.2 s against ~2.5 s for torch, which is most of ``mer predict``'s cold start.
+:class:`TorchBackend` loads any checkpoint with PyTorch on any device, or wraps a model in
+memory (:meth:`TorchBackend.from_module`: validation during training).
+
+``auto`` takes ONNX when the two graphs exist, were exported from these very weights (their
+metadata holds the SHA-1 of the ``.safetensors``), the device is the CPU and onnxruntime is
+installed; otherwise PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, MERWarning, ModelError
+from ..hub import Bundle, graph_paths
+
+BACKENDS = ("auto", "onnx", "torch")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def torch_device(name: str = "auto"):  # noqa: ANN201  (torch.device)
+    """The torch device for ``name`` (auto: CUDA, then MPS, then CPU); ConfigError when absent."""
+    import torch
+
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise ConfigError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name} requested but this PyTorch ({torch.__version__}) sees no CUDA GPU; "
+                              "use --device cpu")
+        return torch.device("cuda", int(name[5:] or os.environ.get("LOCAL_RANK", "0")))
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device mps requested but not available; use --device cpu")
+    return torch.device(name)
+
+
+class TorchBackend:
+    """Any checkpoint (or a model in memory), on any device, through PyTorch."""
+
+    kind = "torch"
+
+    def __init__(self, model: Any, meta: dict[str, Any], device: str = "cpu", threads: int = 0) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.device = torch_device(device) if isinstance(device, str) else device
+        self.model, self.meta = model, meta
+        self.model.to(self.device)
+        self.local = hasattr(self.model, "embed") and hasattr(self.model, "head")
+        self.tag_names: list[str] = list(getattr(self.model, "tag_names", []))
+
+    @classmethod
+    def load(cls, bundle: Bundle, device: str = "cpu", threads: int = 0) -> "TorchBackend":
+        from ..models.checkpoint import load_checkpoint
+
+        device = torch_device(device)  # a bad device fails before the weights are read
+        model, meta = load_checkpoint(bundle.stem)  # in eval mode
+        return cls(model, meta, device, threads)
+
+    @classmethod
+    def from_module(cls, model: Any, device: Any = "cpu") -> "TorchBackend":
+        """Wrap a model being trained (the caller sets train/eval mode)."""
+        return cls(model, getattr(model, "spec", {}), device)
+
+    def _np(self, t: Any) -> np.ndarray:
+        return t.float().cpu().numpy()
+
+    def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        with self.torch.inference_mode():
+            out = self.model(self.torch.from_numpy(x).to(self.device))
+        return {k: self._np(v) for k, v in out.items()}
+
+    def embed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        with self.torch.inference_mode():
+            x_t = self.torch.from_numpy(x).to(self.device)
+            if self.tag_names:
+                seq, tags = self.model.embed(x_t, return_tags=True)
+                return self._np(seq), self._np(tags)
+            return self._np(self.model.embed(x_t)), None
+
+    def head(self, seq: np.ndarray) -> dict[str, np.ndarray]:
+        with self.torch.inference_mode():
+            out = self.model.head(self.torch.from_numpy(np.ascontiguousarray(seq)).to(self.device))
+        return {k: self._np(v) for k, v in out.items()}
+
+
+class OnnxBackend:
+    """A bundle's two ONNX graphs (see the module docstring) through onnxruntime, CPU only.
+
+    Only per-step-embedding models have them (``local``), so there is no ``forward``. The
+    graphs take one clip at a time; a batch is run clip by clip."""
+
+    kind = "onnx"
+    local = True
+
+    def __init__(self, bundle: Bundle, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        embed_path, head_path = graph_paths(bundle.stem)
+        try:
+            self.embed_session = ort.InferenceSession(str(embed_path), opts, providers=["CPUExecutionProvider"])
+            self.head_session = ort.InferenceSession(str(head_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types)
+            raise ModelError(f"{embed_path}: unreadable ONNX graph ({str(exc).splitlines()[0]}); "
+                             "rerun `mer export --runtime` or pass --backend torch") from None
+        self.meta = bundle.meta
+        self.custom = self.embed_session.get_modelmeta().custom_metadata_map
+        self.tag_names: list[str] = json.loads(self.custom.get("tag_names", "[]"))
+        self.head_outputs = [o.name for o in self.head_session.get_outputs()]
+
+    def embed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        seqs, tags = [], []
+        for clip in x:
+            outs = self.embed_session.run(None, {"features": np.ascontiguousarray(clip[None], dtype=np.float32)})
+            seqs.append(outs[0][0])
+            if len(outs) > 1:
+                tags.append(outs[1][0])
+        return np.stack(seqs), (np.stack(tags) if tags else None)
+
+    def head(self, seq: np.ndarray) -> dict[str, np.ndarray]:
+        rows = [self.head_session.run(None, {"sequence": np.ascontiguousarray(s[None], dtype=np.float32)})
+                for s in seq]
+        return {name: np.concatenate([r[i] for r in rows]) for i, name in enumerate(self.head_outputs)}
+
+
+def onnx_status(bundle: Bundle) -> str | None:
+    """None when the bundle's ONNX graphs can be used, else why not (one line)."""
+    if bundle.graphs is None:
+        hint = ("`mer export --runtime --model ...` writes them for models with per-step embeddings (musicnn)"
+                if bundle.architecture == "musicnn" else
+                f"{bundle.architecture} models have none (only per-step-embedding models like musicnn do); "
+                "use --backend torch")
+        return f"{bundle.name}: no ONNX graphs beside the checkpoint; {hint}"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "onnxruntime is not installed (pip install onnxruntime)"
+    return None
+
+
+def choose_backend(bundle: Bundle, device: str = "auto", backend: str = "auto") -> str:
+    """"onnx" or "torch" for ``bundle`` (see the module docstring), after checking the choice
+    can work; raises the error a user can act on. Loads no weights (cheap: ``mer predict``
+    calls it once before starting worker processes)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ConfigError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if backend == "onnx" and device not in ("cpu", "auto"):
+        raise ConfigError("the ONNX backend runs on the CPU only; use --backend torch for other devices")
+    if backend != "torch" and device in ("cpu", "auto"):
+        why = onnx_status(bundle)
+        if why is None:
+            return "onnx"
+        if backend == "onnx":
+            raise ModelError(why)
+    if device not in ("cpu", "auto"):
+        torch_device(device)  # a GPU that is not there fails here, before any file is read
+    return "torch"
+
+
+def open_backend(model: "str | os.PathLike | Bundle", device: str = "auto", threads: int = 0,
+                 backend: str = "auto") -> "OnnxBackend | TorchBackend":
+    """The engine that will run ``model`` (see :func:`choose_backend`). ONNX graphs exported
+    from other weights than the checkpoint's are refused (``--backend onnx``) or replaced by
+    PyTorch with a warning (``auto``)."""
+    bundle = Bundle.resolve(model)
+    if choose_backend(bundle, device, backend) == "onnx":
+        engine = OnnxBackend(bundle, threads)
+        if engine.custom.get("weights_sha1") == bundle.digest:
+            return engine
+        why = (f"{bundle.name}: its ONNX graphs were exported from other weights; rerun "
+               f"`mer export --runtime --model {bundle.name}`")
+        if backend == "onnx":
+            raise ModelError(why)
+        warnings.warn(f"{why} (using PyTorch meanwhile)", MERWarning, stacklevel=2)
+    return TorchBackend.load(bundle, device, threads)

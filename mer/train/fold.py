@@ -1,0 +1,192 @@
+"""One fold: train a model with early stopping on a validation set, resumable from its folder.
+
+Determinism: weights are initialised from ``seed``; every epoch reseeds torch with
+(seed, epoch), and the crop offsets and batch order depend only on (seed, epoch), so a run
+resumed from ``state.pt`` (after Ctrl-C or kill -9) ends with the same weights as one that
+never stopped. The interrupted epoch is run again from its start.
+
+Distributed: the global batch ``batch_size`` is split over ranks by ``DistributedSampler`` (a
+single process uses the same sampler with one replica, so both see the same global
+batches), DDP averages gradients, and only rank 0 writes files.
+
+Validation runs through :class:`mer.infer.Inference`, the same windows ``mer predict`` uses.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..datasets.items import Item
+from ..datasets.splits import kfold
+from ..errors import ConfigError
+from ..evaluation.scores import headline, score
+from ..grid import GRID_SECONDS
+from ..infer.inference import Inference, stack
+from ..io import atomic_path
+from ..models import create_model
+from ..models.checkpoint import save_checkpoint
+from .config import TrainConfig, parse_schedule
+from .data import CropSet
+from .distributed import Dist, seed_all
+from .losses import batch_loss, make_loss
+from .reports import plot_curves, tensorboard_writer, write_log
+
+
+class _Head(torch.nn.Module):
+    """The heads of a frozen-backbone model as a module of their own (what DDP wraps)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, seq: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.head(seq)
+
+
+class FoldTrainer:
+    """Trains one model on ``train`` with early stopping on ``val``; resumable from ``fold_dir``."""
+
+    def __init__(self, cfg: TrainConfig, fold_dir: Path, device: torch.device, env: Dist, progress: bool = True,
+                 meta: dict | None = None) -> None:
+        self.cfg, self.dir, self.device, self.env, self.progress = cfg, fold_dir, device, env, progress
+        self.meta = meta or {}
+        self.loss = make_loss(cfg.loss)
+
+    def build(self) -> torch.nn.Module:
+        seed_all(self.cfg.seed, 0)
+        return create_model(self.cfg.model, feature=self.cfg.feature or None, **self.cfg.model_args)
+
+    def _optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        c = self.cfg
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+        cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+        return cls(params, lr=c.lr, weight_decay=c.weight_decay)
+
+    def lr_at(self, epoch: int) -> float:
+        kind, every, factor, times = parse_schedule(self.cfg.schedule, self.cfg.epochs)
+        if kind == "step":
+            n = int(epoch // every)
+            return self.cfg.lr * factor ** (min(n, times) if times else n)
+        if kind == "cosine":
+            return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / self.cfg.epochs))
+        return self.cfg.lr
+
+    def fit(self, model: torch.nn.Module, train: list[Item], val: list[Item], embedded: bool) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        c, env = self.cfg, self.env
+        model.to(self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = self._optimizer(params)
+        state_file = self.dir / "state.pt"
+        start, best, best_epoch, bad, history = 0, math.inf, -1, 0, []
+        if state_file.exists():
+            st = torch.load(state_file, map_location=self.device, weights_only=False)
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            start, best, best_epoch, bad, history = st["epoch"], st["best"], st["best_epoch"], st["bad"], st["history"]
+        frames_per_step = 1.0 if embedded else model.feature.frames_per_second * GRID_SECONDS
+        crop_steps = max(1, int(round(c.crop_seconds / GRID_SECONDS)))
+        data = CropSet(train, crop_steps, frames_per_step, c.seed)
+        if c.batch_size % env.world:
+            raise ConfigError(f"batch_size {c.batch_size} must be divisible by the {env.world} processes")
+        sampler = torch.utils.data.DistributedSampler(data, num_replicas=env.world, rank=env.rank, shuffle=True,
+                                                      seed=c.seed, drop_last=False)
+        loader = torch.utils.data.DataLoader(data, batch_size=c.batch_size // env.world, sampler=sampler)
+        forward: torch.nn.Module = _Head(model) if embedded else model
+        if env.world > 1:
+            forward = torch.nn.parallel.DistributedDataParallel(
+                forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        writer = tensorboard_writer(self.dir) if (c.tensorboard and env.main) else None
+        epochs = tqdm(range(start, c.epochs), initial=start, total=c.epochs, desc=f"{self.dir.name} epochs",
+                      unit="epoch", disable=not (self.progress and env.main))
+        for epoch in epochs:
+            seed_all(c.seed, epoch + 1)
+            sampler.set_epoch(epoch)
+            data.set_epoch(epoch)
+            for g in opt.param_groups:
+                g["lr"] = self.lr_at(epoch)
+            model.train()
+            t0, total, count = time.perf_counter(), 0.0, 0
+            for batch in tqdm(loader, desc="batches", unit="batch", leave=False,
+                              disable=not (self.progress and env.main)):
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                out = forward(batch["x"])
+                loss = batch_loss(out, batch, c.task, self.loss, c.weak_dynamic)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(batch["x"])
+                count += len(batch["x"])
+            val_loss, val_scores = self.validate(model, val, embedded)
+            row = {"epoch": epoch + 1, "lr": self.lr_at(epoch), "train_loss": total / max(1, count),
+                   "val_loss": val_loss, "seconds": time.perf_counter() - t0, **_flat(val_scores)}
+            history.append(row)
+            improved = val_loss < best - 1e-6
+            if improved:
+                best, best_epoch, bad = val_loss, epoch + 1, 0
+                if env.main:
+                    save_checkpoint(model, self.dir / "best", **self.meta, epoch=epoch + 1,
+                                    validation={"loss": val_loss, **val_scores})
+            else:
+                bad += 1
+            if env.main:
+                write_log(self.dir, history, writer)
+                with atomic_path(state_file) as tmp:
+                    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                                "best": best, "best_epoch": best_epoch, "bad": bad, "history": history}, tmp)
+            epochs.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{val_loss:.4f}", best=best_epoch)
+            if c.patience and bad >= c.patience:
+                break
+        if env.world > 1:
+            dist.barrier()
+        if env.main:
+            plot_curves(self.dir / "curves.png", history, c.loss)
+        return {"best_epoch": best_epoch, "best_val_loss": best, "epochs_run": len(history),
+                "epoch_seconds": sum(h["seconds"] for h in history)}  # survives resumes (history is in state.pt)
+
+    def validate(self, model: torch.nn.Module, val: list[Item], embedded: bool) -> tuple[float, dict]:
+        """(validation loss, headline scores) of ``model`` on ``val``, through the one Inference."""
+        if not val:
+            return math.nan, {}
+        model.eval()
+        inference = Inference.from_module(model, self.device)
+        outs = inference.heads([it.x for it in val]) if embedded else inference.many([it.x for it in val])
+        static, dynamic = stack(outs)
+        losses = []
+        if self.cfg.task in ("static", "both"):
+            y = torch.tensor(np.stack([it.static_target if it.static_target is not None else np.full(2, np.nan)
+                                       for it in val]))
+            losses.append(float(self.loss(torch.from_numpy(static), y.float())))
+        if self.cfg.task in ("dynamic", "both"):
+            pairs = [(torch.from_numpy(p[:len(it.dynamic)]), torch.from_numpy(it.dynamic[:len(p)]))
+                     for it, p in zip(val, dynamic) if it.dynamic is not None]
+            if pairs:
+                losses.append(float(self.loss(torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs]))))
+        return float(sum(losses)), headline(score(val, static, dynamic))
+
+
+def _flat(d: dict[str, float]) -> dict[str, float]:
+    return {f"val_{k}": v for k, v in d.items()}
+
+
+def inner_validation(train: list[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """Hold out ~``fraction`` of the training clips, whole artists at a time, for early stopping."""
+    k = max(2, int(round(1 / fraction)))
+    groups = [it.artist for it in train]
+    strata = [str(it.quadrant) if it.quadrant else None for it in train]
+    n_groups = len({g or it.track_id for g, it in zip(groups, train)})
+    if n_groups < k:
+        raise ConfigError(f"only {n_groups} artists/songs in a training fold: too few to hold out a validation "
+                          "set; use fewer folds or more data")
+    sp = kfold([it.track_id for it in train], k, groups=groups, strata=strata if any(strata) else None, seed=seed + 1)
+    val_ids = set(sp.folds[0][1])
+    return [it for it in train if it.track_id not in val_ids], [it for it in train if it.track_id in val_ids]

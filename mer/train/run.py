@@ -1,0 +1,151 @@
+"""The whole run behind ``mer train`` / ``mer benchmark``: split, features, folds, summary.
+
+Run folder layout (``OUT``)::
+
+    config.yaml                 the resolved TrainConfig
+    split.json                  the folds (track ids), as mer.datasets.splits writes them
+    fold0/ best.safetensors + best.json   best epoch on the validation set (a mer checkpoint;
+                                its JSON's ``training`` block lists the clips it trained on)
+           state.pt             resumable state after the last finished epoch
+           log.csv, curves.png  per-epoch losses and validation metrics
+           test.json            scores of best on the fold's test clips, and of the constant predictor
+    summary.json, summary.md    per-fold and mean +/- sd test scores
+
+The model is built (and its arguments checked) before any audio is decoded. Test clips are
+predicted through :class:`mer.infer.Inference`, as ``mer predict`` would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from ..datasets import load_dataset
+from ..datasets.items import load_items
+from ..datasets.splits import Split, dataset_kfold, mediaeval2013, mediaeval2015
+from ..errors import ConfigError
+from ..evaluation.scores import constant_baseline, score
+from ..features import FeatureConfig
+from ..infer.inference import Inference, stack
+from ..io import write_json_atomic, write_text_atomic
+from ..models import create_model
+from ..models.checkpoint import load_checkpoint
+from .config import TrainConfig
+from .data import embed_items
+from .distributed import resolve_device, setup_distributed
+from .fold import FoldTrainer, inner_validation
+from .reports import format_summary, summarize
+
+
+def make_split(cfg: TrainConfig, ds) -> Split:  # noqa: ANN001
+    """The folds of ``cfg``: a named protocol, a split JSON, all clips (folds 1), or grouped k-fold."""
+    if cfg.split == "mediaeval2015":
+        return mediaeval2015(ds)
+    if cfg.split == "mediaeval2013":
+        return mediaeval2013(ds)
+    if cfg.split:
+        return Split.from_json(cfg.split)
+    if cfg.folds == 1:
+        return Split("all", [([t.track_id for t in ds.tracks(with_audio=True)], [])], cfg.seed, {"dataset": ds.name})
+    return dataset_kfold(ds, cfg.folds, seed=cfg.seed)
+
+
+def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train (and test) every fold of ``cfg``; return the summary (also written to ``out``)."""
+    cfg.check()
+    out = Path(out)
+    device = resolve_device(cfg.device)
+    env = setup_distributed(device)
+    if cfg.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise ConfigError("tensorboard: true needs the tensorboard package (pip install tensorboard)") from None
+    feature = FeatureConfig.from_dict(cfg.feature) if cfg.feature else FeatureConfig()
+    probe = create_model(cfg.model, feature=feature, **cfg.model_args)  # bad model args fail before any decoding
+    ds = load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
+    split = make_split(cfg, ds)
+    tracks = {t.track_id: t for t in ds.tracks(with_audio=True)}
+    if not tracks:
+        raise ConfigError(f"{cfg.dataset} at {cfg.root}: no tracks with audio and labels; run "
+                          f"`mer datasets validate {cfg.dataset} --root {cfg.root}`")
+    needed = [i for tr, te in split.folds for i in tr + te]
+    missing = sorted(set(needed) - set(tracks))
+    if missing:
+        raise ConfigError(f"split {split.name}: {len(missing)} track(s) have no audio here, e.g. {missing[0]}")
+    _check_labels(cfg, [tracks[i] for i in dict.fromkeys(needed)])
+    if env.main:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.yaml")
+        split.to_json(out / "split.json")
+    if env.world > 1 and not env.main:
+        dist.barrier()  # rank 0 fills the feature cache first
+    all_items = load_items([tracks[i] for i in dict.fromkeys(needed)], feature, cfg.cache_dir, cfg.workers,
+                           progress and env.main, cfg.quadrant_weight)
+    if env.world > 1 and env.main:
+        dist.barrier()
+    by_id = {it.track_id: it for it in all_items}
+    embedded = bool(getattr(probe, "freeze", False)) and hasattr(probe, "embed")
+    if embedded:  # frozen backbone: compute its embeddings once, train the heads on them
+        by_id = {it.track_id: it for it in embed_items(probe, all_items, cfg.cache_dir, progress and env.main)}
+    meta = {"dataset": cfg.dataset, "dataset_root": str(Path(cfg.root).resolve()), "split": split.name,
+            "task": cfg.task, "train_config": cfg.to_dict()}
+    fingerprint = ds.fingerprint()
+    folds = []
+    for k, (train_ids, test_ids) in enumerate(split.folds):
+        fold_dir = out / f"fold{k}"
+        if env.main:
+            fold_dir.mkdir(parents=True, exist_ok=True)
+        if (fold_dir / "test.json").exists() and resume:  # finished before the interruption
+            folds.append(json.loads((fold_dir / "test.json").read_text()))
+            continue
+        train_items = [by_id[i] for i in train_ids]
+        fit_items, val_items = inner_validation(train_items, cfg.val_fraction, cfg.seed + k)
+        training = {"dataset": ds.name, "root": meta["dataset_root"], "id_space": ds.space,
+                    "fingerprint": fingerprint, "ids": sorted(train_ids)}  # fit + validation clips: all it saw
+        trainer = FoldTrainer(cfg, fold_dir, device, env, progress, {**meta, "fold": k, "training": training})
+        if not resume and (fold_dir / "state.pt").exists() and env.main:
+            (fold_dir / "state.pt").unlink()
+        if env.world > 1:
+            dist.barrier()
+        t0 = time.perf_counter()
+        model = trainer.build()
+        info = trainer.fit(model, fit_items, val_items, embedded)
+        best, _ = load_checkpoint(fold_dir / "best") if (fold_dir / "best.json").exists() else (model, None)
+        best.to(device)
+        result = {"fold": k, **info, "train_seconds": time.perf_counter() - t0, "n_train": len(fit_items),
+                  "n_val": len(val_items), "n_test": len(test_ids)}
+        if test_ids:
+            test_items = [by_id[i] for i in test_ids]
+            inference = Inference.from_module(best.eval(), device)
+            xs = [it.x for it in test_items]
+            static, dynamic = stack(inference.heads(xs) if embedded else inference.many(xs))
+            result["test"] = score(test_items, static, dynamic)
+            result["constant"] = constant_baseline(train_items, test_items)
+        if env.main:
+            write_json_atomic(fold_dir / "test.json", result)
+        folds.append(result)
+    # training time: the folds' epochs, whichever invocation ran them (a resumed run counts them all)
+    seconds = sum(f.get("epoch_seconds", f.get("train_seconds", 0.0)) for f in folds)
+    summary = summarize(cfg, folds, probe, seconds)
+    if env.main:
+        write_json_atomic(out / "summary.json", summary)
+        write_text_atomic(out / "summary.md", format_summary(summary) + "\n")
+    return summary
+
+
+def _check_labels(cfg: TrainConfig, tracks: list) -> None:  # noqa: ANN001
+    has_static = sum(t.static is not None or bool(t.quadrant) for t in tracks)
+    has_dynamic = sum(t.dynamic is not None for t in tracks)
+    if cfg.task in ("static", "both") and not has_static:
+        raise ConfigError(f"task {cfg.task}: no track of {cfg.dataset} has static labels (for 4q pass "
+                          "--dataset-option lexicon=PATH or rely on quadrant labels)")
+    if cfg.task in ("dynamic", "both") and not has_dynamic:
+        raise ConfigError(f"task {cfg.task}: no track of {cfg.dataset} has dynamic labels; use --task static")
+
+
