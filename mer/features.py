@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
 import warnings
 import zipfile
@@ -37,6 +38,7 @@ from .errors import AudioError, ConfigError, MERWarning
 from .io import atomic_path, write_json_atomic
 
 COMPRESSIONS = ("log10p", "db", "log1p", "none")
+MAX_GAIN = 1000.0  # +60 dB: the most ``level`` normalisation amplifies
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class FeatureConfig:
     fmax: float | None = None  # None = sample_rate / 2
     compression: str = "log10p"  # log10p: log10(1 + 10000 x); db: 10 log10(max(x, 1e-10)); log1p; none
     resize_frames: int | None = None  # resize the time axis to this many frames (the seed used 512)
+    level: float | None = None  # RMS the waveform is scaled to before the front-end (None: as decoded); see gain()
 
     def __post_init__(self) -> None:
         if self.kind not in ("logmel", "stft"):
@@ -61,6 +64,8 @@ class FeatureConfig:
             raise ConfigError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
         if min(self.sample_rate, self.n_fft, self.hop_length, self.channels) <= 0:
             raise ConfigError("sample_rate, n_fft, hop_length and channels must be positive")
+        if self.level is not None and not 0 < self.level <= 1:
+            raise ConfigError(f"level {self.level!r}: the target RMS must be in (0, 1], e.g. 0.139 (-17 dBFS)")
 
     @classmethod
     def seed_stft(cls, **overrides: Any) -> "FeatureConfig":
@@ -93,8 +98,23 @@ class FeatureConfig:
         return cls(**d)
 
     def digest(self) -> str:
-        """Short stable hash of the config, used to name cache folders."""
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        """Short stable hash of the config, used to name cache folders (``level`` only when set,
+        so the caches of configs from before it existed stay valid)."""
+        d = self.to_dict()
+        if d["level"] is None:
+            del d["level"]
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def gain(self, sum_squares: float, n_values: int) -> float:
+        """Loudness normalisation: the factor that brings a waveform of this energy to RMS
+        ``level`` (1 when ``level`` is None). Capped at +60 dB so near-silence is not blown up
+        into noise. STFT and mel are linear in the waveform, so the factor is applied to the
+        magnitudes (power: squared) before compression, which is exactly the same as scaling
+        the waveform first, also block by block."""
+        if self.level is None or n_values == 0:
+            return 1.0
+        rms = math.sqrt(sum_squares / n_values)
+        return self.level / max(rms, self.level / MAX_GAIN)
 
 
 def hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -163,7 +183,8 @@ def resize_time(x: np.ndarray, frames: int) -> np.ndarray:
     return x[..., i0] * (1 - w) + x[..., i1] * w
 
 
-def spectrogram(wave: np.ndarray, config: FeatureConfig | None = None, center: bool = True) -> np.ndarray:
+def spectrogram(wave: np.ndarray, config: FeatureConfig | None = None, center: bool = True,
+                raw: bool = False) -> np.ndarray:
     """Waveform ``(C, N)`` float32 at ``config.sample_rate`` -> features ``(C, F, T)`` float32.
 
     The one implementation of the front-ends for audio files (numpy, no torch), used by
@@ -172,9 +193,14 @@ def spectrogram(wave: np.ndarray, config: FeatureConfig | None = None, center: b
     centred at sample ``t * hop`` (``1 + N // hop`` frames); ``center=False`` starts frame t
     at sample ``t * hop`` (for pre-padded blocks). :class:`mer.models.frontend.FrontEnd` is
     its torch twin for on-device use (a test keeps the two within 1e-4).
+
+    With ``config.level`` the waveform's loudness is normalised (:meth:`FeatureConfig.gain`).
+    ``raw=True`` returns the magnitudes before that and before compression (block-wise
+    callers finish the whole file with :func:`finish`).
     """
     c = config or FeatureConfig()
     wave = np.asarray(wave, dtype=np.float32)
+    gain = 1.0 if raw else c.gain(float(np.dot(wave.ravel(), wave.ravel())), wave.size)
     half = c.n_fft // 2
     if center:
         wave = np.pad(wave, ((0, 0), (half, half + max(0, half + 1 - wave.shape[-1]))))
@@ -188,8 +214,26 @@ def spectrogram(wave: np.ndarray, config: FeatureConfig | None = None, center: b
         x = power @ _mel_columns(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax)  # (C, T, F)
     else:
         x = np.abs(spec).astype(np.float32)  # magnitude, as the seed's STFT model
-    x = np.ascontiguousarray(compress(x, c.compression).transpose(0, 2, 1), dtype=np.float32)
-    return resize_time(x, c.resize_frames) if c.resize_frames else x
+    x = x.transpose(0, 2, 1)  # (C, F, T)
+    return np.ascontiguousarray(x) if raw else finish(x, c, gain)
+
+
+def finish(raw: np.ndarray, config: FeatureConfig, gain: float = 1.0, inplace: bool = False) -> np.ndarray:
+    """Magnitudes ``(C, F, T)`` from ``spectrogram(..., raw=True)`` -> features: the loudness
+    gain (squared for power), compression, and the optional time resize. ``inplace`` reuses
+    ``raw``'s memory (a float32 array the caller gives up; an hour of audio is 86 MB)."""
+    scale = np.float32(gain * gain if config.kind == "logmel" else gain)
+    if inplace and raw.dtype == np.float32 and config.compression in ("log10p", "log1p", "none"):
+        x = raw
+        x *= scale * np.float32(10000.0 if config.compression == "log10p" else 1.0)
+        if config.compression == "log10p":
+            x += np.float32(1.0)
+            np.log10(x, out=x)
+        elif config.compression == "log1p":
+            np.log1p(x, out=x)
+    else:
+        x = np.ascontiguousarray(compress(raw * scale if gain != 1.0 else raw, config.compression), dtype=np.float32)
+    return resize_time(x, config.resize_frames) if config.resize_frames else x
 
 
 def extract(y: np.ndarray, config: FeatureConfig | None = None) -> np.ndarray:
@@ -218,13 +262,14 @@ def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None
         return features_from_file(path, config)
     hop, half = config.hop_length, config.n_fft // 2
     buf = np.zeros((config.channels, half), dtype=np.float32)  # the centred STFT's left zero padding
-    parts, n_total, peak = [], 0, 0.0
+    parts, n_total, peak, energy = [], 0, 0.0, 0.0
+    raw = config.level is not None  # loudness normalisation needs the whole file's energy first
 
     def frames(buf: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         usable = (buf.shape[-1] - config.n_fft) // hop + 1 if buf.shape[-1] >= config.n_fft else 0
         if usable <= 0:
             return None, buf
-        x = spectrogram(buf[:, :(usable - 1) * hop + config.n_fft], config, center=False)
+        x = spectrogram(buf[:, :(usable - 1) * hop + config.n_fft], config, center=False, raw=raw)
         return x, buf[:, usable * hop:]
 
     info = audio.info(path)
@@ -233,6 +278,7 @@ def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None
         block = audio.ensure_channels(block, config.channels)
         n_total += block.shape[-1]
         peak = max(peak, float(np.abs(block).max())) if block.size else peak
+        energy += float(np.dot(block.ravel(), block.ravel()))
         buf = np.concatenate([buf, block], axis=-1)
         x, buf = frames(buf)
         if x is not None:
@@ -244,8 +290,11 @@ def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None
     x, _ = frames(buf)
     if x is not None:
         parts.append(x)
-    feats = np.concatenate(parts, axis=-1)[..., :config.n_frames(n_total)]
-    return np.ascontiguousarray(feats)
+    feats = np.concatenate(parts, axis=-1)
+    del parts
+    if raw:  # in place: the whole file's features are in memory once, not three times
+        feats = finish(feats, config, config.gain(energy, n_total * config.channels), inplace=True)
+    return np.ascontiguousarray(feats[..., :config.n_frames(n_total)])
 
 
 def default_cache_dir() -> Path:

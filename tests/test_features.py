@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import soundfile as sf
 import pytest
 import torch
 
-from mer import ConfigError, MERWarning, audio, features
+from mer import ConfigError, MERWarning, audio, features, synth
 from mer.features import FeatureCache, FeatureConfig, spectrogram
 from mer.models.frontend import FrontEnd
 
@@ -115,3 +116,27 @@ def test_cache_key_is_content_not_name(tmp_path, wav_file):
     assert cache.entry(copy) == cache.entry(wav_file)
     other = FeatureCache(FeatureConfig(n_mels=64), root=tmp_path / "cache")
     assert other.get(wav_file).shape[1] == 64
+
+
+def test_level_normalisation_makes_features_gain_invariant_and_streams_exactly(tmp_path):
+    """``level``: the same music at -12 dB gives the same features, block by block as in one piece."""
+    y = synth.clip(0.5, 0.5, 70.0, 16000, seed=1).astype(np.float32)
+    sf.write(tmp_path / "a.wav", y, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "quiet.wav", y * 10 ** (-12 / 20), 16000, subtype="FLOAT")
+    cfg = FeatureConfig(level=0.139)
+    loud = features.stream_features(tmp_path / "a.wav", cfg, block_seconds=7)
+    quiet = features.stream_features(tmp_path / "quiet.wav", cfg, block_seconds=7)
+    assert np.abs(loud - quiet).max() < 1e-4
+    gain = 0.139 / np.sqrt(np.mean(y.astype(np.float64) ** 2))
+    assert np.abs(loud - features.extract(y * gain, FeatureConfig())).max() < 1e-4
+    assert np.abs(loud - features.extract(y, cfg)).max() < 1e-4
+    plain = features.stream_features(tmp_path / "quiet.wav", FeatureConfig())
+    assert np.abs(plain - loud).max() > 0.1  # without it the level shows
+    torch = pytest.importorskip("torch")
+    twin = FrontEnd(cfg)(torch.from_numpy(y * 10 ** (-12 / 20))[None, None]).numpy()[0]
+    assert np.abs(twin - loud).max() < 1e-3
+    assert FeatureConfig().digest() != cfg.digest()
+    with pytest.raises(ConfigError, match="target RMS"):
+        FeatureConfig(level=2.0)
+    # digital silence stays silence (the gain is capped, never divides by zero)
+    assert np.isfinite(features.extract(np.zeros(16000, np.float32), cfg)).all()

@@ -68,6 +68,10 @@ def test_formats_and_plots(tmp_path, wav_file, mp3_file):
     assert [Path(r["path"]).name for r in rows] == ["a.wav", "b.flac", "c.mp3"]
     for r in rows:
         assert r["quadrant"] == quadrant(float(r["valence"]), float(r["arousal"])).name
+        # the default's quadrant probabilities: they sum to 1, the quadrant is the most probable
+        probs = [float(r[f"p_q{i}"]) for i in range(1, 5)]
+        assert abs(sum(probs) - 1) < 1e-3 and r["quadrant"] == f"Q{int(np.argmax(probs)) + 1}"
+        assert float(r["confidence"]) == max(probs) and r["model"] == "default" and len(r["weights_sha1"]) == 40
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["a.png", "b.png", "c.png"]
     res = _mer("predict", str(wav_file), "--format", "json", "--scale", "1-9", "--plot", str(tmp_path / "one.png"))
     assert res.returncode == 0, res.stderr

@@ -100,7 +100,8 @@ def _expand(paths: list[str]) -> tuple[list[Path], list[str]]:
 class Writer:
     """Prints results as they come, in one of the formats."""
 
-    COLUMNS = ("path", "valence", "arousal", "quadrant", "quadrant_words", "duration")
+    COLUMNS = ("path", "valence", "arousal", "quadrant", "quadrant_words", "duration", "p_q1", "p_q2", "p_q3",
+               "p_q4", "confidence", "model", "weights_sha1")
 
     def __init__(self, fmt: str, scale: str, out=sys.stdout) -> None:  # noqa: ANN001
         self.fmt, self.scale, self.out, self.n = fmt, scale, out, 0
@@ -121,7 +122,7 @@ class Writer:
     def add(self, pred) -> None:  # noqa: ANN001
         d = pred.on_scale(self.scale)
         if self.fmt == "csv":
-            self._csv([d[c] for c in self.COLUMNS])
+            self._csv([d.get(c, "") for c in self.COLUMNS])  # quadrant probabilities: empty without a head
         elif self.fmt == "jsonl":
             print(json.dumps(d), file=self.out)
         elif self.fmt == "json":
@@ -129,8 +130,9 @@ class Writer:
         else:
             name = d["path"] if len(d["path"]) <= 40 else "..." + d["path"][-37:]
             tags = f"  [{', '.join(d['tags'])}]" if d.get("tags") else ""
+            conf = f" ({d['confidence']:.0%})" if d.get("confidence") is not None else ""
             print(f"{name:<40} {d['valence']:>8.3f} {d['arousal']:>8.3f}  {d['quadrant']} {d['quadrant_words']}"
-                  f"{tags}", file=self.out)
+                  f"{conf}{tags}", file=self.out)
         self.out.flush()
         self.n += 1
 

@@ -85,14 +85,18 @@ class _Embed(torch.nn.Module):
         return self.model.embed(features)
 
 
+#: what the head graph returns, in this order, where the model has it
+HEAD_OUTPUTS = ("static", "dynamic", "quadrant")
+
+
 class _Head(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, sequence: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model.head(sequence)
-        return out["static"], out["dynamic"]
+        return tuple(out[k] for k in HEAD_OUTPUTS if k in out)
 
 
 def _save_with_metadata(prog: Any, out: Path, metadata: dict[str, str]) -> None:
@@ -131,7 +135,7 @@ def export_runtime(model_spec: "str | os.PathLike | Bundle") -> tuple[Path, Path
         seq = _Embed(model)(x)
     seq = seq[0] if isinstance(seq, tuple) else seq
     head = torch.onnx.export(_Head(model).eval(), (seq,), input_names=["sequence"],
-                             output_names=["static", "dynamic"], dynamo=True, verbose=False,
-                             dynamic_shapes={"sequence": {1: torch.export.Dim("steps", min=1, max=1 << 20)}})
+                             output_names=[k for k in HEAD_OUTPUTS if k in model.head(seq)],
+                             dynamo=True, verbose=False, dynamic_shapes={"sequence": {1: torch.export.Dim("steps", min=1, max=1 << 20)}})
     _save_with_metadata(head, head_path, meta_props)
     return embed_path, head_path

@@ -18,6 +18,12 @@ batched (``batch_size``).
 Audio shorter than one 0.5 s step is padded with silence's features. Outputs are numpy:
 ``{"static": (2,), "dynamic": (n, 2), ["tags": (K,)], ...}`` with ``n`` the number of 0.5 s
 steps (:mod:`mer.grid`), valence first.
+
+Quadrant models (a ``"quadrant"`` output: logits of Q1..Q4) also get ``"quadrant_probs"``
+``(4,)``, their softmax, and the two outputs are made to agree (:func:`agree`): the
+quadrant is the most probable one, and the static (valence, arousal) point is moved onto the
+nearest point of that quadrant when the regression put it elsewhere. Every consumer sees
+the same agreed outputs, so ``mer evaluate`` scores the quadrant ``mer predict`` prints.
 """
 
 from __future__ import annotations
@@ -151,7 +157,7 @@ class Inference:
                     out = self.engine.forward(batch)
                 for j, i in enumerate(part):
                     results[i] = {k: v[j] for k, v in out.items()}
-        return results  # type: ignore[return-value]
+        return [agree(o) for o in results]  # type: ignore[arg-type]
 
     def heads(self, seqs: Sequence[np.ndarray]) -> list[Outputs]:
         """Outputs of a local model's head on per-step embeddings ``(n, D)`` computed before
@@ -166,13 +172,34 @@ class Inference:
                 out = self.engine.head(np.stack([seqs[i] for i in part]))
                 for j, i in enumerate(part):
                     results[i] = {k: v[j] for k, v in out.items()}
-        return results  # type: ignore[return-value]
+        return [agree(o) for o in results]  # type: ignore[arg-type]
 
     def _finish_local(self, seq: np.ndarray, tags: np.ndarray | None) -> Outputs:
         out = {k: v[0] for k, v in self.engine.head(seq[None]).items()}
         if tags is not None:
             out["tags"] = tags.mean(axis=0)
         return out
+
+
+#: how far past an axis a point moved into its quadrant lands: the printed precision (4 decimals),
+#: so the rounded numbers keep the quadrant's signs (0 counts as positive)
+EDGE = 1e-4
+
+
+def agree(out: Outputs) -> Outputs:
+    """Add ``quadrant_probs`` and move ``static`` into the most probable quadrant (see the
+    module docstring); outputs without quadrant logits are returned as they are."""
+    if "quadrant" not in out:
+        return out
+    z = np.asarray(out["quadrant"], dtype=np.float64)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    q = int(p.argmax())  # 0..3 = Q1..Q4
+    v_sign, a_sign = ((1, 1), (-1, 1), (-1, -1), (1, -1))[q]
+    v, a = (float(x) for x in out["static"])
+    v = max(v, 0.0) if v_sign > 0 else min(v, -EDGE)
+    a = max(a, 0.0) if a_sign > 0 else min(a, -EDGE)
+    return {**out, "static": np.array([v, a], dtype=np.float32), "quadrant_probs": p.astype(np.float32)}
 
 
 def stack(outputs: Sequence[Outputs]) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -46,6 +46,12 @@ class Prediction:
     seconds: float = 0.0  # processing time
     model_version: str = ""
     weights_sha1: str = ""
+    probabilities: dict[str, float] = field(default_factory=dict)  # Q1..Q4, for quadrant models
+
+    @property
+    def confidence(self) -> float | None:
+        """Probability of the reported quadrant (None for models without a quadrant head)."""
+        return self.probabilities.get(self.quadrant) if self.probabilities else None
 
     def on_scale(self, scale: str = "canonical") -> dict[str, Any]:
         """JSON-ready dict with values on ``scale`` ("canonical", "1-9", "0-1")."""
@@ -58,6 +64,8 @@ class Prediction:
                 "times": [float(t) for t in self.times], "valence_curve": curve[:, 0].tolist() if len(curve) else [],
                 "arousal_curve": curve[:, 1].tolist() if len(curve) else [], "model": self.model,
                 "model_version": self.model_version, "weights_sha1": self.weights_sha1,
+                **({f"p_{k.lower()}": v for k, v in self.probabilities.items()} if self.probabilities else {}),
+                **({"confidence": self.confidence} if self.probabilities else {}),
                 **({"tags": self.tags} if self.tags else {})}
 
 
@@ -101,9 +109,12 @@ class Predictor:
         if "tags" in out and names:
             top = np.argsort(-out["tags"])[:5]
             tags = {names[i]: round(float(out["tags"][i]), 3) for i in top}
+        probs = {}
+        if "quadrant_probs" in out:
+            probs = {f"Q{i + 1}": round(float(p), DECIMALS) for i, p in enumerate(out["quadrant_probs"])}
         return Prediction(path, n_frames / self.feature.frames_per_second, v, a, q.name, q.words,
                           step_times(len(curve)), curve, self.name, tags, seconds,
-                          self.bundle.version, self.bundle.digest)
+                          self.bundle.version, self.bundle.digest, probs)
 
 
 _DEFAULT: dict[str, Predictor] = {}

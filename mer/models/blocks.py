@@ -90,13 +90,19 @@ class VAHeads(nn.Module):
     Dynamic: the same kind of layer per step after resampling the sequence to ``n_out`` steps
     (adaptive average pooling, or linear interpolation when the sequence is shorter than
     ``n_out``). ``dropout`` applies to the MLP's input and hidden layer.
+
+    ``quadrant=True`` adds ``"quadrant": (B, 4)`` logits of Q1..Q4 from the sequence's mean and
+    standard deviation over time (a linear layer; calibrated and made to agree with the
+    valence/arousal point by :class:`mer.infer.Inference`).
     """
 
-    def __init__(self, d_in: int, hidden: int = 0, dropout: float = 0.0, stats: bool = False) -> None:
+    def __init__(self, d_in: int, hidden: int = 0, dropout: float = 0.0, stats: bool = False,
+                 quadrant: bool = False) -> None:
         super().__init__()
         self.stats = stats
         self.static = self._layer(2 * d_in if stats else d_in, hidden, dropout)
         self.dynamic = self._layer(d_in, hidden, dropout)
+        self.quadrant = nn.Linear(2 * d_in, 4) if quadrant else None
 
     @staticmethod
     def _layer(d_in: int, hidden: int, dropout: float) -> nn.Module:
@@ -114,7 +120,10 @@ class VAHeads(nn.Module):
         else:
             steps = F.interpolate(x, size=n_out, mode="linear", align_corners=False)
         mean = seq.mean(dim=1)
-        pooled = mean
-        if self.stats:  # population sd (0 for a one-step clip, where the unbiased one is undefined)
-            pooled = torch.cat([mean, ((seq - mean[:, None]).square().mean(dim=1) + 1e-8).sqrt()], dim=-1)
-        return {"static": self.static(pooled), "dynamic": self.dynamic(steps.transpose(1, 2)), "embedding": mean}
+        # population sd (0 for a one-step clip, where the unbiased one is undefined)
+        stats = torch.cat([mean, ((seq - mean[:, None]).square().mean(dim=1) + 1e-8).sqrt()], dim=-1)
+        out = {"static": self.static(stats if self.stats else mean), "dynamic": self.dynamic(steps.transpose(1, 2)),
+               "embedding": mean}
+        if self.quadrant is not None:
+            out["quadrant"] = self.quadrant(stats)
+        return out

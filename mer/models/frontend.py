@@ -33,6 +33,11 @@ class FrontEnd(nn.Module):
         if wave.dim() == 2:  # (B, N) -> (B, 1, N)
             wave = wave.unsqueeze(1)
         b, ch, n = wave.shape
+        if c.level is not None:  # loudness normalisation per clip, as FeatureConfig.gain
+            from ..features import MAX_GAIN
+
+            rms = wave.float().square().mean(dim=(1, 2), keepdim=True).sqrt()
+            wave = wave * (c.level / torch.clamp(rms, min=c.level / MAX_GAIN))
         if center and n < c.n_fft // 2 + 1:  # constant padding needs some length; pad tiny inputs
             wave = F.pad(wave, (0, c.n_fft // 2 + 1 - n))
         spec = torch.stft(wave.reshape(b * ch, -1), c.n_fft, c.hop_length, window=self.window,

@@ -244,8 +244,8 @@ class Musicnn(MERModel):
     """musicnn trunk + back-end (pretrained, frozen by default) + valence/arousal heads.
 
     ``layer="penultimate"`` feeds the 200-d embedding to the heads; ``layer="pool"`` the
-    1506 batch-normed pooled features. ``head_hidden``, ``head_dropout``, ``head_stats``: see
-    :class:`~mer.models.blocks.VAHeads`. Output adds ``"tags"``: ``(B, 50)`` probabilities.
+    1506 batch-normed pooled features. ``head_hidden``, ``head_dropout``, ``head_stats``,
+    ``quadrant`` (quadrant logits): see :class:`~mer.models.blocks.VAHeads`. Output adds ``"tags"``: ``(B, 50)`` probabilities.
     """
 
     #: the arguments that change :meth:`embed` (the training engine's embedding cache key)
@@ -253,7 +253,7 @@ class Musicnn(MERModel):
 
     def __init__(self, feature: FeatureConfig, source: str = "msd", freeze: bool = True, pretrained: bool = True,
                  layer: str = "penultimate", context: float = 3.0, head_hidden: int = 0, head_dropout: float = 0.0,
-                 head_stats: bool = False) -> None:
+                 head_stats: bool = False, quadrant: bool = False) -> None:
         super().__init__(feature)
         expected = FeatureConfig()
         if (feature.kind, feature.sample_rate, feature.n_fft, feature.hop_length, feature.n_mels,
@@ -272,7 +272,7 @@ class Musicnn(MERModel):
         if freeze:
             self.backbone.requires_grad_(False)
         self.heads = VAHeads(200 if layer == "penultimate" else 2 * self.backbone["trunk"].dim, head_hidden,
-                             head_dropout, head_stats)
+                             head_dropout, head_stats, quadrant)
         self.tag_names = TAGS[source]
 
     def train(self, mode: bool = True) -> "Musicnn":

@@ -101,4 +101,5 @@ class CropSet(torch.utils.data.Dataset):
         static = target if target is not None else np.full(2, np.nan, dtype=np.float32)
         return {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
                 "static": torch.from_numpy(np.asarray(static, dtype=np.float32)),
-                "dynamic": torch.from_numpy(dyn)}
+                "dynamic": torch.from_numpy(dyn),
+                "quadrant": torch.tensor(it.quadrant - 1 if it.quadrant else -100, dtype=torch.long)}

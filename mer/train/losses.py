@@ -2,7 +2,8 @@
 
 Targets may hold NaN where a label is missing (dynamic labels before 15 s in DEAM); those
 rows are left out. ``batch_loss`` applies the task: static, dynamic or both, and for a
-static task with ``weak_dynamic`` also trains every 2 Hz step toward the clip's label.
+static task with ``weak_dynamic`` also trains every 2 Hz step toward the clip's label; a
+model with a quadrant head also learns the labelled quadrant (cross-entropy).
 """
 
 from __future__ import annotations
@@ -40,12 +41,14 @@ def make_loss(spec: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def batch_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], task: str,
                loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], weak_dynamic: bool = True) -> torch.Tensor:
     # every output joins the graph (with weight 0 when unused), so DDP sees a gradient for every parameter
-    total = (out["static"].sum() + out["dynamic"].sum()) * 0.0
+    total = sum(out[k].sum() for k in ("static", "dynamic", "quadrant") if k in out) * 0.0
     if task in ("static", "both"):
         total = total + loss(out["static"], batch["static"])
     if task == "static" and weak_dynamic:  # weak labels: every step is trained toward the clip's label,
         steps = out["dynamic"].shape[1]  # so the 2 Hz curve of a static-trained model is trained too
         total = total + loss(out["dynamic"].reshape(-1, 2), batch["static"].repeat_interleave(steps, dim=0))
+    if "quadrant" in out and "quadrant" in batch and (batch["quadrant"] >= 0).any():  # a quadrant head
+        total = total + F.cross_entropy(out["quadrant"], batch["quadrant"], ignore_index=-100)
     if task in ("dynamic", "both"):
         n = min(out["dynamic"].shape[1], batch["dynamic"].shape[1])
         total = total + loss(out["dynamic"][:, :n].reshape(-1, 2), batch["dynamic"][:, :n].reshape(-1, 2))

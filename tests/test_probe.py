@@ -1,0 +1,91 @@
+"""Quadrant probabilities: the agreement rule, the probe folded into the model, nested CV's honesty."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mer.infer.inference import EDGE, agree
+from mer.scales import quadrant
+
+
+def test_agree_moves_the_point_into_the_most_probable_quadrant():
+    logits = np.log(np.array([0.1, 0.2, 0.6, 0.1]))  # Q3 most probable
+    out = agree({"static": np.array([0.2, 0.3], np.float32), "dynamic": np.zeros((3, 2)), "quadrant": logits})
+    assert np.allclose(out["quadrant_probs"], [0.1, 0.2, 0.6, 0.1], atol=1e-6)
+    v, a = out["static"]
+    assert quadrant(round(float(v), 4), round(float(a), 4)).name == "Q3" and v == pytest.approx(-EDGE)
+    # a point already in the quadrant is left where it is
+    out = agree({"static": np.array([-0.4, -0.2], np.float32), "quadrant": logits})
+    assert np.allclose(out["static"], [-0.4, -0.2])
+    # Q1 from a point on the negative side: moved to the axis (0 counts as positive)
+    out = agree({"static": np.array([-0.3, 0.5], np.float32), "quadrant": np.array([3.0, 0.0, 0.0, 0.0])})
+    assert np.allclose(out["static"], [0.0, 0.5]) and quadrant(*out["static"]).name == "Q1"
+    plain = {"static": np.array([0.1, 0.1])}
+    assert agree(plain) is plain
+
+
+def test_probe_folded_into_the_heads_equals_sklearn():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from mer.models.blocks import VAHeads
+    from mer.train.probe import QUADRANTS, make_model, pool, set_probe_weights
+
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(12, 16)) + rng.normal(size=16) for _ in range(80)]
+    y = QUADRANTS[rng.integers(0, 4, 80)]
+    va = rng.normal(size=(80, 2))
+    for feats in ("mean", "meanstd"):
+        X = pool(seqs, feats)
+        clf = make_model("lr", C=0.5).fit(X, y)
+        reg = make_model("ridge_va", alpha=3.0).regressor.fit(pool(seqs, "mean"), va)
+
+        class M:  # the only part of a model set_probe_weights touches
+            heads = VAHeads(16, quadrant=True)
+
+        set_probe_weights(M, clf, reg, 1.7, feats)
+        seq = torch.tensor(np.stack(seqs[:5]), dtype=torch.float32)
+        out = M.heads(seq, 12)
+        p = torch.softmax(out["quadrant"], dim=-1).detach().numpy()
+        z = np.log(clf.predict_proba(X[:5])) / 1.7
+        ref = np.exp(z - z.max(1, keepdims=True))
+        ref /= ref.sum(1, keepdims=True)
+        assert np.abs(p - ref).max() < 1e-4, feats
+        static = out["static"].detach().numpy()
+        assert np.abs(static - reg.predict(pool(seqs[:5], "mean"))).max() < 1e-4
+        step = out["dynamic"][0, 3].detach().numpy()  # every step through the same layer
+        assert np.abs(step - reg.predict(seqs[0][3:4])[0]).max() < 1e-4
+
+
+def test_nested_cv_choices_never_see_the_outer_test_fold():
+    pytest.importorskip("sklearn")
+    from mer.train.nested import grid, nested_cv
+
+    rng = np.random.default_rng(1)
+    n = 120
+    y = np.array(["Q1", "Q2", "Q3", "Q4"])[rng.integers(0, 4, n)]
+    X = rng.normal(size=(n, 5)) + (y == "Q1")[:, None] * 0.8
+    groups = np.arange(n) // 2  # pairs of clips share an artist
+    seen: list[set] = []
+
+    class Spy:
+        def __init__(self, C: float = 1.0) -> None:
+            from sklearn.linear_model import LogisticRegression
+
+            self.model = LogisticRegression(C=C, max_iter=2000)
+
+        def fit(self, Xf, yf):  # noqa: ANN001, ANN201
+            seen.append({tuple(np.round(r, 6)) for r in Xf})
+            self.model.fit(Xf, yf)
+            self.classes_ = self.model.classes_
+            return self
+
+        def predict_proba(self, Xp):  # noqa: ANN001, ANN201
+            return self.model.predict_proba(Xp)
+
+    res = nested_cv(X, y, groups, Spy, grid(C=[0.1, 1.0]), outer=3, inner=3, seeds=(0, 1))
+    s = res.summary()
+    assert 0 <= s["f1"] <= 1 and s["repeats"] == 2 and s["folds"] == 6 and "ece_calibrated" in s
+    # every fit (inner and outer) was on a training part: no fit saw all clips
+    assert all(len(rows) < n for rows in seen)
+    assert sum(s["choices"].values()) == 6
