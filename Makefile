@@ -1,27 +1,37 @@
-# Quick start: `make demo` and `make test` on a fresh machine (Python 3.10+ and PyPI).
+# Quick start: `make demo` and `make test` on a fresh machine (Python 3.10+ and PyPI; POSIX shell).
+# demo installs only what the demo needs (the slim predict install + matplotlib for its plots);
+# test installs the test extras (PyTorch, scikit-learn, PyAV, ...) and runs the whole suite.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test test-fast install bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[plot]'
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@ $(VENV)/.demo
 
-install: $(STAMP)
+install: $(VENV)/.test
 
-demo: $(STAMP)
+demo: $(VENV)/.demo
 	$(BIN)/python -m mer.demo
 
-test: $(STAMP)
+test: $(VENV)/.test
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+test-fast: $(VENV)/.test
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(VENV)/.test
 	$(BIN)/python benchmarks/audio_features.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

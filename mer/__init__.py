@@ -3,8 +3,10 @@
 Public API (all values on the canonical scale: valence and arousal in [-1, 1], 0 neutral;
 arrays hold (valence, arousal) in that order):
 
-- ``mer.predict(path, model="default")`` -> :class:`mer.Prediction` (valence, arousal, quadrant,
-  2 Hz curve, tags); ``mer.Predictor(model)`` to hold a model for many files
+- ``mer.predict(path_or_waveform, model="default", sr=None, offset=, duration=, segments=,
+  embeddings=)`` -> :class:`mer.Prediction` (valence, arousal, quadrant and its probabilities,
+  2 Hz curve, tags, ``to_dict()``); ``mer.Predictor(model)`` holds a model for many files
+  (``predict_many(paths, workers=)``); ``mer.Inference`` is the one sliding-window loop
 - ``mer.audio.load(path, sr=None, mono=True, offset=0.0, duration=None)`` -> (y, sr)
 - ``mer.features.FeatureConfig`` / ``spectrogram`` / ``FeatureCache`` (``mer.models.frontend.FrontEnd``: the torch twin)
 - ``mer.scales.quadrant(valence, arousal)``, ``to_canonical``, ``from_canonical``
@@ -19,14 +21,16 @@ __all__ = ["AudioError", "ConfigError", "DatasetError", "MERError", "MERWarning"
            "Predictor", "__version__", "predict"]
 
 
-def predict(path, model="default"):  # noqa: ANN001, ANN201  (see mer.infer.predict)
-    """Valence, arousal, quadrant and 2 Hz curve of one audio file: a :class:`mer.Prediction`.
+def predict(source, model="default", sr=None, **options):  # noqa: ANN001, ANN003, ANN201  (see mer.infer.predict)
+    """Valence, arousal, quadrant (+ probabilities) and 2 Hz curve of an audio file or a
+    waveform array (give ``sr``): a :class:`mer.Prediction`.
 
     ``model``: "default", "fast", or a checkpoint ``mer train`` wrote; loaded once and reused.
-    Imported on first use, so ``import mer`` stays light."""
+    ``options``: ``offset`` / ``duration`` (seconds), ``segments`` (seconds per segment),
+    ``embeddings`` (bool). Imported on first use, so ``import mer`` stays light."""
     from .infer.predictor import predict as _predict
 
-    return _predict(path, model)
+    return _predict(source, model, sr=sr, **options)
 
 
 def __getattr__(name: str):  # noqa: ANN202  (lazy public classes)

@@ -1,14 +1,17 @@
-"""``make demo``: the main job, ``mer predict``, on audio the repository generates (offline).
+"""``make demo``: the main job, ``mer predict``, on real music when it is there.
 
-Renders two 30 s synthetic clips (a bright major-key fast one and a dark minor-key slow
-one), then runs ``mer predict`` on the folder with the bundled default model, printing the
-table and writing one valence-arousal plot per clip. The clips are synthetic, so the
-numbers only show the pipeline working end to end; point ``mer predict`` at real music to
-see what the model does.
+With the project's data beside the repository (``../shared/data``, or a folder named by
+``$MER_DEMO_MUSIC``), it predicts the four PMEmo choruses (one per quadrant, rated by
+listeners; music the default model never trained on) and a Creative Commons track, prints the
+table and each clip's listener-rated quadrant beside the model's, and writes one
+valence-arousal plot per file. Without that data it renders two synthetic clips instead and
+says so: their numbers only show the pipeline working, not what the model does on music.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,20 +20,64 @@ import soundfile as sf
 from . import synth
 from .cli import main as cli_main
 from .io import atomic_path
+from .scales import quadrant
 
-CLIPS = {"demo-bright.wav": (0.7, 0.6), "demo-dark.wav": (-0.6, -0.6)}
+SYNTHETIC = {"synthetic-bright.wav": (0.7, 0.6), "synthetic-dark.wav": (-0.6, -0.6)}
+
+
+def shared_data() -> Path | None:
+    """``$MER_DEMO_MUSIC``, else ``../shared/data`` beside the working directory or the repository."""
+    candidates = [os.environ.get("MER_DEMO_MUSIC", ""), "../shared/data",
+                  str(Path(__file__).resolve().parents[2] / "shared" / "data")]
+    for c in candidates:
+        if c and (Path(c) / "pmemo-samples").is_dir():
+            return Path(c)
+    return None
+
+
+def listener_labels(folder: Path) -> dict[str, str]:
+    """{file name: "Q1 (listeners: valence 0.86, arousal 0.86 on 0-1)"} from PMEmo's JSON."""
+    out = {}
+    for meta in sorted(folder.glob("*.json")):
+        try:
+            d = json.loads(meta.read_text(encoding="utf-8"))
+            v, a = float(d["valence_mean"]), float(d["arousal_mean"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        q = quadrant(2 * v - 1, 2 * a - 1)
+        out[f"{meta.stem}.mp3"] = f"{q.name} {q.words} ({d.get('artist', '?')} - {d.get('title', '?')})"
+    return out
+
+
+def _synthetic(out: Path) -> list[str]:
+    for name, (v, a) in SYNTHETIC.items():
+        with atomic_path(out / name) as tmp:
+            sf.write(str(tmp), synth.clip(v, a, seconds=30.0, sr=44100), 44100, subtype="PCM_16", format="WAV")
+    print(f"No real music found (../shared/data or $MER_DEMO_MUSIC): rendered {len(SYNTHETIC)} SYNTHETIC 30 s "
+          f"clips in {out}/ instead.\nThey are tones, not music: the numbers below only show the pipeline running.\n")
+    return [str(out)]
 
 
 def main(out_dir: str = "demo-output") -> int:
     out = Path(out_dir)
-    for name, (v, a) in CLIPS.items():
-        with atomic_path(out / name) as tmp:
-            sf.write(str(tmp), synth.clip(v, a, seconds=30.0, sr=44100), 44100, subtype="PCM_16", format="WAV")
-    print(f"wrote {len(CLIPS)} synthetic 30 s clips to {out}/\n")
-    print(f"$ mer predict {out} --plot-dir {out / 'plots'}")
-    code = cli_main(["predict", str(out), "--plot-dir", str(out / "plots"), "--quiet"])
+    data = shared_data()
+    if data is None:
+        inputs, labels = _synthetic(out), {}
+    else:
+        pmemo = data / "pmemo-samples"
+        inputs = [str(pmemo)] + [str(p) for p in sorted((data / "misc-audio").glob("*.ogg"))]
+        labels = listener_labels(pmemo)
+        print(f"Real music from {data}: 4 PMEmo choruses (one per quadrant by listeners' ratings) and a "
+              "Creative Commons track; the default model never trained on any of them.\n")
+    plots = out / "plots"
+    print(f"$ mer predict {' '.join(inputs)} --plot-dir {plots}")
+    code = cli_main(["predict", *inputs, "--plot-dir", str(plots), "--quiet"])
+    if labels:
+        print("\nwhat listeners said (PMEmo static ratings):")
+        for name, label in labels.items():
+            print(f"  {name:<10} {label}")
     if code == 0:
-        print(f"\nplots (valence-arousal plane, 2 Hz trajectory): {', '.join(str(p) for p in sorted((out / 'plots').glob('*.png')))}")
+        print(f"\nplots (valence-arousal plane with the 2 Hz trajectory) in {plots}/")
         print("next: mer predict YOUR_MUSIC_FOLDER --format csv   (see README)")
     return code
 

@@ -51,3 +51,31 @@ def check_arguments(fn: Callable[..., Any], kwargs: dict[str, Any], what: str, e
     for key in kwargs:
         if key not in valid and key not in internal:
             raise error(f"{what}: unknown option {key!r}; valid {flag} names: {', '.join(valid) or 'none'}")
+
+
+#: optional packages -> the extra of ``mer-toolkit`` that installs them
+EXTRAS = {"torch": "train", "sklearn": "train", "scipy": "train", "matplotlib": "plot", "onnx": "export",
+          "onnxscript": "export", "av": "formats", "tensorboard": "train"}
+
+
+def install_hint(module: str) -> str:
+    """``pip install 'mer-toolkit[EXTRA]'`` for an optional package (its import name)."""
+    root = module.split(".")[0]
+    extra = EXTRAS.get(root)
+    return f"pip install 'mer-toolkit[{extra}]'" if extra else f"pip install {root}"
+
+
+def require(module: str, purpose: str) -> None:
+    """Raise ConfigError with the install line when optional ``module`` is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{purpose} needs {module}, which is not installed: {install_hint(module)}")
+
+
+def missing_extra(exc: ModuleNotFoundError, command: str) -> ConfigError | None:
+    """The one-line error for an optional package missing at run time, or None for other imports."""
+    name = (exc.name or "").split(".")[0]
+    if name not in EXTRAS:
+        return None
+    return ConfigError(f"`mer {command}` needs {name}, which is not installed: {install_hint(name)}")

@@ -253,13 +253,15 @@ def features_from_file(path: str | os.PathLike, config: FeatureConfig | None = N
 
 
 def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None,
-                    block_seconds: float = 60.0) -> np.ndarray:
+                    block_seconds: float = 60.0, offset: float = 0.0, duration: float | None = None) -> np.ndarray:
     """:func:`features_from_file` in bounded memory: the audio is decoded and turned into
     features block by block (only the features of the whole file are kept, ~23 MB per hour
-    for the default log-mel). Equal to ``features_from_file`` up to float rounding."""
+    for the default log-mel). Equal to ``features_from_file`` up to float rounding.
+    ``offset`` and ``duration`` (seconds) select a part of the file, as in ``audio.load``."""
     config = config or FeatureConfig()
     if config.resize_frames:
-        return features_from_file(path, config)
+        y, _ = audio.load(path, sr=config.sample_rate, mono=config.channels == 1, offset=offset, duration=duration)
+        return extract(y, config)
     hop, half = config.hop_length, config.n_fft // 2
     buf = np.zeros((config.channels, half), dtype=np.float32)  # the centred STFT's left zero padding
     parts, n_total, peak, energy = [], 0, 0.0, 0.0
@@ -273,8 +275,8 @@ def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None
         return x, buf[:, usable * hop:]
 
     info = audio.info(path)
-    for block in audio.stream(info, sr=config.sample_rate, mono=config.channels == 1,
-                              block_frames=int(block_seconds * info.samplerate)):
+    for block in audio.stream(info, sr=config.sample_rate, mono=config.channels == 1, offset=offset,
+                              duration=duration, block_frames=int(block_seconds * info.samplerate)):
         block = audio.ensure_channels(block, config.channels)
         n_total += block.shape[-1]
         peak = max(peak, float(np.abs(block).max())) if block.size else peak

@@ -19,7 +19,7 @@ import warnings
 from typing import Sequence
 
 from .._version import __version__
-from ..errors import MERError
+from ..errors import MERError, missing_extra
 
 #: Sub-commands in ``mer --help`` order; ``mer.cli.<name>`` has ``add_parser(subparsers)``.
 COMMANDS = ("predict", "train", "evaluate", "benchmark", "models", "export", "datasets", "convert")
@@ -60,7 +60,13 @@ def _main(argv: Sequence[str] | None) -> int:
     if not args.debug:
         warnings.showwarning = _one_line_warnings
     try:
-        return args.handler(args)
+        try:
+            return args.handler(args)
+        except ModuleNotFoundError as exc:  # an optional extra that is not installed: say which
+            hint = missing_extra(exc, args.command)
+            if hint is None:
+                raise
+            raise hint from exc
     except MERError as exc:
         if args.debug:
             traceback.print_exc()

@@ -5,7 +5,31 @@ from __future__ import annotations
 import argparse
 
 
+def _bundled() -> None:
+    """The ready-to-use models shipped in the package, with their cards' headline figures."""
+    from ..hub import Bundle, bundled_models
+
+    print("Bundled, ready to use (`mer predict --model NAME`):\n")
+    print("| name | version | architecture | quadrant macro-F1 on 4Q | weights SHA-1 | card |")
+    print("|---|---|---|---|---|---|")
+    for name in bundled_models():
+        b = Bundle.resolve(name)
+        nested = b.meta.get("nested")
+        figure = (f"{nested['f1']:.3f} ± {nested['f1_sd_repeats']:.3f} (nested CV)" if nested
+                  else b.meta.get("headline", "see card"))
+        card = b.card.relative_to(b.card.parents[2]) if b.card else "-"
+        print(f"| {name} | {b.version} | {b.architecture} | {figure} | {b.digest[:12]} | {card} |")
+    print()
+
+
 def _models(args: argparse.Namespace) -> int:
+    _bundled()
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        print("The architecture zoo (untrained; for `mer train --model NAME`) needs PyTorch: "
+              "pip install 'mer-toolkit[train]'")
+        return 0
     import torch
 
     from ..features import FeatureConfig
@@ -19,6 +43,7 @@ def _models(args: argparse.Namespace) -> int:
         model = create_model(name, feature=feature).eval()
         ms = "-" if args.no_time else f"{cpu_time(model) * 1000:.0f}"
         rows.append((name, describe(name), f"{n_params(model) / 1e6:.2f}", f"{count_flops(model) / 1e6:,.0f}", ms))
+    print("Architectures (untrained; `mer train --model NAME`):\n")
     print(f"front-end: {args.features} ({feature.n_bins} bins x {feature.frames_per_second:g} frames/s, "
           f"{feature.channels} channel(s)); CPU: {torch.get_num_threads()} threads\n")
     print("| model | description | params (M) | MFLOPs / 30 s | CPU ms / 30 s |")

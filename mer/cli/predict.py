@@ -1,9 +1,12 @@
 """``mer predict PATH...``: valence, arousal, quadrant and the 2 Hz curve of audio files.
 
-Files and folders (searched recursively) are processed in input order; batches run in
-worker processes (each loads the model once) and results are printed as they arrive, in
-order. A file that cannot be read prints one ``mer: error:`` line on stderr and the batch
-goes on; the exit status is 1 at the end if any file failed.
+Files and folders (searched recursively, natural order: 2, 3, 10) are processed in input
+order; ``-`` reads one file from standard input. Batches run in worker processes
+(:mod:`mer.infer.batch`) and results are printed as they arrive, in order: in a terminal each
+row is printed through the progress bar, never glued to it. A file that cannot be read prints
+one ``mer: error:`` line on stderr (``--debug`` adds its traceback) and the batch goes on;
+the exit status is 1 at the end if any file failed. ``-o FILE`` writes the output atomically
+(an interruption leaves the previous file, never half of one).
 """
 
 from __future__ import annotations
@@ -13,72 +16,23 @@ import contextlib
 import csv
 import io
 import json
-import os
+import re
+import shutil
 import sys
-import warnings
+import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TextIO
 
-from ..errors import ConfigError, MERError
+from ..errors import ConfigError, MERError, require
 from ._args import add_model, add_quiet, add_workers, resolve_model
 
-_PREDICTOR = None
+SCALES = ("canonical", "1-9", "0-1")
+PROBS = ("p_q1", "p_q2", "p_q3", "p_q4")
 
 
-def _init_worker(model: str, device: str, threads: int, backend: str) -> None:
-    global _PREDICTOR
-    from ..infer.predictor import Predictor
-
-    _PREDICTOR = Predictor(model, device, backend, threads)
-
-
-def _predict_one(path: str) -> tuple[str, Any, list[str]]:
-    """("ok", Prediction, warnings) or ("error", message, warnings); never raises."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result: tuple[str, Any] = ("ok", _PREDICTOR(path))
-        except MERError as exc:
-            result = ("error", str(exc))
-        except MemoryError:
-            result = ("error", f"{path}: out of memory while decoding; split the file or free memory")
-        except Exception as exc:  # noqa: BLE001  (one line per file, the batch goes on)
-            result = ("error", f"{path}: could not be processed ({type(exc).__name__}: {exc})")
-    return (*result, [str(w.message) for w in caught])
-
-
-def _results(files: list[Path], args: argparse.Namespace) -> Iterator[tuple[str, Any, list[str]]]:
-    workers = args.workers or min(len(files), os.cpu_count() or 1)
-    if workers <= 1 or len(files) < 3:
-        _init_worker(args.model, args.device, max(1, os.cpu_count() or 1), args.backend)
-        for f in files:
-            yield _predict_one(str(f))
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with _thread_env(threads), ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                                   initializer=_init_worker,
-                                                   initargs=(args.model, args.device, threads, args.backend)) as pool:
-        yield from pool.map(_predict_one, [str(f) for f in files], chunksize=1)
-
-
-@contextlib.contextmanager
-def _thread_env(threads: int) -> Iterator[None]:
-    """Cap the BLAS/OpenMP thread pools of worker processes (read when they import numpy).
-
-    Without it every worker's numpy (the mel matmul) starts one thread per core, and N
-    workers x N threads oversubscribe the CPU: `--model fast` ran at 368x instead of 629x
-    on 2 cores. Variables the user has set are left alone."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    added = [n for n in names if n not in os.environ]
-    os.environ.update({n: str(threads) for n in added})
-    try:
-        yield
-    finally:
-        for n in added:
-            os.environ.pop(n, None)
+def natural_key(path: Path) -> list:
+    """Sort key that orders ``2, 3, 10`` as numbers, not as text."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]
 
 
 def _expand(paths: list[str]) -> tuple[list[Path], list[str]]:
@@ -86,6 +40,9 @@ def _expand(paths: list[str]) -> tuple[list[Path], list[str]]:
 
     files, errors = [], []
     for p in paths:
+        if p == "-":
+            files.append(Path("-"))
+            continue
         try:
             found = find_audio([p])
         except MERError as exc:
@@ -93,59 +50,102 @@ def _expand(paths: list[str]) -> tuple[list[Path], list[str]]:
             continue
         if not found:
             errors.append(f"{p}: no audio files in this folder")
-        files += found
+        files += sorted(found, key=natural_key) if Path(p).is_dir() else found
     return files, errors
 
 
+@contextlib.contextmanager
+def _stdin_file(files: list[Path]) -> Iterator[dict[str, str]]:
+    """Copy standard input (``-``) to a private temporary file, streamed; removed afterwards."""
+    if Path("-") not in files:
+        yield {}
+        return
+    if files.count(Path("-")) > 1:
+        raise ConfigError("'-' (standard input) can be given once")
+    with tempfile.TemporaryDirectory(prefix="mer-stdin-") as d:
+        tmp = Path(d) / "stdin.audio"
+        with open(tmp, "wb") as fh:
+            shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+        if tmp.stat().st_size == 0:
+            raise ConfigError("standard input ('-') is empty; pipe an audio file, e.g. `cat song.mp3 | mer predict -`")
+        yield {str(tmp): "-"}
+
+
 class Writer:
-    """Prints results as they come, in one of the formats."""
+    """Formats results (table, csv, json, jsonl) and hands each line to ``emit``."""
 
-    COLUMNS = ("path", "valence", "arousal", "quadrant", "quadrant_words", "duration", "p_q1", "p_q2", "p_q3",
-               "p_q4", "confidence", "model", "weights_sha1")
+    COLUMNS = ("path", "valence", "arousal", "quadrant", "quadrant_words", "duration", *PROBS, "confidence",
+               "model", "weights_sha1")
+    SEGMENT_COLUMNS = ("path", "start", "end", "valence", "arousal", "quadrant", *PROBS)
 
-    def __init__(self, fmt: str, scale: str, out=sys.stdout) -> None:  # noqa: ANN001
-        self.fmt, self.scale, self.out, self.n = fmt, scale, out, 0
+    def __init__(self, fmt: str, scale: str, segments: bool, emit: Callable[[str], None], width: int = 40) -> None:
+        self.fmt, self.scale, self.segments, self.emit, self.n, self.width = fmt, scale, segments, emit, 0, width
+
+    def _csv(self, row: Any) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="").writerow(row)
+        return buf.getvalue()
 
     def start(self) -> None:
         if self.fmt == "csv":
-            self._csv(self.COLUMNS)
+            self.emit(self._csv(self.SEGMENT_COLUMNS if self.segments else self.COLUMNS))
         elif self.fmt == "table":
-            print(f"{'file':<40} {'valence':>8} {'arousal':>8}  quadrant", file=self.out)
+            self.emit(f"{'file':<{self.width}} {'valence':>8} {'arousal':>8}  quadrant")
         elif self.fmt == "json":
-            print("[", file=self.out)
+            self.emit("[")
 
-    def _csv(self, row) -> None:  # noqa: ANN001
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(row)
-        self.out.write(buf.getvalue())
-
-    def add(self, pred) -> None:  # noqa: ANN001
+    def add(self, pred: Any, shown: str) -> None:
         d = pred.on_scale(self.scale)
-        if self.fmt == "csv":
-            self._csv([d.get(c, "") for c in self.COLUMNS])  # quadrant probabilities: empty without a head
+        d["path"] = shown
+        if self.fmt == "csv" and self.segments:
+            for s in d.get("segments", []):
+                self.emit(self._csv([shown] + [s.get(c, "") for c in self.SEGMENT_COLUMNS[1:]]))
+        elif self.fmt == "csv":
+            self.emit(self._csv([d.get(c, "") for c in self.COLUMNS]))
+        elif self.fmt == "jsonl" and self.segments:
+            for s in d.get("segments", []):
+                self.emit(json.dumps({"path": shown, **s}))
         elif self.fmt == "jsonl":
-            print(json.dumps(d), file=self.out)
+            self.emit(json.dumps(d))
         elif self.fmt == "json":
-            print(("," if self.n else "") + json.dumps(d, indent=2), file=self.out)
+            self.emit(("," if self.n else "") + json.dumps(d, indent=2))
         else:
-            name = d["path"] if len(d["path"]) <= 40 else "..." + d["path"][-37:]
-            tags = f"  [{', '.join(d['tags'])}]" if d.get("tags") else ""
-            conf = f" ({d['confidence']:.0%})" if d.get("confidence") is not None else ""
-            print(f"{name:<40} {d['valence']:>8.3f} {d['arousal']:>8.3f}  {d['quadrant']} {d['quadrant_words']}"
-                  f"{conf}{tags}", file=self.out)
-        self.out.flush()
+            self._row(shorten(shown, self.width), d["valence"], d["arousal"],
+                      f"{d['quadrant']} {d['quadrant_words']}", d.get("confidence"), d.get("tags"))
+            for s in d.get("segments", []):
+                self._row(f"  {s['start']:.1f}-{s['end']:.1f} s", s["valence"], s["arousal"], s["quadrant"],
+                          s.get(f"p_{s['quadrant'].lower()}"), None)
         self.n += 1
+
+    def _row(self, name: str, v: float, a: float, quad: str, conf: float | None, tags: Any) -> None:
+        c = f" ({conf:.0%})" if conf is not None else ""
+        t = f"  [{', '.join(tags)}]" if tags else ""
+        self.emit(f"{name:<{self.width}} {v:>8.3f} {a:>8.3f}  {quad}{c}{t}")
 
     def end(self) -> None:
         if self.fmt == "json":
-            print("]", file=self.out)
+            self.emit("]")
 
 
-def _plot_path(args: argparse.Namespace, pred, used: set[str]) -> Path | None:  # noqa: ANN001
+def shorten(path: str, width: int) -> str:
+    """``path`` in ``width`` characters, cut at folder boundaries ("…/album/song.mp3"), the
+    file name itself cut only when it alone is too long."""
+    if len(path) <= width:
+        return path
+    parts = Path(path).parts
+    for k in range(1, len(parts)):
+        tail = "…/" + "/".join(parts[k:])
+        if len(tail) <= width:
+            return tail
+    name = parts[-1]
+    return name[: width - 1] + "…" if len(name) > width else name
+
+
+def _plot_path(args: argparse.Namespace, shown: str, used: set[str]) -> Path | None:
     if args.plot:
         return Path(args.plot)
-    if args.plot_dir:
-        stem = Path(pred.path).stem
+    if args.plot_dir:  # collision-proof names: a.png, a-2.png, ...
+        stem = Path(shown).stem if shown != "-" else "stdin"
         name, k = f"{stem}.png", 1
         while name in used:
             k += 1
@@ -155,45 +155,92 @@ def _plot_path(args: argparse.Namespace, pred, used: set[str]) -> Path | None:  
     return None
 
 
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[TextIO]:
+    """Standard output, or ``path`` written atomically (renamed into place at the end)."""
+    if not path:
+        yield sys.stdout
+        return
+    from ..io import atomic_path
+
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{target}: is a folder; give -o a file name")
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        yield fh
+
+
 def _predict(args: argparse.Namespace) -> int:
     if args.plot and args.plot_dir:
         raise ConfigError("use --plot FILE.png for one file or --plot-dir DIR for many, not both")
     files, errors = _expand(args.paths)
     if args.plot and len(files) > 1:
         raise ConfigError(f"--plot writes one picture but {len(files)} files were given; use --plot-dir DIR")
-    for e in errors:
-        print(f"mer: error: {e}", file=sys.stderr)
+    if args.plot or args.plot_dir:
+        require("matplotlib", "--plot/--plot-dir")
+    if args.segments is not None and args.segments <= 0:
+        raise ConfigError(f"--segments must be a positive number of seconds (got {args.segments:g})")
+    if args.offset < 0 or (args.duration is not None and args.duration <= 0):
+        raise ConfigError("--offset must be 0 or more and --duration more than 0 (seconds)")
     from ..infer.backends import choose_backend
 
-    choose_backend(resolve_model(args.model), args.device, args.backend)  # a bad --model/--device/--backend
-    # fails once, here, before any file is read or any worker started
+    bundle = resolve_model(args.model)
+    engine = choose_backend(bundle, args.device, args.backend)  # a bad --model/--device/--backend fails here,
+    if args.embeddings and engine == "onnx" and bundle.graphs is None:  # before any file is read
+        raise ConfigError(f"--embeddings needs a model with per-step embeddings; {bundle.name} has none")
+    for e in errors:
+        print(f"mer: error: {e}", file=sys.stderr)
     from tqdm import tqdm
 
-    writer = Writer(args.format, args.scale)
-    writer.start()
-    failed, used = len(errors), set()
-    bar = tqdm(total=len(files), unit="file", desc="predict", disable=args.quiet or len(files) < 2 or None,
-               file=sys.stderr, leave=False)
-    try:
-        for status, value, warns in _results(files, args):
-            bar.update(1)
-            for w in warns:
-                bar.write(f"mer: warning: {w}", file=sys.stderr)
-            if status == "error":
-                failed += 1
-                bar.write(f"mer: error: {value}", file=sys.stderr)
-                continue
-            writer.add(value)
-            target = _plot_path(args, value, used)
-            if target is not None:
-                from ..plot import plot_prediction
+    from ..infer.batch import run_batch
 
-                plot_prediction(value, target)
-                if args.plot:
-                    print(f"plot: {target}", file=sys.stderr)
-    finally:
-        bar.close()
-        writer.end()
+    options = {"offset": args.offset, "duration": args.duration, "segments": args.segments,
+               "embeddings": bool(args.embeddings)}
+    failed, used, kept = len(errors), set(), []
+    with _stdin_file(files) as stdin_names, _output(args.output) as out:
+        paths = [str(f) if str(f) != "-" else next(iter(stdin_names)) for f in files]
+        bar = tqdm(total=len(paths), unit="file", desc="predict", disable=args.quiet or len(paths) < 2 or None,
+                   file=sys.stderr, leave=False)
+        live = out is sys.stdout and sys.stdout.isatty() and not bar.disable
+
+        def emit(line: str) -> None:
+            if live:
+                bar.write(line, file=out)  # through the bar, never glued to it
+            else:
+                print(line, file=out)
+            out.flush()
+
+        width = min(60, max([40] + [len(stdin_names.get(p, p)) for p in paths]))
+        writer = Writer(args.format, args.scale, args.segments is not None, emit, width)
+        writer.start()
+        try:
+            for res in run_batch(bundle, paths, args.device, args.backend, args.workers, options):
+                bar.update(1)
+                shown = stdin_names.get(res.path, res.path)
+                for w in res.warnings:
+                    bar.write(f"mer: warning: {w}", file=sys.stderr)
+                if res.prediction is None:
+                    failed += 1
+                    bar.write(f"mer: error: {res.error}", file=sys.stderr)
+                    if args.debug and res.traceback:
+                        bar.write(res.traceback.rstrip(), file=sys.stderr)
+                    continue
+                writer.add(res.prediction, shown)
+                if args.embeddings:
+                    kept.append((shown, res.prediction))
+                target = _plot_path(args, shown, used)
+                if target is not None:
+                    from ..plot import plot_prediction
+
+                    plot_prediction(res.prediction, target, args.scale)
+                    if args.plot:
+                        print(f"plot: {target}", file=sys.stderr)
+        finally:
+            bar.close()
+            writer.end()
+    if args.embeddings and kept:
+        _save_embeddings(args.embeddings, kept, bundle)
+        print(f"embeddings: {args.embeddings} ({len(kept)} files)", file=sys.stderr)
     if args.plot_dir and writer.n:
         print(f"plots: {args.plot_dir} ({writer.n} files)", file=sys.stderr)
     if failed:
@@ -201,18 +248,46 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _save_embeddings(path: str, kept: list[tuple[str, Any]], bundle: Any) -> None:
+    """One ``.npz``: ``paths`` (N,), ``embedding`` (N, D) clip means, ``step_embeddings`` (M, D)
+    all files' per-step rows concatenated, ``step_offsets`` (N + 1,) where each file's rows
+    start, ``step_times`` (M,) seconds, and the model's name, version and weights digest."""
+    import numpy as np
+
+    from ..io import atomic_path
+
+    steps = [p.step_embeddings for _, p in kept]
+    offsets = np.cumsum([0] + [len(s) for s in steps])
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, paths=np.array([name for name, _ in kept]),
+                     embedding=np.stack([p.embedding for _, p in kept]),
+                     step_embeddings=np.concatenate(steps), step_offsets=offsets,
+                     step_times=np.concatenate([p.times for _, p in kept]),
+                     model=np.array(bundle.name), model_version=np.array(bundle.version),
+                     weights_sha1=np.array(bundle.digest))
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="valence, arousal, quadrant and 2 Hz curve of audio files",
-                       description="Predict the emotion of audio files and folders (recursive). Values are on the "
-                                   "canonical scale [-1, 1] (0 neutral) unless --scale 1-9.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files and/or folders")
-    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
-                   help="table (default), csv (one row per file), json or jsonl (with the 2 Hz curve)")
-    p.add_argument("--scale", choices=("canonical", "1-9"), default="canonical",
-                   help="canonical [-1, 1] (default) or DEAM's 1-9")
-    p.add_argument("--plot", metavar="FILE.png", help="valence-arousal picture of one file")
-    p.add_argument("--plot-dir", metavar="DIR", help="one picture per file into DIR")
+                       description="Predict the emotion of audio files and folders (recursive; '-' reads standard "
+                                   "input). Values are on the canonical scale [-1, 1] (0 neutral) unless --scale.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files, folders, or - for standard input")
     add_model(p)
+    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
+                   help="table (default), csv (one row per file, or per segment with --segments), json or jsonl "
+                        "(with the 2 Hz curve)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the results to FILE (atomically) instead of stdout")
+    p.add_argument("--scale", choices=SCALES, default="canonical",
+                   help="canonical [-1, 1] (default), 1-9 (DEAM, emoMusic) or 0-1 (PMEmo); plots too")
+    p.add_argument("--offset", type=float, default=0.0, metavar="SECONDS", help="start this far into each file")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="use at most this much of each file")
+    p.add_argument("--segments", type=float, metavar="SECONDS",
+                   help="also one result per SECONDS-long segment (csv/jsonl: one row per segment)")
+    p.add_argument("--embeddings", metavar="FILE.npz",
+                   help="also save the model's clip and per-step embeddings (default model) to FILE.npz")
+    p.add_argument("--plot", metavar="FILE.png", help="picture of one file: the valence-arousal plane and time")
+    p.add_argument("--plot-dir", metavar="DIR", help="one picture per file into DIR")
     add_workers(p)
     add_quiet(p)
     p.set_defaults(handler=_predict)

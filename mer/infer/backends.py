@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, MERWarning, ModelError
+from ..errors import ConfigError, MERWarning, ModelError, require
 from ..hub import Bundle, graph_paths
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -184,6 +184,7 @@ def choose_backend(bundle: Bundle, device: str = "auto", backend: str = "auto") 
             return "onnx"
         if backend == "onnx":
             raise ModelError(why)
+    require("torch", f"model {bundle.name} (PyTorch engine)")
     if device not in ("cpu", "auto"):
         torch_device(device)  # a GPU that is not there fails here, before any file is read
     return "torch"

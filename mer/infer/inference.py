@@ -74,8 +74,27 @@ class Inference:
 
     # -- inputs ------------------------------------------------------------------------------
     def features(self, path: str | os.PathLike, **kw: Any) -> np.ndarray:
-        """Features ``(C, F, T)`` of an audio file, computed block by block (bounded memory)."""
+        """Features ``(C, F, T)`` of an audio file, computed block by block (bounded memory);
+        ``offset`` / ``duration`` in seconds select a part."""
         return stream_features(path, self.feature, **kw)
+
+    def features_of(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """Features of a waveform in memory: ``(n,)`` or ``(channels, n)`` float at ``sr`` Hz."""
+        import soxr
+
+        from .. import audio
+        from ..errors import AudioError
+        from ..features import extract
+
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim not in (1, 2) or y.size == 0 or not np.isfinite(y).all() or sr <= 0:
+            raise AudioError(f"array input: need a non-empty finite (n,) or (channels, n) waveform and sr > 0 "
+                             f"(got shape {y.shape}, sr {sr})")
+        y = audio.ensure_channels(y, self.feature.channels)
+        if sr != self.feature.sample_rate:
+            y = np.stack([soxr.resample(ch, sr, self.feature.sample_rate, quality="HQ") for ch in y])
+        audio.check_signal(y, self.feature.sample_rate, "array input")
+        return extract(y, self.feature)
 
     def _pad(self, x: np.ndarray) -> np.ndarray:
         need = min_frames(self.feature)
@@ -173,6 +192,30 @@ class Inference:
                 for j, i in enumerate(part):
                     results[i] = {k: v[j] for k, v in out.items()}
         return [agree(o) for o in results]  # type: ignore[arg-type]
+
+    def segments(self, x: np.ndarray, seconds: float) -> list[tuple[float, float, Outputs]]:
+        """(start s, end s, outputs) of consecutive ``seconds``-long segments of features ``(C, F, T)``.
+
+        Models with per-step embeddings run their head on each segment's steps (for the cost
+        of the head; a step's window may reach a little into the neighbouring segment, as it
+        does in the whole-file result); others run on each segment's features alone."""
+        if seconds <= 0:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"segment length must be positive (got {seconds})")
+        x = self._pad(x)
+        per = max(1, int(round(seconds / GRID_SECONDS)))
+        n = n_steps(x.shape[-1], self.feature)
+        bounds = [(k, min(n, k + per)) for k in range(0, n, per)]
+        if self.engine.local:
+            seq, tags = self.embed(x)
+            outs = self.heads([seq[a:b] for a, b in bounds])
+            if tags is not None:
+                outs = [{**o, "tags": tags[a:b].mean(axis=0)} for o, (a, b) in zip(outs, bounds)]
+        else:
+            f = self.step
+            outs = self.many([x[..., int(round(a * f)):max(int(round(b * f)), int(round(a * f)) + 1)] for a, b in bounds])
+        return [(a * GRID_SECONDS, b * GRID_SECONDS, o) for (a, b), o in zip(bounds, outs)]
 
     def _finish_local(self, seq: np.ndarray, tags: np.ndarray | None) -> Outputs:
         out = {k: v[0] for k, v in self.engine.head(seq[None]).items()}

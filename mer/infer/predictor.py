@@ -3,12 +3,22 @@
 A :class:`Predictor` holds one model (the bundled default, another bundled name, or any
 checkpoint ``mer train`` wrote, resolved once into a :class:`mer.hub.Bundle`) in an engine
 from :mod:`mer.infer.backends` (ONNX Runtime, which needs no torch, or PyTorch). For each
-file it decodes and computes features block by block, runs the model through the one
-sliding-window :class:`mer.infer.Inference` that ``mer evaluate`` and training also use,
-and returns a :class:`Prediction`: static valence and arousal on the canonical [-1, 1] scale, the quadrant
-that follows from them (0 counts as positive, as in :func:`mer.scales.quadrant`), and the
-2 Hz curve. Values are rounded to 4 decimals *before* the quadrant is taken, so the printed
-numbers and the quadrant never disagree.
+file (or waveform in memory) it computes features block by block, runs the model through the
+one sliding-window :class:`mer.infer.Inference` that ``mer evaluate`` and training also use,
+and returns a :class:`Prediction`: static valence and arousal on the canonical [-1, 1] scale,
+the quadrant that follows from them (0 counts as positive, as in :func:`mer.scales.quadrant`),
+the quadrant probabilities for models that have them, the 2 Hz curve, and optionally
+per-segment results and the embeddings. Values are rounded to 4 decimals *before* the
+quadrant is taken, so the printed numbers and the quadrant never disagree.
+
+Usage::
+
+    import mer
+    p = mer.predict("song.mp3")                       # or mer.predict(y, sr=44100)
+    p.valence, p.arousal, p.quadrant, p.probabilities, p.curve
+    mer.predict("set.flac", offset=60, duration=300, segments=30)   # p.segments: one row per 30 s
+    predictor = mer.Predictor("default")
+    for p in predictor.predict_many(paths, workers=2): ...
 """
 
 from __future__ import annotations
@@ -16,17 +26,40 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from ..grid import step_times
 from ..hub import Bundle
 from ..scales import from_canonical, quadrant
-from .inference import Inference
+from .inference import Inference, Outputs
 
 DEFAULT_MODEL = "default"
 DECIMALS = 4
+
+
+def _clean(x: float) -> float:
+    v = round(float(x), DECIMALS)
+    return 0.0 if v == 0 else v  # no "-0.0"
+
+
+@dataclass
+class Segment:
+    """One stretch of a file (``start``..``end`` seconds) with its own static result."""
+
+    start: float
+    end: float
+    valence: float
+    arousal: float
+    quadrant: str
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+    def on_scale(self, scale: str = "canonical") -> dict[str, Any]:
+        conv = (lambda x: x) if scale == "canonical" else (lambda x: from_canonical(x, scale))
+        return {"start": self.start, "end": self.end, "valence": round(float(conv(self.valence)), DECIMALS),
+                "arousal": round(float(conv(self.arousal)), DECIMALS), "quadrant": self.quadrant,
+                **{f"p_{k.lower()}": v for k, v in self.probabilities.items()}}
 
 
 @dataclass
@@ -47,6 +80,9 @@ class Prediction:
     model_version: str = ""
     weights_sha1: str = ""
     probabilities: dict[str, float] = field(default_factory=dict)  # Q1..Q4, for quadrant models
+    segments: list[Segment] = field(default_factory=list)
+    embedding: np.ndarray | None = None  # (D,) the clip's mean per-step embedding (embeddings=True)
+    step_embeddings: np.ndarray | None = None  # (n, D) one per 0.5 s step (embeddings=True)
 
     @property
     def confidence(self) -> float | None:
@@ -54,28 +90,32 @@ class Prediction:
         return self.probabilities.get(self.quadrant) if self.probabilities else None
 
     def on_scale(self, scale: str = "canonical") -> dict[str, Any]:
-        """JSON-ready dict with values on ``scale`` ("canonical", "1-9", "0-1")."""
+        """JSON-ready dict with values on ``scale`` ("canonical", "1-9", "0-1"); no embeddings."""
         conv = (lambda x: x) if scale == "canonical" else (lambda x: from_canonical(x, scale))
         curve = np.round(conv(self.curve), DECIMALS) if len(self.curve) else self.curve
         return {"path": self.path, "duration": round(self.duration, 3),
                 "valence": round(float(conv(self.valence)), DECIMALS),
                 "arousal": round(float(conv(self.arousal)), DECIMALS), "scale": scale,
                 "quadrant": self.quadrant, "quadrant_words": self.quadrant_words,
+                **({f"p_{k.lower()}": v for k, v in self.probabilities.items()} if self.probabilities else {}),
+                **({"confidence": self.confidence} if self.probabilities else {}),
                 "times": [float(t) for t in self.times], "valence_curve": curve[:, 0].tolist() if len(curve) else [],
                 "arousal_curve": curve[:, 1].tolist() if len(curve) else [], "model": self.model,
                 "model_version": self.model_version, "weights_sha1": self.weights_sha1,
-                **({f"p_{k.lower()}": v for k, v in self.probabilities.items()} if self.probabilities else {}),
-                **({"confidence": self.confidence} if self.probabilities else {}),
-                **({"tags": self.tags} if self.tags else {})}
+                **({"tags": self.tags} if self.tags else {}),
+                **({"segments": [s.on_scale(scale) for s in self.segments]} if self.segments else {})}
 
-
-def _clean(x: float) -> float:
-    v = round(float(x), DECIMALS)
-    return 0.0 if v == 0 else v  # no "-0.0"
+    def to_dict(self, scale: str = "canonical", embeddings: bool = False) -> dict[str, Any]:
+        """Everything as plain Python (JSON-ready); ``embeddings=True`` adds them as lists."""
+        d = self.on_scale(scale)
+        if embeddings and self.embedding is not None:
+            d["embedding"] = self.embedding.tolist()
+            d["step_embeddings"] = self.step_embeddings.tolist() if self.step_embeddings is not None else []
+        return d
 
 
 class Predictor:
-    """Loads a model once; ``predictor(path)`` -> :class:`Prediction`.
+    """Loads a model once; ``predictor(path_or_waveform)`` -> :class:`Prediction`.
 
     ``model``: a bundled name, checkpoint, run folder or :class:`mer.hub.Bundle`.
     ``backend``: "auto" (ONNX Runtime when the checkpoint has its ONNX graphs, else
@@ -90,17 +130,48 @@ class Predictor:
         self.meta = self.bundle.meta
         self.name = self.bundle.name
         self.feature = self.bundle.feature
+        self.device, self.backend = device, backend
 
-    def features(self, path: str | os.PathLike) -> np.ndarray:
-        return self.inference.features(path)
+    def features(self, path: str | os.PathLike, offset: float = 0.0, duration: float | None = None) -> np.ndarray:
+        return self.inference.features(path, offset=offset, duration=duration)
 
-    def __call__(self, path: str | os.PathLike) -> Prediction:
+    def __call__(self, source: "str | os.PathLike | np.ndarray", sr: int | None = None, offset: float = 0.0,
+                 duration: float | None = None, segments: float | None = None,
+                 embeddings: bool = False) -> Prediction:
+        """Predict a file (``offset``/``duration`` in seconds select a part) or a waveform
+        ``(n,)`` / ``(channels, n)`` at ``sr`` Hz. ``segments``: also one result per that many
+        seconds. ``embeddings``: also the clip and per-step embeddings (per-step-embedding
+        models such as the default)."""
         t0 = time.perf_counter()
-        x = self.features(path)
-        out = self.inference(x)
-        return self.finish(str(path), x.shape[-1], out, time.perf_counter() - t0)
+        if isinstance(source, np.ndarray):
+            if sr is None:
+                from ..errors import ConfigError
 
-    def finish(self, path: str, n_frames: int, out: dict[str, np.ndarray], seconds: float) -> Prediction:
+                raise ConfigError("a waveform needs its sample rate: predict(y, sr=44100)")
+            y = source[..., int(round(offset * sr)):] if offset else source
+            y = y[..., :int(round(duration * sr))] if duration else y
+            x, name = self.inference.features_of(y, sr), "<array>"
+        else:
+            x, name = self.features(source, offset, duration), str(source)
+        out = self.inference(x)
+        pred = self.finish(name, x.shape[-1], out, 0.0)
+        if segments:
+            pred.segments = [self._segment(a, b, o, pred.duration) for a, b, o in self.inference.segments(x, segments)]
+        if embeddings:
+            if not self.engine.local:
+                from ..errors import ConfigError
+
+                raise ConfigError(f"model {self.name} has no per-step embeddings (only musicnn-based models do)")
+            seq, _ = self.inference.embed(x)
+            pred.step_embeddings, pred.embedding = seq.astype(np.float32), seq.mean(axis=0).astype(np.float32)
+        pred.seconds = time.perf_counter() - t0
+        return pred
+
+    def _segment(self, start: float, end: float, out: Outputs, duration: float) -> Segment:
+        v, a = _clean(out["static"][0]), _clean(out["static"][1])
+        return Segment(start, round(min(end, duration), 3), v, a, quadrant(v, a).name, _probs(out))
+
+    def finish(self, path: str, n_frames: int, out: Outputs, seconds: float) -> Prediction:
         v, a = _clean(out["static"][0]), _clean(out["static"][1])
         q = quadrant(v, a)
         curve = np.round(np.asarray(out["dynamic"], dtype=np.float64), DECIMALS)
@@ -109,20 +180,38 @@ class Predictor:
         if "tags" in out and names:
             top = np.argsort(-out["tags"])[:5]
             tags = {names[i]: round(float(out["tags"][i]), 3) for i in top}
-        probs = {}
-        if "quadrant_probs" in out:
-            probs = {f"Q{i + 1}": round(float(p), DECIMALS) for i, p in enumerate(out["quadrant_probs"])}
         return Prediction(path, n_frames / self.feature.frames_per_second, v, a, q.name, q.words,
                           step_times(len(curve)), curve, self.name, tags, seconds,
-                          self.bundle.version, self.bundle.digest, probs)
+                          self.bundle.version, self.bundle.digest, _probs(out))
+
+    def predict_many(self, paths: Iterable[str | os.PathLike], workers: int = 0,
+                     **options: Any) -> Iterator["Prediction | Exception"]:
+        """Predictions of many files, in input order, in ``workers`` processes (0: one per
+        core; each loads the model once). A file that fails yields its ``MERError`` instead,
+        and the others go on. ``options``: as for ``__call__`` (offset, duration, segments,
+        embeddings)."""
+        from .batch import run_batch
+
+        for result in run_batch(self.bundle, [str(p) for p in paths], self.device, self.backend, workers, options):
+            yield result.prediction if result.prediction is not None else result.error_object()
+
+
+def _probs(out: Outputs) -> dict[str, float]:
+    if "quadrant_probs" not in out:
+        return {}
+    return {f"Q{i + 1}": round(float(p), DECIMALS) for i, p in enumerate(out["quadrant_probs"])}
 
 
 _DEFAULT: dict[str, Predictor] = {}
 
 
-def predict(path: str | os.PathLike, model: str | os.PathLike = DEFAULT_MODEL) -> Prediction:
-    """Valence, arousal, quadrant and 2 Hz curve of one audio file (model loaded once, reused)."""
+def predict(source: "str | os.PathLike | np.ndarray", model: str | os.PathLike = DEFAULT_MODEL,
+            sr: int | None = None, **options: Any) -> Prediction:
+    """Valence, arousal, quadrant (+ probabilities) and 2 Hz curve of a file or waveform.
+
+    The model is loaded once and reused. ``options``: ``offset``, ``duration``, ``segments``,
+    ``embeddings`` (see :meth:`Predictor.__call__`)."""
     key = str(model)
     if key not in _DEFAULT:
         _DEFAULT[key] = Predictor(model)
-    return _DEFAULT[key](path)
+    return _DEFAULT[key](source, sr=sr, **options)

@@ -1,0 +1,134 @@
+"""``mer predict`` as a newcomer uses it: terminal output, segments, embeddings, parts of files,
+standard input, -o, scales; and the Python API the field expects (arrays, to_dict, many files)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import mer
+from mer import synth
+from mer.cli.predict import natural_key, shorten
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mer(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mer", *args], capture_output=True, input=stdin, timeout=300,
+                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("music")
+    for i in (2, 10, 3, 1):
+        sf.write(d / f"track{i}.wav", synth.clip(0.5, 0.4, 4.0, 16000, seed=i), 16000)
+    return d
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("long") / "long.wav"
+    y = np.concatenate([synth.clip(0.7, 0.7, 40.0, 22050, seed=1), synth.clip(-0.7, -0.7, 40.0, 22050, seed=2)])
+    sf.write(p, y.astype(np.float32), 22050, subtype="FLOAT")
+    return p
+
+
+def test_natural_order_and_paths_cut_at_folders():
+    names = [Path(f"a/track{i}.wav") for i in (10, 2, 3, 1)]
+    assert [p.name for p in sorted(names, key=natural_key)] == ["track1.wav", "track2.wav", "track3.wav",
+                                                                "track10.wav"]
+    assert shorten("/very/long/folder/name/album/song.mp3", 20) == "…/album/song.mp3"
+    assert shorten("x" * 50 + ".mp3", 20).endswith("…") and len(shorten("x" * 50 + ".mp3", 20)) == 20
+
+
+def test_table_rows_go_through_the_progress_bar_in_a_terminal(music):
+    """In a pseudo-terminal every row starts on a line of its own, never after the bar."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mer", "predict", str(music), "--workers", "1"], stdout=slave,
+                            stderr=slave, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    out = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, out
+    order = [out.index(f"track{i}.wav") for i in (1, 2, 3, 10)]
+    assert order == sorted(order), "natural order"
+    for i in (1, 2, 3, 10):
+        k = out.index(str(music / f"track{i}.wav")[:30])
+        assert out[k - 1] in "\r\n", repr(out[max(0, k - 40):k + 10])
+
+
+def test_segments_scales_parts_stdin_and_output_file(long_wav, tmp_path):
+    res = _mer("predict", str(long_wav), "--segments", "20", "--format", "csv", "--scale", "0-1")
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(io.StringIO(res.stdout.decode())))
+    assert [(float(r["start"]), float(r["end"])) for r in rows] == [(0, 20), (20, 40), (40, 60), (60, 80)]
+    for r in rows:
+        assert 0 <= float(r["valence"]) <= 1 and abs(sum(float(r[f"p_q{i}"]) for i in range(1, 5)) - 1) < 1e-3
+    # a part of the file, from standard input, to a file written atomically
+    out = tmp_path / "part.jsonl"
+    out.write_text("previous results\n")
+    res = _mer("predict", "-", "--offset", "10", "--duration", "20", "--format", "jsonl", "-o", str(out),
+               stdin=long_wav.read_bytes())
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(out.read_text())
+    assert doc["path"] == "-" and abs(doc["duration"] - 20.0) < 0.05 and len(doc["times"]) == 40
+    # a failing run leaves the previous output as it was
+    bad = _mer("predict", str(long_wav), "--model", "no_such_model", "-o", str(out))
+    assert bad.returncode == 1 and json.loads(out.read_text())["path"] == "-"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    empty = _mer("predict", "-", stdin=b"")
+    assert empty.returncode == 1 and b"standard input" in empty.stderr
+
+
+def test_embeddings_file(music, tmp_path):
+    res = _mer("predict", str(music), "--embeddings", str(tmp_path / "e.npz"), "--format", "csv", "-q")
+    assert res.returncode == 0, res.stderr
+    d = np.load(tmp_path / "e.npz")
+    assert d["embedding"].shape == (4, 200) and d["step_offsets"][-1] == len(d["step_embeddings"])
+    assert [Path(p).name for p in d["paths"]] == ["track1.wav", "track2.wav", "track3.wav", "track10.wav"]
+    first = d["step_embeddings"][d["step_offsets"][0]:d["step_offsets"][1]]
+    assert np.allclose(first.mean(axis=0), d["embedding"][0], atol=1e-5)
+    assert str(d["model"]) == "default" and len(str(d["weights_sha1"])) == 40
+
+
+def test_python_api_arrays_parts_segments_embeddings_and_many(long_wav, music, tmp_path):
+    y, sr = sf.read(long_wav, dtype="float32")
+    from_file = mer.predict(long_wav)
+    from_array = mer.predict(y, sr=sr)
+    assert abs(from_file.valence - from_array.valence) < 2e-3 and from_file.quadrant == from_array.quadrant
+    part = mer.predict(long_wav, offset=10, duration=20)
+    cropped = mer.predict(y[10 * sr:30 * sr], sr=sr)
+    assert abs(part.valence - cropped.valence) < 2e-3 and abs(part.duration - 20) < 0.05
+    whole = mer.predict(long_wav, segments=1000, embeddings=True)
+    assert len(whole.segments) == 1 and whole.segments[0].valence == whole.valence
+    assert whole.step_embeddings.shape == (len(whole.times), 200)
+    d = whole.to_dict(embeddings=True)
+    assert json.loads(json.dumps(d))["segments"][0]["quadrant"] == whole.quadrant and len(d["embedding"]) == 200
+    bad = tmp_path / "bad.mp3"
+    bad.write_text("not audio")
+    paths = sorted(music.glob("*.wav")) + [bad]
+    results = list(mer.Predictor().predict_many(paths, workers=2))
+    assert [Path(r.path).name for r in results[:-1]] == [p.name for p in paths[:-1]]
+    assert isinstance(results[-1], mer.MERError) and "bad.mp3" in str(results[-1])
+    with pytest.raises(mer.ConfigError, match="sample rate"):
+        mer.predict(y)
