@@ -38,4 +38,8 @@ def __getattr__(name: str):  # noqa: ANN202  (lazy public classes)
         from . import infer
 
         return getattr(infer, name)
+    if name in ("audio", "features", "scales", "metrics", "hub"):  # light submodules, on first use
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'mer' has no attribute {name!r}")
