@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from . import audio
 from .errors import AudioError, MERError
-from .io import atomic_path
+from .io import atomic_path, clean_stale_temps
+from .workers import pool
 
 
 @dataclass
@@ -85,17 +86,24 @@ def convert(
     src, dst = Path(src), Path(dst)
     if channels not in (None, 1, 2):
         raise MERError(f"channels must be 1 or 2 (got {channels})")
+    if not 1000 <= sr <= 768000:
+        raise MERError(f"--sr {sr}: choose an output sample rate between 1000 and 768000 Hz (e.g. 44100)")
+    clean_stale_temps(dst if dst.is_dir() else dst.parent, recursive=dst.is_dir())  # left by a killed run
     report = ConvertReport()
     todo: list[tuple[Path, Path]] = []
     seen: dict[Path, Path] = {}
     for s, d in _targets(src, dst):
-        if d in seen:
+        if d.resolve() == s.resolve():  # whatever the flags: never write over the input
+            report.failed.append((s, f"{s}: the output would replace its own input; choose another DST folder"))
+        elif d in seen:
             report.failed.append((s, f"{s}: would overwrite {d}, also made from {seen[d]}; rename one of them"))
         elif d.exists() and not overwrite:
             report.skipped.append(d)
         else:
             seen[d] = s
             todo.append((s, d))
+    for _, err in report.failed:  # refused before any work: said once each, like failures later
+        print(f"mer: error: {err}", file=sys.stderr)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     bar = tqdm(total=len(todo), unit="file", desc="convert", disable=not progress or not todo)
     try:
@@ -104,14 +112,14 @@ def convert(
             for (s, d), (_, err) in zip(todo, results):
                 _record(report, s, d, err, bar)
         else:
-            pool = ProcessPoolExecutor(jobs)
+            executor = pool(jobs)
             try:
-                futures = {pool.submit(_worker, s, d, sr, channels): (s, d) for s, d in todo}
+                futures = {executor.submit(_worker, s, d, sr, channels): (s, d) for s, d in todo}
                 for fut in as_completed(futures):
                     s, d = futures[fut]
                     _record(report, s, d, fut.result()[1], bar)
             finally:  # on Ctrl-C: drop queued files; files in progress finish or leave no trace
-                pool.shutdown(wait=True, cancel_futures=True)
+                executor.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     return report

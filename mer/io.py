@@ -3,17 +3,26 @@
 Pattern: write to a temporary file in the destination folder, flush it to disk, then
 ``os.replace`` it over the target. An interruption (Ctrl-C, kill -9, a full disk) leaves
 either the old file or the new one, never a truncated mix; the temporary file is removed
-on any exception.
+on any exception. A full disk is reported as ``disk full: PATH`` (an :class:`MERError`).
+
+Temporary names carry the writer's process id (``.NAME.mer-PID-XXXX.ext``), so what a
+killed process left behind is recognised and removed by :func:`clean_stale_temps`, which
+the commands call on the folders they write to. :func:`run_lock` keeps two processes out
+of one run folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import MERError
 
 
 @contextlib.contextmanager
@@ -25,9 +34,14 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix, dir=target.parent
-    )
+    if target.is_dir():
+        raise MERError(f"{target}: is a folder; give a file name")
+    name = target.name[:120]  # the temporary name stays under the 255-byte limit of file names
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.mer-{os.getpid()}-",
+                                   suffix=suffix if suffix is not None else target.suffix[:20], dir=target.parent)
+    except OSError as exc:
+        raise _os_error(exc, target) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,10 +50,88 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         with open(tmp_path, "rb+") as fh:  # make the data durable before the rename
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EISDIR, errno.ENOTDIR, errno.EACCES, errno.EROFS):
+            raise _os_error(exc, target) from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def _os_error(exc: OSError, target: Path) -> MERError:
+    """A user-facing error for an output path the system refused."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return MERError(f"disk full: {target}; free some space and run again (nothing was half-written)")
+    if exc.errno in (errno.EACCES, errno.EROFS):
+        return MERError(f"{target}: cannot write here ({exc.strerror}); choose another output folder")
+    if exc.errno in (errno.ENOTDIR, errno.EISDIR):
+        return MERError(f"{target}: a folder and a file name collide on this path ({exc.strerror}); choose another")
+    return MERError(f"{target}: cannot be written ({exc.strerror})")
+
+
+_TEMP = re.compile(r"^\..+\.mer-(\d+)-")
+
+
+def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Remove temporary files of :func:`atomic_path` whose writer process is gone; return them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in (folder.rglob(".*") if recursive else folder.glob(".*")):
+        m = _TEMP.match(p.name)
+        if m and p.is_file() and not _alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or unknown: keep its files
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike, what: str = "run") -> Iterator[None]:
+    """Hold an exclusive OS lock on ``folder/.lock`` for the duration, or raise MERError when
+    another process holds it. The OS releases the lock when its holder dies, so a lock left
+    by a killed process is taken over without any clean-up."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fh = open(folder / ".lock", "a+")
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows: lock the first byte instead
+            import msvcrt
+
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+    except OSError:
+        fh.close()
+        raise MERError(f"{folder}: another process is using this {what} folder (see {folder / '.lock'}); "
+                       "wait for it to finish or use another folder") from None
+    try:
+        yield
+    finally:
+        fh.close()
 
 
 def _umask() -> int:

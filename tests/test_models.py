@@ -132,8 +132,10 @@ def test_cli_models_table():
     import sys
     res = subprocess.run([sys.executable, "-m", "mer", "models", "--no-time"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    rows = [line for line in res.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    bundled, zoo = res.stdout.split("Architectures")
+    rows = [line for line in zoo.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert {r.split("|")[1].strip() for r in rows} == set(list_models())
+    assert "| default | 2 | musicnn |" in bundled and "| fast |" in bundled
 
 
 @pytest.mark.parametrize("hidden, stats", [(0, False), (16, False), (0, True), (16, True)])

@@ -170,7 +170,7 @@ def test_two_process_gloo_training_matches_single_process(tmp_path, synth_root):
     diff = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert diff < 1e-6, diff
     # only rank 0 writes, atomically: no temporary file (".NAME.XXXX") is left behind by either process
-    leftovers = [p.name for p in (tmp_path / "ddp").rglob(".*") if p.is_file()]
+    leftovers = [p.name for p in (tmp_path / "ddp").rglob(".*") if p.is_file() and p.name != ".lock"]
     assert not leftovers and (tmp_path / "ddp" / "fold0" / "state.pt").is_file(), leftovers
 
 

@@ -190,6 +190,11 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--embeddings needs a model with per-step embeddings; {bundle.name} has none")
     for e in errors:
         print(f"mer: error: {e}", file=sys.stderr)
+    from ..io import clean_stale_temps
+
+    for folder in (args.plot_dir, Path(args.output).parent if args.output else None):
+        if folder:
+            clean_stale_temps(folder)  # what a killed run left half-written
     from tqdm import tqdm
 
     from ..infer.batch import run_batch

@@ -11,7 +11,6 @@ start from items; training's crops and cached embeddings are in :mod:`mer.train.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from ..features import FeatureCache, FeatureConfig
 from ..grid import n_steps, time_to_step
 from ..scales import QUADRANTS, quadrant_center
+from ..workers import pool
 from .base import Track
 
 
@@ -75,8 +75,8 @@ def load_items(tracks: list[Track], feature: FeatureConfig, cache_dir: str = "",
     jobs = [(feature, cache_dir, str(t.audio_path)) for t in tracks]
     bar = dict(total=len(jobs), desc="features", unit="clip", disable=not progress, leave=False)
     if workers > 1 and len(jobs) > 8:
-        with ProcessPoolExecutor(workers) as pool:
-            feats = list(tqdm(pool.map(_features, jobs, chunksize=4), **bar))
+        with pool(workers) as executor:
+            feats = list(tqdm(executor.map(_features, jobs, chunksize=4), **bar))
     else:
         feats = [_features(j) for j in tqdm(jobs, **bar)]
     items = []

@@ -1,7 +1,7 @@
 """Many files through one model: worker processes, input order, one failure never stops a batch.
 
 :func:`run_batch` is what ``mer predict`` and :meth:`mer.Predictor.predict_many` use. Each
-worker process (``spawn``, so it works the same on every platform) loads the model once; the
+worker process (:func:`mer.workers.pool`: spawned, and gone when the parent dies) loads the model once; the
 files are handed out one at a time and the results come back in input order. A file that
 cannot be processed becomes a :class:`Result` with its one-line error (and, for ``--debug``,
 the traceback); warnings raised while predicting it travel with it.
@@ -9,7 +9,6 @@ the traceback); warnings raised while predicting it travel with it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import traceback
 import warnings
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import AudioError, MERError
+from ..workers import pool, thread_env
 
 _PREDICTOR = None
 
@@ -69,27 +69,6 @@ def run_batch(model: Any, paths: list[str], device: str = "auto", backend: str =
         for p in paths:
             yield _one((p, options))
         return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with thread_env(threads), ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init,
-                                                  initargs=(model, device, threads, backend)) as pool:
-        yield from pool.map(_one, [(p, options) for p in paths], chunksize=1)
-
-
-@contextlib.contextmanager
-def thread_env(threads: int) -> Iterator[None]:
-    """Cap the BLAS/OpenMP thread pools of worker processes (read when they import numpy).
-
-    Without it every worker's numpy (the mel matmul) starts one thread per core, and N
-    workers x N threads oversubscribe the CPU: `--model fast` ran at 368x instead of 629x
-    on 2 cores. Variables the user has set are left alone."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    added = [n for n in names if n not in os.environ]
-    os.environ.update({n: str(threads) for n in added})
-    try:
-        yield
-    finally:
-        for n in added:
-            os.environ.pop(n, None)
+    with thread_env(threads), pool(workers, _init, (model, device, threads, backend)) as executor:
+        yield from executor.map(_one, [(p, options) for p in paths], chunksize=1)

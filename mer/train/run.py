@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..evaluation.scores import constant_baseline, score
 from ..features import FeatureConfig
 from ..infer.inference import Inference, stack
-from ..io import write_json_atomic, write_text_atomic
+from ..io import clean_stale_temps, run_lock, write_json_atomic, write_text_atomic
 from ..models import create_model
 from ..models.checkpoint import load_checkpoint
 from .config import TrainConfig
@@ -56,11 +56,36 @@ def make_split(cfg: TrainConfig, ds) -> Split:  # noqa: ANN001
 
 
 def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train (and test) every fold of ``cfg``; return the summary (also written to ``out``)."""
+    """Train (and test) every fold of ``cfg``; return the summary (also written to ``out``).
+
+    The run folder is locked for the whole run (a second ``mer train --out`` or ``--resume``
+    on it fails at once); temporary files a killed run left there are removed first."""
     cfg.check()
     out = Path(out)
     device = resolve_device(cfg.device)
     env = setup_distributed(device)
+    if not env.main:  # rank 0 holds the lock for every process of a torchrun job
+        return _run(cfg, out, resume, progress, device, env)
+    with run_lock(out, "run"):
+        clean_stale_temps(out, recursive=True)
+        return _run(cfg, out, resume, progress, device, env)
+
+
+def saved_split(out: Path, ds: Any, fingerprint: str) -> Split | None:
+    """The split a run folder was started with; ConfigError when the dataset changed since."""
+    path = out / "split.json"
+    if not path.is_file():
+        return None
+    split = Split.from_json(path)
+    was = split.info.get("dataset_fingerprint")
+    if was and was != fingerprint:
+        raise ConfigError(f"{out}: the dataset changed since this run started (fingerprint {was} -> {fingerprint}: "
+                          "clips or labels differ), so its folds no longer hold; start a new --out (resuming would "
+                          "put clips a fold trained on into its test part)")
+    return split
+
+
+def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any, env: Any) -> dict[str, Any]:
     if cfg.tensorboard:
         try:
             import tensorboard  # noqa: F401
@@ -69,7 +94,9 @@ def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress
     feature = FeatureConfig.from_dict(cfg.feature) if cfg.feature else FeatureConfig()
     probe = create_model(cfg.model, feature=feature, **cfg.model_args)  # bad model args fail before any decoding
     ds = load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
-    split = make_split(cfg, ds)
+    fingerprint = ds.fingerprint()
+    split = (saved_split(out, ds, fingerprint) if resume else None) or make_split(cfg, ds)
+    split.info["dataset_fingerprint"] = fingerprint
     tracks = {t.track_id: t for t in ds.tracks(with_audio=True)}
     if not tracks:
         raise ConfigError(f"{cfg.dataset} at {cfg.root}: no tracks with audio and labels; run "
@@ -95,7 +122,6 @@ def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress
         by_id = {it.track_id: it for it in embed_items(probe, all_items, cfg.cache_dir, progress and env.main)}
     meta = {"dataset": cfg.dataset, "dataset_root": str(Path(cfg.root).resolve()), "split": split.name,
             "task": cfg.task, "train_config": cfg.to_dict()}
-    fingerprint = ds.fingerprint()
     folds = []
     for k, (train_ids, test_ids) in enumerate(split.folds):
         fold_dir = out / f"fold{k}"
