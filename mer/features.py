@@ -29,7 +29,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -253,11 +253,13 @@ def features_from_file(path: str | os.PathLike, config: FeatureConfig | None = N
 
 
 def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None,
-                    block_seconds: float = 60.0, offset: float = 0.0, duration: float | None = None) -> np.ndarray:
+                    block_seconds: float = 60.0, offset: float = 0.0, duration: float | None = None,
+                    progress: "Callable[[float], None] | None" = None) -> np.ndarray:
     """:func:`features_from_file` in bounded memory: the audio is decoded and turned into
     features block by block (only the features of the whole file are kept, ~23 MB per hour
     for the default log-mel). Equal to ``features_from_file`` up to float rounding.
-    ``offset`` and ``duration`` (seconds) select a part of the file, as in ``audio.load``."""
+    ``offset`` and ``duration`` (seconds) select a part of the file, as in ``audio.load``.
+    ``progress(fraction)`` is called after each block (0..1 of the part decoded so far)."""
     config = config or FeatureConfig()
     if config.resize_frames:
         y, _ = audio.load(path, sr=config.sample_rate, mono=config.channels == 1, offset=offset, duration=duration)
@@ -275,10 +277,14 @@ def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None
         return x, buf[:, usable * hop:]
 
     info = audio.info(path)
+    seconds = max(0.0, info.duration - offset) if duration is None else min(duration, max(0.0, info.duration - offset))
+    expected = int(seconds * config.sample_rate)
     for block in audio.stream(info, sr=config.sample_rate, mono=config.channels == 1, offset=offset,
                               duration=duration, block_frames=int(block_seconds * info.samplerate)):
         block = audio.ensure_channels(block, config.channels)
         n_total += block.shape[-1]
+        if progress is not None and expected:
+            progress(min(1.0, n_total / expected))
         peak = max(peak, float(np.abs(block).max())) if block.size else peak
         energy += float(np.dot(block.ravel(), block.ravel()))
         buf = np.concatenate([buf, block], axis=-1)

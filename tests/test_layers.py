@@ -24,7 +24,7 @@ LAYERS = {
     "cli": 6, "__main__": 6, "demo": 6,
     "train": 5,
     "evaluation": 4,
-    "infer": 3, "plot": 3,
+    "infer": 3, "plot": 3, "serve": 5,
     "datasets": 2, "models": 2,
     "hub": 1, "convert": 1, "synth": 1,
     "audio": 0, "features": 0, "metrics": 0, "scales": 0, "grid": 0, "io": 0, "errors": 0, "reliability": 0,

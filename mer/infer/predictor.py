@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -137,11 +137,11 @@ class Predictor:
 
     def __call__(self, source: "str | os.PathLike | np.ndarray", sr: int | None = None, offset: float = 0.0,
                  duration: float | None = None, segments: float | None = None,
-                 embeddings: bool = False) -> Prediction:
+                 embeddings: bool = False, progress: "Callable[[float], None] | None" = None) -> Prediction:
         """Predict a file (``offset``/``duration`` in seconds select a part) or a waveform
         ``(n,)`` / ``(channels, n)`` at ``sr`` Hz. ``segments``: also one result per that many
         seconds. ``embeddings``: also the clip and per-step embeddings (per-step-embedding
-        models such as the default)."""
+        models such as the default). ``progress(fraction)``: called as a file is decoded."""
         t0 = time.perf_counter()
         if isinstance(source, np.ndarray):
             if sr is None:
@@ -152,7 +152,7 @@ class Predictor:
             y = y[..., :int(round(duration * sr))] if duration else y
             x, name = self.inference.features_of(y, sr), "<array>"
         else:
-            x, name = self.features(source, offset, duration), str(source)
+            x, name = self.inference.features(source, offset=offset, duration=duration, progress=progress), str(source)
         out = self.inference(x)
         pred = self.finish(name, x.shape[-1], out, 0.0)
         if segments:

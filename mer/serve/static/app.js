@@ -1,0 +1,375 @@
+// mer serve: the page. Talks only to the JSON API under /api/ (see /docs).
+// Charts: Chart.js (MIT); waveform and player: wavesurfer.js (BSD-3-Clause); both vendored in static/vendor.
+"use strict";
+
+const QUAD = {
+  Q1: { words: "happy/excited", color: "#e6a100", v: 1, a: 1 },
+  Q2: { words: "angry/tense", color: "#d1495b", v: -1, a: 1 },
+  Q3: { words: "sad/depressed", color: "#3d5a98", v: -1, a: -1 },
+  Q4: { words: "calm/relaxed", color: "#2a9d8f", v: 1, a: -1 },
+};
+const params = new URLSearchParams(location.search);
+const state = { token: params.get("token"), jobs: new Map(), order: [], selected: null, sortKey: null, sortAsc: true,
+                ws: null, playhead: 0, markerIndex: -1, planeChart: null, timeChart: null, overview: null,
+                library: [], region: null, libChart: null };
+window.merState = state; // for the browser test and for curious users
+
+const $ = (s) => document.querySelector(s);
+const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? "" : Number(x).toFixed(d));
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+
+function withToken(url) {
+  return state.token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(state.token) : url;
+}
+async function api(path, opts = {}) {
+  const headers = Object.assign({}, opts.headers || {});
+  if (state.token) headers.Authorization = "Bearer " + state.token;
+  const res = await fetch(path, Object.assign({}, opts, { headers }));
+  let body = null;
+  try { body = await res.json(); } catch (e) { body = null; }
+  if (!res.ok) throw new Error((body && body.error) || res.status + " " + res.statusText);
+  return body;
+}
+function say(text) { $("#message").textContent = text || ""; }
+
+// ---------------------------------------------------------------- the plane, drawn by a Chart.js plugin
+const quadrantBackground = {
+  id: "quadrants",
+  beforeDraw(chart) {
+    const { ctx, chartArea: a, scales: { x, y } } = chart;
+    if (!a) return;
+    ctx.save();
+    for (const [name, q] of Object.entries(QUAD)) {
+      const x0 = x.getPixelForValue(q.v > 0 ? 0 : -1), x1 = x.getPixelForValue(q.v > 0 ? 1 : 0);
+      const y0 = y.getPixelForValue(q.a > 0 ? 1 : 0), y1 = y.getPixelForValue(q.a > 0 ? 0 : -1);
+      ctx.fillStyle = q.color + "14";
+      ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
+      ctx.fillStyle = q.color;
+      ctx.font = "12px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      ctx.fillText(name + " " + q.words, (x0 + x1) / 2, q.a > 0 ? y0 + 16 : y1 - 8);
+    }
+    ctx.strokeStyle = "#999";
+    ctx.beginPath();
+    ctx.moveTo(x.getPixelForValue(0), a.top); ctx.lineTo(x.getPixelForValue(0), a.bottom);
+    ctx.moveTo(a.left, y.getPixelForValue(0)); ctx.lineTo(a.right, y.getPixelForValue(0));
+    ctx.stroke();
+    ctx.restore();
+  },
+};
+const planeScales = {
+  x: { type: "linear", suggestedMin: -1, suggestedMax: 1, title: { display: true, text: "valence (negative → positive)" } },
+  y: { type: "linear", suggestedMin: -1, suggestedMax: 1, title: { display: true, text: "arousal (calm → excited)" } },
+};
+
+function makePlane(canvas, datasets, onClick) {
+  return new Chart(canvas, {
+    type: "scatter", data: { datasets }, plugins: [quadrantBackground],
+    options: { animation: false, aspectRatio: 1, scales: planeScales, onClick,
+               plugins: { legend: { labels: { boxWidth: 10 } }, tooltip: { callbacks: { label: (c) => c.raw.label || `(${fmt(c.raw.x, 2)}, ${fmt(c.raw.y, 2)})` } } } },
+  });
+}
+
+// ---------------------------------------------------------------- uploads and jobs
+async function upload(fileList) {
+  const files = Array.from(fileList);
+  if (!files.length) return;
+  say("");
+  const form = new FormData();
+  files.forEach((f) => form.append("files", f, f.name));
+  let res;
+  try {
+    res = await api("/api/predict", { method: "POST", body: form });
+  } catch (e) {
+    say("Upload refused: " + e.message);
+    return;
+  }
+  res.jobs.forEach((j, i) => {
+    state.jobs.set(j.id, { id: j.id, name: j.name, file: files[i], state: "queued", progress: 0, result: null, error: null });
+    state.order.push(j.id);
+  });
+  $("#batch").hidden = false;
+  renderTable();
+  if (!state.selected) select(res.jobs[0].id);
+  poll();
+}
+
+let polling = false;
+async function poll() {
+  if (polling) return;
+  polling = true;
+  try {
+    while ([...state.jobs.values()].some((j) => j.state === "queued" || j.state === "running")) {
+      for (const job of state.jobs.values()) {
+        if (job.state !== "queued" && job.state !== "running") continue;
+        try {
+          const s = await api("/api/jobs/" + job.id);
+          const finished = s.state === "done" || s.state === "error";
+          Object.assign(job, { state: s.state, progress: s.progress, result: s.result, error: s.error, warnings: s.warnings });
+          if (finished) { updateOverview(); if (state.selected === job.id) renderDetail(); }
+        } catch (e) { job.state = "error"; job.error = e.message; }
+      }
+      renderTable();
+      await new Promise((r) => setTimeout(r, 400));
+    }
+  } finally { polling = false; renderTable(); }
+}
+
+function cell(job, key) {
+  const r = job.result || {};
+  if (key === "name") return job.name;
+  if (key === "state") return job.state;
+  if (key === "confidence") return r.confidence;
+  return r[key];
+}
+
+function renderTable() {
+  const ids = [...state.order];
+  if (state.sortKey) {
+    const k = state.sortKey, dir = state.sortAsc ? 1 : -1;
+    ids.sort((a, b) => {
+      const x = cell(state.jobs.get(a), k), y = cell(state.jobs.get(b), k);
+      if (x === undefined || x === null) return 1;
+      if (y === undefined || y === null) return -1;
+      return (x > y ? 1 : x < y ? -1 : 0) * dir;
+    });
+  }
+  const rows = ids.map((id) => {
+    const j = state.jobs.get(id), r = j.result || {};
+    const status = j.state === "done" ? "done" : j.state === "error" ? "error"
+      : `<span class="bar"><i style="width:${Math.round(100 * j.progress)}%"></i></span> ${j.state}`;
+    const tail = j.state === "error" ? `<td class="error" colspan="5">${esc(j.error || "failed")}</td>`
+      : `<td>${fmt(r.valence)}</td><td>${fmt(r.arousal)}</td>
+         <td>${r.quadrant ? `<span class="q ${r.quadrant}">${r.quadrant}</span> ${esc(r.quadrant_words)}` : ""}</td>
+         <td>${r.confidence !== undefined ? Math.round(100 * r.confidence) + "%" : ""}</td><td>${fmt(r.duration, 1)}</td>`;
+    return `<tr data-id="${id}" class="${id === state.selected ? "selected" : ""} ${j.state}"><td class="name" title="${esc(j.name)}">${esc(j.name)}</td><td>${status}</td>${tail}</tr>`;
+  });
+  $("#table tbody").innerHTML = rows.join("");
+  document.querySelectorAll("#table th").forEach((th) => {
+    th.classList.toggle("sorted", th.dataset.key === state.sortKey);
+    th.classList.toggle("asc", th.dataset.key === state.sortKey && state.sortAsc);
+  });
+}
+
+function updateOverview() {
+  const points = [...state.jobs.values()].filter((j) => j.result).map((j) => ({
+    x: j.result.valence, y: j.result.arousal, id: j.id, label: `${j.name}: ${j.result.quadrant}` }));
+  const colors = points.map((p) => QUAD[state.jobs.get(p.id).result.quadrant].color);
+  if (!state.overview) {
+    state.overview = makePlane($("#overview"), [{ label: "files", data: points, pointBackgroundColor: colors, pointRadius: 5 }],
+      (evt, els) => { if (els.length) select(state.overview.data.datasets[0].data[els[0].index].id); });
+  } else {
+    state.overview.data.datasets[0].data = points;
+    state.overview.data.datasets[0].pointBackgroundColor = colors;
+    state.overview.update();
+  }
+}
+
+// ---------------------------------------------------------------- one song
+function select(id) {
+  state.selected = id;
+  renderTable();
+  renderDetail();
+}
+
+function renderDetail() {
+  const job = state.jobs.get(state.selected);
+  if (!job) return;
+  $("#detail").hidden = false;
+  $("#title").textContent = job.name;
+  if (!job.result) {
+    $("#summary").innerHTML = job.state === "error" ? `<span class="error">${esc(job.error)}</span>` : "predicting…";
+    return;
+  }
+  const r = job.result;
+  $("#summary").innerHTML = `<span class="q ${r.quadrant}">${r.quadrant}</span> ${esc(r.quadrant_words)}` +
+    (r.confidence !== undefined ? ` (${Math.round(100 * r.confidence)}%)` : "") +
+    ` — valence ${fmt(r.valence)}, arousal ${fmt(r.arousal)}, ${fmt(r.duration, 1)} s` +
+    (job.warnings && job.warnings.length ? ` <span class="hint">(${esc(job.warnings.join("; "))})</span>` : "");
+  loadAudio(job);
+  drawPlane(r);
+  drawTimeline(r);
+  $("#probs").innerHTML = ["Q1", "Q2", "Q3", "Q4"].filter((q) => r["p_" + q.toLowerCase()] !== undefined).map((q) => {
+    const p = r["p_" + q.toLowerCase()];
+    return `<div class="prob"><span class="q ${q}">${q}</span><span class="bar"><i style="width:${Math.round(100 * p)}%;background:${QUAD[q].color}"></i></span>${Math.round(100 * p)}% ${QUAD[q].words}</div>`;
+  }).join("") || '<span class="hint">this model gives no quadrant probabilities</span>';
+  $("#tags").textContent = r.tags ? Object.keys(r.tags).join(", ") : "";
+}
+
+function loadAudio(job) {
+  if (state.ws && state.wsJob === job.id) return;
+  if (state.ws) state.ws.destroy();
+  state.wsJob = job.id;
+  state.playhead = 0;
+  state.ws = WaveSurfer.create({ container: "#wave", height: 80, waveColor: "#9bb", progressColor: "#2a9d8f",
+                                 url: job.file ? URL.createObjectURL(job.file) : undefined });
+  const moved = () => onTime(state.ws.getCurrentTime());
+  state.ws.on("timeupdate", moved);
+  state.ws.on("interaction", moved);
+  state.ws.on("play", () => ($("#play").textContent = "❚❚ pause"));
+  state.ws.on("pause", () => ($("#play").textContent = "▶ play"));
+  state.ws.on("error", () => say("The browser cannot play this file's format; the numbers above are still right."));
+}
+
+function stepAt(times, t) { // index of the 0.5 s step that contains time t (step i covers [0.5 i, 0.5 (i + 1)))
+  return Math.max(0, Math.min(times.length - 1, Math.floor(t / 0.5)));
+}
+
+function onTime(t) {
+  state.playhead = t;
+  $("#clock").textContent = `${Math.floor(t / 60)}:${String(Math.floor(t % 60)).padStart(2, "0")}`;
+  const job = state.jobs.get(state.selected);
+  if (!job || !job.result || !state.planeChart) return;
+  const r = job.result, i = stepAt(r.times, t);
+  state.markerIndex = i;
+  state.planeChart.data.datasets[2].data = [{ x: r.valence_curve[i], y: r.arousal_curve[i], label: `now: ${fmt(t, 1)} s` }];
+  state.planeChart.update("none");
+  if (state.timeChart) state.timeChart.update("none");
+}
+
+function drawPlane(r) {
+  const traj = r.times.map((t, i) => ({ x: r.valence_curve[i], y: r.arousal_curve[i], t, label: `${fmt(t, 1)} s` }));
+  const datasets = [
+    { label: "2 Hz trajectory", data: traj, showLine: true, borderColor: "#7a8", backgroundColor: "#7a8", pointRadius: 2, borderWidth: 1.2 },
+    { label: "whole song", data: [{ x: r.valence, y: r.arousal, label: "whole song" }], pointStyle: "star", pointRadius: 12, borderColor: "#d00", backgroundColor: "#d00", borderWidth: 2 },
+    { label: "now", data: [], pointRadius: 8, backgroundColor: "#222" },
+  ];
+  if (state.planeChart) state.planeChart.destroy();
+  state.planeChart = makePlane($("#plane"), datasets, (evt, els) => {
+    const hit = els.find((e) => e.datasetIndex === 0);
+    if (hit && state.ws) {
+      const t = Math.max(0, r.times[hit.index] - 0.5);
+      state.ws.setTime(t);
+      onTime(t);
+    }
+  });
+  state.planeChart.options.interaction = { mode: "nearest", intersect: false };
+}
+
+const playheadLine = {
+  id: "playhead",
+  afterDraw(chart) {
+    const { ctx, chartArea: a, scales: { x } } = chart;
+    if (!a) return;
+    const px = x.getPixelForValue(state.playhead);
+    ctx.save(); ctx.strokeStyle = "#222"; ctx.beginPath(); ctx.moveTo(px, a.top); ctx.lineTo(px, a.bottom); ctx.stroke(); ctx.restore();
+  },
+};
+
+function drawTimeline(r) {
+  if (state.timeChart) state.timeChart.destroy();
+  state.timeChart = new Chart($("#timeline"), {
+    type: "line", plugins: [playheadLine],
+    data: { datasets: [
+      { label: "valence", data: r.times.map((t, i) => ({ x: t, y: r.valence_curve[i] })), borderColor: "#3d5a98", pointRadius: 0, borderWidth: 1.5 },
+      { label: "arousal", data: r.times.map((t, i) => ({ x: t, y: r.arousal_curve[i] })), borderColor: "#e6a100", pointRadius: 0, borderWidth: 1.5 },
+    ] },
+    options: { animation: false, aspectRatio: 2.4, scales: { x: { type: "linear", title: { display: true, text: "time (s)" } }, y: { suggestedMin: -1, suggestedMax: 1 } },
+               onClick: (evt) => { if (state.ws) { const t = state.timeChart.scales.x.getValueForPixel(evt.x); state.ws.setTime(Math.max(0, t)); onTime(Math.max(0, t)); } } },
+  });
+}
+
+// ---------------------------------------------------------------- downloads
+function download(name, blob) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+function current() { const j = state.jobs.get(state.selected); return j && j.result ? j : null; }
+const stem = (name) => name.replace(/\.[^.]*$/, "");
+
+function csvOf(r) {
+  const cols = ["path", "valence", "arousal", "quadrant", "quadrant_words", "duration", "p_q1", "p_q2", "p_q3", "p_q4", "confidence", "model", "weights_sha1"];
+  const q = (v) => (v === undefined ? "" : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  const curve = ["time,valence,arousal", ...r.times.map((t, i) => `${t},${r.valence_curve[i]},${r.arousal_curve[i]}`)];
+  return cols.join(",") + "\n" + cols.map((c) => q(r[c])).join(",") + "\n\n" + curve.join("\n") + "\n";
+}
+
+function svgOf(r) {
+  const S = 400, P = (v) => ((v + 1) / 2) * S, Y = (a) => S - P(a);
+  const pts = r.times.map((t, i) => `${P(r.valence_curve[i]).toFixed(1)},${Y(r.arousal_curve[i]).toFixed(1)}`).join(" ");
+  const labels = Object.entries(QUAD).map(([n, q]) => `<text x="${q.v > 0 ? S * 0.75 : S * 0.25}" y="${q.a > 0 ? 20 : S - 10}" text-anchor="middle" font-size="12" fill="${q.color}">${n} ${q.words}</text>`).join("");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${S}" height="${S}" viewBox="0 0 ${S} ${S}"><rect width="${S}" height="${S}" fill="#fff" stroke="#999"/>` +
+    `<line x1="${S / 2}" y1="0" x2="${S / 2}" y2="${S}" stroke="#999"/><line x1="0" y1="${S / 2}" x2="${S}" y2="${S / 2}" stroke="#999"/>${labels}` +
+    `<polyline points="${pts}" fill="none" stroke="#7a8" stroke-width="1.2"/><circle cx="${P(r.valence)}" cy="${Y(r.arousal)}" r="6" fill="#d00"/>` +
+    `<text x="6" y="${S / 2 - 6}" font-size="10" fill="#666">valence →</text><text x="${S / 2 + 6}" y="12" font-size="10" fill="#666">↑ arousal</text></svg>`;
+}
+
+// ---------------------------------------------------------------- the library
+async function loadLibrary() {
+  const { songs } = await api("/api/library/songs");
+  state.library = songs;
+  $("#library").hidden = false;
+  $("#lib-count").textContent = `(${songs.length} songs)`;
+  drawLibrary();
+}
+function libraryVisible() {
+  const on = new Set([...document.querySelectorAll("#library input:checked")].map((c) => c.value));
+  const g = state.region;
+  return state.library.filter((s) => on.has(s.quadrant) && (!g || (s.valence >= g.x0 && s.valence <= g.x1 && s.arousal >= g.y0 && s.arousal <= g.y1)));
+}
+function drawLibrary() {
+  const songs = libraryVisible();
+  const data = songs.map((s) => ({ x: s.valence, y: s.arousal, id: s.id, label: s.path.split("/").pop() }));
+  const colors = songs.map((s) => QUAD[s.quadrant] ? QUAD[s.quadrant].color : "#888");
+  if (!state.libChart) {
+    state.libChart = makePlane($("#libplane"), [{ label: "songs", data, pointBackgroundColor: colors, pointRadius: 3 }],
+      (evt, els) => { if (els.length) playSong(state.libChart.data.datasets[0].data[els[0].index].id); });
+    enableRegion(state.libChart);
+  } else {
+    Object.assign(state.libChart.data.datasets[0], { data, pointBackgroundColor: colors });
+    state.libChart.update("none");
+  }
+  $("#lib-list").innerHTML = songs.slice(0, 200).map((s) => `<li data-id="${s.id}"><span class="q ${s.quadrant}">${s.quadrant}</span> ${esc(s.path.split("/").pop())}</li>`).join("");
+}
+function playSong(id) {
+  const s = state.library.find((x) => x.id === id);
+  const audio = $("#lib-audio");
+  audio.src = withToken("/api/library/audio/" + id);
+  audio.play().catch(() => {});
+  $("#lib-now").textContent = s ? `${s.path.split("/").pop()}: ${s.quadrant}, valence ${fmt(s.valence)}, arousal ${fmt(s.arousal)}` : "";
+}
+function enableRegion(chart) {
+  let start = null;
+  const canvas = chart.canvas;
+  const at = (e) => ({ x: chart.scales.x.getValueForPixel(e.offsetX), y: chart.scales.y.getValueForPixel(e.offsetY) });
+  canvas.addEventListener("mousedown", (e) => { start = at(e); });
+  canvas.addEventListener("mouseup", (e) => {
+    const end = at(e);
+    if (start && Math.abs(end.x - start.x) + Math.abs(end.y - start.y) > 0.1) {
+      state.region = { x0: Math.min(start.x, end.x), x1: Math.max(start.x, end.x), y0: Math.min(start.y, end.y), y1: Math.max(start.y, end.y) };
+      drawLibrary();
+    }
+    start = null;
+  });
+}
+
+// ---------------------------------------------------------------- wiring
+function init() {
+  const drop = $("#drop");
+  ["dragenter", "dragover"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
+  drop.addEventListener("drop", (e) => upload(e.dataTransfer.files));
+  $("#files").addEventListener("change", (e) => { upload(e.target.files); e.target.value = ""; });
+  $("#table tbody").addEventListener("click", (e) => { const tr = e.target.closest("tr"); if (tr) select(tr.dataset.id); });
+  document.querySelectorAll("#table th").forEach((th) => th.addEventListener("click", () => {
+    state.sortAsc = state.sortKey === th.dataset.key ? !state.sortAsc : true;
+    state.sortKey = th.dataset.key;
+    renderTable();
+  }));
+  $("#play").addEventListener("click", () => state.ws && state.ws.playPause());
+  $("#dl-json").addEventListener("click", () => { const j = current(); if (j) download(stem(j.name) + ".json", new Blob([JSON.stringify(j.result, null, 2)], { type: "application/json" })); });
+  $("#dl-csv").addEventListener("click", () => { const j = current(); if (j) download(stem(j.name) + ".csv", new Blob([csvOf(j.result)], { type: "text/csv" })); });
+  $("#dl-png").addEventListener("click", () => { const j = current(); if (j && state.planeChart) { const a = document.createElement("a"); a.href = state.planeChart.toBase64Image(); a.download = stem(j.name) + ".png"; a.click(); } });
+  $("#dl-svg").addEventListener("click", () => { const j = current(); if (j) download(stem(j.name) + ".svg", new Blob([svgOf(j.result)], { type: "image/svg+xml" })); });
+  document.querySelectorAll("#library input").forEach((c) => c.addEventListener("change", drawLibrary));
+  $("#lib-clear").addEventListener("click", () => { state.region = null; drawLibrary(); });
+  $("#lib-list").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) playSong(Number(li.dataset.id)); });
+  api("/api/models").then((m) => {
+    $("#model").textContent = `model ${m.current.model} v${m.current.model_version} (${m.current.weights_sha1.slice(0, 12)})`;
+    if (m.library) loadLibrary().catch((e) => say("Library: " + e.message));
+  }).catch((e) => say(e.message));
+}
+document.addEventListener("DOMContentLoaded", init);
