@@ -77,7 +77,8 @@ def create_app(predictor: Any, library: Any = None, token: str | None = None, ma
     def models() -> dict[str, Any]:
         return {"current": {**predictor.bundle.provenance(), "quadrant_probabilities": _has_quadrants(predictor)},
                 "bundled": [{"name": n, "version": Bundle.resolve(n).version} for n in bundled_models()],
-                "library": library is not None}
+                "library": library is not None,
+                "limits": {"max_upload_mb": max_upload_mb, "max_files": max_files, "max_jobs": max_jobs}}
 
     @app.post("/api/predict")
     async def predict(request: Request) -> dict[str, Any]:

@@ -10,6 +10,7 @@ const QUAD = {
 };
 const params = new URLSearchParams(location.search);
 const state = { token: params.get("token"), jobs: new Map(), order: [], selected: null, sortKey: null, sortAsc: true,
+                limits: { max_upload_mb: 200, max_files: 50, max_jobs: 100 }, waiting: [], sending: false,
                 ws: null, playhead: 0, markerIndex: -1, planeChart: null, timeChart: null, overview: null,
                 library: [], region: null, libChart: null };
 window.merState = state; // for the browser test and for curious users
@@ -71,27 +72,56 @@ function makePlane(canvas, datasets, onClick) {
 }
 
 // ---------------------------------------------------------------- uploads and jobs
-async function upload(fileList) {
-  const files = Array.from(fileList);
-  if (!files.length) return;
+// A big drop is sent in parts that fit the server's limits (files per upload, jobs at once);
+// the rest waits in the browser, shown as "waiting", and goes as earlier files finish.
+let local = 0;
+function upload(fileList) {
   say("");
-  const form = new FormData();
-  files.forEach((f) => form.append("files", f, f.name));
-  let res;
-  try {
-    res = await api("/api/predict", { method: "POST", body: form });
-  } catch (e) {
-    say("Upload refused: " + e.message);
-    return;
+  for (const f of Array.from(fileList)) {
+    const id = "local-" + local++;
+    const tooBig = f.size > state.limits.max_upload_mb * 1024 * 1024;
+    state.jobs.set(id, { id, name: f.name, file: f, state: tooBig ? "error" : "waiting", progress: 0, result: null,
+                         error: tooBig ? `${f.name}: larger than ${state.limits.max_upload_mb} MB (the server's limit)` : null });
+    state.order.push(id);
+    if (!tooBig) state.waiting.push(id);
   }
-  res.jobs.forEach((j, i) => {
-    state.jobs.set(j.id, { id: j.id, name: j.name, file: files[i], state: "queued", progress: 0, result: null, error: null });
-    state.order.push(j.id);
-  });
   $("#batch").hidden = false;
   renderTable();
-  if (!state.selected) select(res.jobs[0].id);
-  poll();
+  sendWaiting();
+}
+
+async function sendWaiting() {
+  if (state.sending) return;
+  state.sending = true;
+  try {
+    while (state.waiting.length) {
+      const active = [...state.jobs.values()].filter((j) => j.state === "queued" || j.state === "running").length;
+      const room = Math.min(state.limits.max_files, state.limits.max_jobs - active);
+      if (room <= 0) { await new Promise((r) => setTimeout(r, 500)); continue; }
+      const part = state.waiting.splice(0, room);
+      const form = new FormData();
+      part.forEach((id) => form.append("files", state.jobs.get(id).file, state.jobs.get(id).name));
+      let res;
+      try {
+        res = await api("/api/predict", { method: "POST", body: form });
+      } catch (e) {
+        part.forEach((id) => Object.assign(state.jobs.get(id), { state: "error", error: "upload refused: " + e.message }));
+        renderTable();
+        continue;
+      }
+      res.jobs.forEach((j, i) => { // the local entry becomes the server's job (same row)
+        const job = state.jobs.get(part[i]);
+        state.jobs.delete(part[i]);
+        Object.assign(job, { id: j.id, state: "queued" });
+        state.jobs.set(j.id, job);
+        state.order[state.order.indexOf(part[i])] = j.id;
+        if (state.selected === part[i]) state.selected = j.id;
+      });
+      if (!state.selected) select(res.jobs[0].id);
+      renderTable();
+      poll();
+    }
+  } finally { state.sending = false; }
 }
 
 let polling = false;
@@ -112,7 +142,7 @@ async function poll() {
       renderTable();
       await new Promise((r) => setTimeout(r, 400));
     }
-  } finally { polling = false; renderTable(); }
+  } finally { polling = false; renderTable(); if (state.waiting.length) sendWaiting(); }
 }
 
 function cell(job, key) {
@@ -136,7 +166,7 @@ function renderTable() {
   }
   const rows = ids.map((id) => {
     const j = state.jobs.get(id), r = j.result || {};
-    const status = j.state === "done" ? "done" : j.state === "error" ? "error"
+    const status = j.state === "done" ? "done" : j.state === "error" ? "error" : j.state === "waiting" ? "waiting"
       : `<span class="bar"><i style="width:${Math.round(100 * j.progress)}%"></i></span> ${j.state}`;
     const tail = j.state === "error" ? `<td class="error" colspan="5">${esc(j.error || "failed")}</td>`
       : `<td>${fmt(r.valence)}</td><td>${fmt(r.arousal)}</td>
@@ -368,6 +398,7 @@ function init() {
   $("#lib-clear").addEventListener("click", () => { state.region = null; drawLibrary(); });
   $("#lib-list").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) playSong(Number(li.dataset.id)); });
   api("/api/models").then((m) => {
+    if (m.limits) state.limits = m.limits;
     $("#model").textContent = `model ${m.current.model} v${m.current.model_version} (${m.current.weights_sha1.slice(0, 12)})`;
     if (m.library) loadLibrary().catch((e) => say("Library: " + e.message));
   }).catch((e) => say(e.message));
