@@ -171,3 +171,39 @@ def test_embedding_cache_is_shared_by_runs_that_differ_in_their_heads(tmp_path):
     first = embed_items(runs[0], [item], cache_dir=str(tmp_path), progress=False)[0].x
     with torch.no_grad():
         np.testing.assert_allclose(first, runs[1].embed(torch.from_numpy(x)[None])[0].numpy(), atol=1e-5)
+
+
+def test_corrupt_swapped_or_nan_embedding_cache_entries_are_recomputed(tmp_path):
+    import numpy as np
+
+    from mer import MERWarning
+    from mer.datasets.items import Item
+    from mer.train.data import embed_items
+
+    rng = np.random.default_rng(1)
+    items = [Item(n, rng.random((1, 96, 200), dtype=np.float32) * 3, np.zeros(2), None, 1, None) for n in "ab"]
+    model = create_model("musicnn")
+    good = [it.x for it in embed_items(model, items, cache_dir=str(tmp_path), progress=False)]
+    entries = sorted((tmp_path / "embeddings").rglob("*.npz"))
+    by_source = {str(np.load(e)["source"]): e for e in entries}
+    import hashlib
+
+    a, b = (by_source[hashlib.sha1(np.ascontiguousarray(it.x).tobytes()).hexdigest()] for it in items)
+    a_bytes, b_bytes = a.read_bytes(), b.read_bytes()
+    for damage in ("swap", "empty", "nan", "flip"):
+        if damage == "swap":
+            a.write_bytes(b_bytes)
+        elif damage == "empty":
+            a.write_bytes(b"")
+        else:  # a's own entry, its embedding changed: NaN with a matching checksum, or one bit-flip-like change
+            a.write_bytes(a_bytes)
+            z = {k: v.copy() for k, v in np.load(a).items()}
+            z["embedding"][0, 0] = np.nan if damage == "nan" else z["embedding"][0, 0] + 1.0
+            if damage == "nan":
+                z["sha1"] = np.array(hashlib.sha1(np.ascontiguousarray(z["embedding"]).tobytes()).hexdigest())
+            with open(a, "wb") as fh:
+                np.savez(fh, **z)
+        with pytest.warns(MERWarning, match="corrupt or mismatched embedding cache entry"):
+            again = embed_items(model, items, cache_dir=str(tmp_path), progress=False)
+        np.testing.assert_allclose(again[0].x, good[0], atol=1e-6)
+        a.write_bytes(a_bytes)

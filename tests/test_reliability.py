@@ -161,3 +161,25 @@ def test_bad_training_flags_are_one_line(tmp_path, flag, message):
 def test_predict_output_to_a_folder_is_a_clear_error(tmp_path, wav_file):
     res = _mer("predict", str(wav_file), "-o", str(tmp_path))
     assert res.returncode == 1 and "is a folder" in res.stderr and "internal error" not in res.stderr
+
+
+def test_corrupt_resume_state_and_bad_schedules_name_the_fix(tmp_path):
+    from mer import ConfigError
+    from mer.train.config import parse_schedule
+
+    for spec in ("step:0:0.1", "step:3:0", "step:3:-1"):
+        with pytest.raises(ConfigError, match="EPOCHS >= 1 and a FACTOR"):
+            parse_schedule(spec, 10)
+    root = write_dataset(tmp_path / "data", n=12, seconds=3.0, seed=5)
+    args = ["train", "--dataset", "folder", "--root", str(root), "--model", "crnn", "--model-arg",
+            "channels=[4,8,8,8]", "--model-arg", "hidden=8", "--folds", "1", "--epochs", "2", "--batch-size", "4",
+            "--crop-seconds", "2", "--val-fraction", "0.34", "--device", "cpu", "--quiet",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
+    assert _mer(*args).returncode == 0
+    (tmp_path / "run" / "summary.json").unlink()
+    (tmp_path / "run" / "fold0" / "test.json").unlink()
+    (tmp_path / "run" / "fold0" / "state.pt").write_bytes(b"\x00garbage")
+    res = _mer("train", "--resume", str(tmp_path / "run"), "--quiet")
+    assert res.returncode == 1 and "state.pt: corrupt resume state" in res.stderr and "delete it" in res.stderr
+    res = _mer("export", "--onnx", str(tmp_path / "m.onnx"), "--seconds", "0")
+    assert res.returncode == 1 and "--seconds 0" in res.stderr

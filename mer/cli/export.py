@@ -11,6 +11,10 @@ def _export(args: argparse.Namespace) -> int:
     from ..infer.export import export_onnx, export_runtime
     from ..models.checkpoint import load_checkpoint
 
+    if args.onnx and not 0.5 <= args.seconds <= 3600:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--seconds {args.seconds:g}: the fixed input window must be 0.5 to 3600 seconds")
     bundle = Bundle.resolve(args.model)
     if args.runtime:
         embed, head = export_runtime(bundle)

@@ -212,4 +212,7 @@ def parse_schedule(spec: str, epochs: int) -> tuple[str, float, float, int]:
     m = re.fullmatch(r"step:(\d+):([0-9.eE-]+)(?::(\d+))?", str(spec))
     if not m:
         raise ConfigError(f"schedule {spec!r}: use constant, cosine or step:EPOCHS:FACTOR[:TIMES] (e.g. step:3:0.1:1)")
-    return "step", float(m.group(1)), float(m.group(2)), int(m.group(3) or 0)
+    every, factor = int(m.group(1)), float(m.group(2))
+    if every < 1 or not 0 < factor <= 10:
+        raise ConfigError(f"schedule {spec!r}: the step needs EPOCHS >= 1 and a FACTOR in (0, 10], e.g. step:3:0.1")
+    return "step", float(every), factor, int(m.group(3) or 0)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..datasets.items import Item
-from ..errors import MERError
+from ..errors import MERError, MERWarning
 from ..features import default_cache_dir
-from ..grid import GRID_SECONDS
+from ..grid import GRID_SECONDS, min_frames, n_steps
 from ..infer.inference import Inference
 from ..io import atomic_path
 
@@ -25,8 +27,10 @@ from ..io import atomic_path
 def embed_items(model: torch.nn.Module, items: list[Item], cache_dir: str = "", progress: bool = True) -> list[Item]:
     """Replace features by a frozen backbone's per-step embeddings (``Inference.embed``).
 
-    Cached like features: ``cache/embeddings/<backbone digest>/<feature digest>.npy``, so
-    every run and fold after the first reuses them. The backbone digest covers the model
+    Cached like features: ``cache/embeddings/<backbone digest>/<feature digest>.npz``, so
+    every run and fold after the first reuses them. Each entry holds its features' digest and
+    the SHA-1 of the embedding itself; an entry that is unreadable, swapped (another
+    source), bit-flipped, of the wrong shape or not finite is recomputed with a warning. The backbone digest covers the model
     name, feature config, the arguments listed in ``model.embed_args`` (all of them when the
     model has no such list) and the backbone's weights (every parameter outside ``heads``),
     so runs that differ only in their heads share one cache."""
@@ -45,16 +49,36 @@ def embed_items(model: torch.nn.Module, items: list[Item], cache_dir: str = "", 
     out = []
     inference = Inference.from_module(model.eval())
     for it in tqdm(items, desc="embeddings", unit="clip", disable=not progress, leave=False):
-        entry = folder / f"{hashlib.sha1(np.ascontiguousarray(it.x).tobytes()).hexdigest()}.npy"
-        try:
-            e = np.load(entry)
-        except (OSError, ValueError):
+        source = hashlib.sha1(np.ascontiguousarray(it.x).tobytes()).hexdigest()
+        entry = folder / f"{source}.npz"
+        e = _read_entry(entry, source, n_steps(max(it.x.shape[-1], min_frames(model.feature)), model.feature))
+        if e is None:
             e = inference.embed(it.x)[0]
             with atomic_path(entry) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.save(fh, e)
+                    np.savez(fh, embedding=e, source=np.array(source), sha1=np.array(_digest(e)))
         out.append(Item(it.track_id, e, it.static, it.dynamic, it.quadrant, it.artist, it.target))
     return out
+
+
+def _digest(e: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(e).tobytes()).hexdigest()
+
+
+def _read_entry(entry: Path, source: str, steps: int) -> np.ndarray | None:
+    """A cached embedding when it is intact and belongs to ``source``, else None (warned)."""
+    if not entry.is_file():
+        return None
+    try:
+        with np.load(entry) as z:
+            e, src, sha = z["embedding"], str(z["source"]), str(z["sha1"])
+        ok = src == source and sha == _digest(e) and e.ndim == 2 and len(e) == steps and np.isfinite(e).all()
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        ok = False
+    if not ok:
+        warnings.warn(f"{entry}: corrupt or mismatched embedding cache entry; recomputing", MERWarning, stacklevel=3)
+        return None
+    return e
 
 
 class CropSet(torch.utils.data.Dataset):

@@ -89,7 +89,12 @@ class FoldTrainer:
         state_file = self.dir / "state.pt"
         start, best, best_epoch, bad, history = 0, math.inf, -1, 0, []
         if state_file.exists():
-            st = torch.load(state_file, map_location=self.device, weights_only=False)
+            try:
+                st = torch.load(state_file, map_location=self.device, weights_only=False)
+                _ = (st["model"], st["optimizer"], st["epoch"])
+            except Exception as exc:  # noqa: BLE001  (pickle, zip and key errors alike: the file is unusable)
+                raise ConfigError(f"{state_file}: corrupt resume state ({type(exc).__name__}); delete it to restart "
+                                  "this fold from its first epoch (the other folds are kept)") from None
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["optimizer"])
             start, best, best_epoch, bad, history = st["epoch"], st["best"], st["best_epoch"], st["bad"], st["history"]

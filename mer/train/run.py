@@ -128,8 +128,12 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
         if env.main:
             fold_dir.mkdir(parents=True, exist_ok=True)
         if (fold_dir / "test.json").exists() and resume:  # finished before the interruption
-            folds.append(json.loads((fold_dir / "test.json").read_text()))
-            continue
+            try:
+                folds.append(json.loads((fold_dir / "test.json").read_text()))
+                continue
+            except ValueError:
+                raise ConfigError(f"{fold_dir / 'test.json'}: corrupt (not JSON); delete it and --resume again to "
+                                  "re-test that fold") from None
         train_items = [by_id[i] for i in train_ids]
         fit_items, val_items = inner_validation(train_items, cfg.val_fraction, cfg.seed + k)
         training = {"dataset": ds.name, "root": meta["dataset_root"], "id_space": ds.space,
