@@ -183,3 +183,29 @@ def test_corrupt_resume_state_and_bad_schedules_name_the_fix(tmp_path):
     assert res.returncode == 1 and "state.pt: corrupt resume state" in res.stderr and "delete it" in res.stderr
     res = _mer("export", "--onnx", str(tmp_path / "m.onnx"), "--seconds", "0")
     assert res.returncode == 1 and "--seconds 0" in res.stderr
+
+
+def test_edited_or_diverged_checkpoints_are_model_errors_not_audio_errors(tmp_path):
+    import json
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from mer import ModelError
+    from mer.hub import PRETRAINED
+    from mer.infer import Predictor
+
+    for suffix in (".json", ".safetensors", ".embed.onnx", ".head.onnx"):
+        shutil.copy(PRETRAINED / f"default{suffix}", tmp_path / f"m{suffix}")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["feature"]["n_mels"] = 64  # a wrong n_mels in the JSON would compute other features
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="ONNX graph takes 1 x 96"):
+        Predictor(tmp_path / "m")
+    meta["feature"]["n_mels"] = 96
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    weights = load_file(tmp_path / "m.safetensors")
+    weights["heads.static.bias"] = np.full_like(weights["heads.static.bias"], np.nan)
+    save_file(weights, str(tmp_path / "m.safetensors"))
+    with pytest.raises(ModelError, match="hold NaN or inf"):
+        Predictor(tmp_path / "m", backend="torch")

@@ -134,6 +134,12 @@ class OnnxBackend:
             raise ModelError(f"{embed_path}: unreadable ONNX graph ({str(exc).splitlines()[0]}); "
                              "rerun `mer export --runtime` or pass --backend torch") from None
         self.meta = bundle.meta
+        want = list(self.embed_session.get_inputs()[0].shape[1:3])  # (channels, bins) the graph was built for
+        feature = bundle.feature
+        if all(isinstance(d, int) for d in want) and want != [feature.channels, feature.n_bins]:
+            raise ModelError(f"{bundle.name}: its JSON's feature config gives {feature.channels} x {feature.n_bins} "
+                             f"inputs but its ONNX graph takes {want[0]} x {want[1]}; the checkpoint's JSON was edited "
+                             "or belongs to other weights: restore it or re-export (`mer export --runtime`)")
         self.custom = self.embed_session.get_modelmeta().custom_metadata_map
         self.tag_names: list[str] = json.loads(self.custom.get("tag_names", "[]"))
         self.head_outputs = [o.name for o in self.head_session.get_outputs()]

@@ -172,6 +172,11 @@ class Predictor:
         return Segment(start, round(min(end, duration), 3), v, a, quadrant(v, a).name, _probs(out))
 
     def finish(self, path: str, n_frames: int, out: Outputs, seconds: float) -> Prediction:
+        if not np.isfinite(out["static"]).all() or not np.isfinite(out["dynamic"]).all():
+            from ..errors import ModelError
+
+            raise ModelError(f"model {self.name} produced NaN/inf (for {path}); its weights are likely damaged or "
+                             "diverged: retrain it or use another model")
         v, a = _clean(out["static"][0]), _clean(out["static"][1])
         q = quadrant(v, a)
         curve = np.round(np.asarray(out["dynamic"], dtype=np.float64), DECIMALS)

@@ -57,6 +57,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple
         model = create_model(meta["model"], feature=meta["feature"], **meta.get("model_args", {}))
         state = load_file(str(weights), device=map_location)
         model.load_state_dict(state)
+        import torch
+
+        bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     except (SafetensorError, RuntimeError, OSError, ValueError) as exc:  # unreadable file, missing/odd keys
         raise ModelError(f"{weights}: not a valid mer checkpoint ({str(exc).splitlines()[0]})") from None
+    if bad:
+        raise ModelError(f"{weights}: {len(bad)} weight tensor(s) hold NaN or inf (e.g. {bad[0]}): training diverged "
+                         "or the file is damaged; retrain (lower --lr) or use another checkpoint")
     return model.eval(), meta
