@@ -1,4 +1,6 @@
-"""Audio decoding without ffmpeg: any format libsndfile reads, at any rate, in bounded memory.
+"""Audio decoding: any format libsndfile reads (no ffmpeg needed), and with the optional extra
+``[formats]`` whatever FFmpeg reads (AAC/m4a, Opus, WebM, WMA; :mod:`mer.audio_av`), at any
+rate, in bounded memory.
 
 Shapes and units:
 
@@ -8,10 +10,13 @@ Shapes and units:
   memory at its native rate; resampling (soxr, "HQ") is streamed across block edges, so the
   concatenated blocks equal what ``load`` returns.
 
-Errors are :class:`AudioError` naming the file: missing path, a directory, an empty file,
-a file libsndfile cannot decode, an mp3 whose last frame is cut short, a file with no
-samples, an offset past the end. Silent (peak below -80 dBFS) or very short (< 1 s) audio
-gives a :class:`MERWarning`, not an error.
+Errors are :class:`AudioError` naming the file: missing path, a directory or other
+non-regular file, an empty file, a file no decoder can read (and, when only FFmpeg could,
+which ``pip install`` adds it), an mp3 whose last frame is cut short, NaN or infinite samples,
+a file with no samples, an offset past the end. Silent (peak below -80 dBFS), very short
+(< 1 s), truncated (fewer samples than the header says) or far-outside-[-1, 1] audio gives a
+:class:`MERWarning`, not an error. Files are opened through Python file objects, so names
+that are not valid UTF-8 work too.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioError, MERWarning
+from . import audio_av
+from .errors import AudioError, MERWarning, install_hint
 
 #: File extensions treated as audio when a folder is searched.
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
-                              ".aifc", ".au", ".w64", ".caf"})
+                              ".aifc", ".au", ".w64", ".caf"}) | audio_av.EXTENSIONS
 BLOCK_FRAMES = 1 << 20  # frames read per block at the native rate (~24 s at 44.1 kHz)
 SILENCE_PEAK = 1e-4  # -80 dBFS
 SHORT_SECONDS = 1.0
@@ -47,6 +53,7 @@ class AudioInfo:
     frames: int
     duration: float
     format: str
+    decoder: str = "sndfile"  # or "av" (PyAV/FFmpeg, mer.audio_av)
 
 
 def _check_path(path: str | os.PathLike) -> Path:
@@ -55,6 +62,8 @@ def _check_path(path: str | os.PathLike) -> Path:
         raise AudioError(f"{p}: file not found; check the path")
     if p.is_dir():
         raise AudioError(f"{p}: is a directory, not an audio file; pass a file (or use a command that takes folders)")
+    if not p.is_file():
+        raise AudioError(f"{p}: not a regular file (a pipe, socket or device); copy the audio to a file first")
     if p.stat().st_size == 0:
         raise AudioError(f"{p}: file is empty (0 bytes); re-download or re-export it")
     return p
@@ -126,11 +135,22 @@ def info(path: str | os.PathLike) -> AudioInfo:
     if problem:
         raise AudioError(f"{p}: {problem}")
     try:
-        i = sf.info(str(p))
-    except Exception as exc:  # libsndfile reports unknown formats with misleading messages
-        raise AudioError(f"{p}: not a readable audio file ({_reason(exc)}); "
-                         f"supported: wav, flac, ogg, mp3, aiff") from None
-    return AudioInfo(p, int(i.samplerate), int(i.channels), int(i.frames), float(i.duration), str(i.format))
+        with open(p, "rb") as fh, sf.SoundFile(fh) as f:
+            return AudioInfo(p, int(f.samplerate), int(f.channels), int(f.frames), f.frames / f.samplerate,
+                             str(f.format))
+    except Exception as exc:  # noqa: BLE001  (libsndfile reports unknown formats with misleading messages)
+        why = _reason(exc)
+    if audio_av.available():
+        try:
+            rate, channels, frames, fmt = audio_av.probe(p)
+            return AudioInfo(p, rate, channels, frames, frames / rate, fmt, "av")
+        except Exception as exc:  # noqa: BLE001  (FFmpeg's own error types)
+            why = f"{why}; FFmpeg: {_reason(exc)}"
+    elif audio_av.looks_like_ffmpeg_only(p):
+        raise AudioError(f"{p}: unsupported format for libsndfile (AAC/m4a, Opus, WebM, WMA...); install the "
+                         f"decoder: {install_hint('av')}")
+    raise AudioError(f"{p}: not a readable audio file ({why}); supported: wav, flac, ogg, mp3, aiff"
+                     + ("" if audio_av.available() else f", and with {install_hint('av')} m4a/aac/opus/webm/wma"))
 
 
 def _reason(exc: Exception) -> str:
@@ -177,27 +197,72 @@ def stream(
     remaining = None if duration is None else int(round(duration * native))
     channels = 1 if mono else meta.channels
     resampler = None if target == native else soxr.ResampleStream(native, target, channels, dtype="float32", quality="HQ")
+    read = 0
     try:
-        with sf.SoundFile(str(p)) as fh:
-            if start:
-                fh.seek(start)
-            while remaining is None or remaining > 0:
-                n = block_frames if remaining is None else min(block_frames, remaining)
-                block = fh.read(n, dtype="float32", always_2d=True)
-                last = len(block) < n or (remaining is not None and remaining - len(block) <= 0)
-                if remaining is not None:
-                    remaining -= len(block)
-                block = _mix(block, mono)
-                if resampler is not None:
-                    block = resampler.resample_chunk(block, last=last)
-                if len(block):
-                    yield np.ascontiguousarray(block.T)
-                if last:
-                    break
+        blocks = _native_blocks(meta, start, remaining, block_frames)
+        block = next(blocks, None)
+        while block is not None:
+            following = next(blocks, None)  # one block of lookahead: the resampler must know the last one
+            read += len(block)
+            if not np.isfinite(block).all():
+                raise AudioError(f"{p}: contains NaN or infinite samples (a damaged floating-point file); re-export it")
+            block = _mix(block, mono)
+            if resampler is not None:
+                block = resampler.resample_chunk(block, last=following is None)
+            if len(block):
+                yield np.ascontiguousarray(block.T)
+            block = following
     except AudioError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (decoder errors of either library)
         raise AudioError(f"{p}: decoding failed ({_reason(exc)}); the file may be corrupt") from None
+    expected = (meta.frames - start) if remaining is None else min(int(round(duration * native)), meta.frames - start)
+    exact = meta.decoder == "sndfile" and meta.format not in ("MPEG", "MP3")  # mp3 frame counts are estimates
+    if exact and meta.frames and read < expected - native // 10:
+        warnings.warn(f"{p}: truncated: the header promises {expected / native:.2f} s but only {read / native:.2f} s "
+                      "could be decoded; results cover the part that is there", MERWarning, stacklevel=2)
+    elif meta.format == "WAV" and start == 0 and remaining is None and read:  # no samples at all: an error later
+        missing = _wav_missing_bytes(p)
+        if missing:
+            warnings.warn(f"{p}: truncated WAV: {missing} bytes of audio the header declares are missing; results "
+                          "cover the part that is there", MERWarning, stacklevel=2)
+
+
+def _wav_missing_bytes(path: Path) -> int:
+    """How many bytes of the ``data`` chunk a WAV header declares beyond the end of the file
+    (libsndfile quietly reads what is there)."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+        size = fh.seek(0, os.SEEK_END)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0
+    pos = 12
+    while pos + 8 <= len(head):
+        cid, n = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
+        if cid == b"data":
+            return max(0, pos + 8 + n - size) if n != 0xFFFFFFFF else 0
+        pos += 8 + n + (n & 1)
+    return 0
+
+
+def _native_blocks(meta: AudioInfo, start: int, remaining: int | None, block_frames: int) -> Iterator[np.ndarray]:
+    """Float32 ``(frames, channels)`` blocks at the native rate from the file's decoder."""
+    if meta.decoder == "av":
+        yield from audio_av.blocks(meta.path, start, remaining, block_frames, meta.channels)
+        return
+    with open(meta.path, "rb") as raw, sf.SoundFile(raw) as fh:
+        if start:
+            fh.seek(start)
+        while remaining is None or remaining > 0:
+            n = block_frames if remaining is None else min(block_frames, remaining)
+            block = fh.read(n, dtype="float32", always_2d=True)
+            if not len(block):
+                return
+            if remaining is not None:
+                remaining -= len(block)
+            yield block
+            if len(block) < n:
+                return
 
 
 def load(
@@ -233,6 +298,9 @@ def check_levels(peak: float, seconds: float, path: str | os.PathLike) -> None:
         warnings.warn(f"{path}: very short audio ({seconds:.2f} s); results will be unreliable", MERWarning, stacklevel=3)
     if peak < SILENCE_PEAK:
         warnings.warn(f"{path}: audio is silent (peak below -80 dBFS)", MERWarning, stacklevel=3)
+    elif peak > 2.0:
+        warnings.warn(f"{path}: samples reach {peak:.1f}, far outside [-1, 1] (an unusually scaled float file); "
+                      "results may be off", MERWarning, stacklevel=3)
 
 
 def ensure_channels(y: np.ndarray, channels: int) -> np.ndarray:
