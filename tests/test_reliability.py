@@ -209,3 +209,18 @@ def test_edited_or_diverged_checkpoints_are_model_errors_not_audio_errors(tmp_pa
     save_file(weights, str(tmp_path / "m.safetensors"))
     with pytest.raises(ModelError, match="hold NaN or inf"):
         Predictor(tmp_path / "m", backend="torch")
+
+
+def test_train_and_evaluate_refuse_labels_off_their_scale(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    for n in "ab":
+        sf.write(root / f"{n}.wav", synth.clip(0.2, 0.2, 2.0, 16000), 16000)
+    (root / "labels.csv").write_text("path,valence,arousal\na.wav,42,0.1\nb.wav,0.2,0.2\n")
+    res = _mer("train", "--dataset", "folder", "--root", str(root), "--out", str(tmp_path / "run"), "-q")
+    assert res.returncode == 1 and "valence 42 outside the canonical scale" in res.stderr
+    assert "mer datasets validate" in res.stderr and not (tmp_path / "run" / "split.json").exists()
+    res = _mer("evaluate", "default", "--dataset", "folder", "--root", str(root), "-q")
+    assert res.returncode == 1 and "outside the canonical scale" in res.stderr
+    res = _mer("evaluate", "default", "--dataset", "folder", "--root", str(root), "--dataset-option", "clip=true", "-q")
+    assert res.returncode == 0, res.stderr

@@ -1,7 +1,10 @@
 """Dataset loaders: DEAM, emoMusic, PMEmo2019, 4Q and a bring-your-own folder.
 
 ``load_dataset(name, root, **options)`` builds one by name; ``DATASETS`` maps names to
-classes. All labels are on the canonical [-1, 1] scale (see :mod:`mer.datasets.base`).
+classes. All labels are on the canonical [-1, 1] scale (see :mod:`mer.datasets.base`). Every
+loader takes ``clip=`` (``--dataset-option clip=true``): clip label values outside the source
+scale instead of leaving their tracks out; ``Dataset.blocking_problems()`` lists what must
+stop training (see :mod:`mer.datasets.problems`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ def dataset_class(name: str) -> type[Dataset]:
     return cls
 
 
+def refuse_blocking(ds: Dataset) -> None:
+    """DatasetError when ``ds`` has problems that must stop training or scoring (labels off
+    their scale, duplicate ids that disagree): their tracks are left out, and a run on the
+    rest would quietly be a run on other data."""
+    bad = ds.blocking_problems()
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DatasetError(f"{bad[0].message}{more}; see `mer datasets validate {ds.name} --root {ds.root}`")
+
+
 def load_dataset(name: str, root: str | os.PathLike, **options: Any) -> Dataset:
     """Create dataset ``name`` (one of ``DATASETS``) rooted at ``root``; ``None`` options are dropped."""
     cls = dataset_class(name)
@@ -39,4 +52,4 @@ def load_dataset(name: str, root: str | os.PathLike, **options: Any) -> Dataset:
 
 
 __all__ = ["DATASETS", "DEAM", "Dataset", "EmoMusic", "FolderDataset", "FourQ", "PMEmo", "Problem", "SwapReport",
-           "Track", "ValidationReport", "compare_datasets", "compare_static", "dataset_class", "load_dataset", "load_lexicon"]
+           "Track", "ValidationReport", "compare_datasets", "compare_static", "dataset_class", "load_dataset", "load_lexicon", "refuse_blocking"]

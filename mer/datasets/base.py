@@ -7,15 +7,17 @@ with explicit times in seconds (``times[i]`` is the centre of frame i; DEAM's
 
 Loaders parse annotation files once, on first use, into plain dicts (``_load_index``);
 ``validate()`` never raises on bad data: it lists what is missing or malformed so that the
-user can fix it, while ``track()`` on a usable id always works.
+user can fix it, while ``track()`` on a usable id always works. Label values outside their
+source scale and ids listed twice with different values leave their track out of the index
+with a *blocking* problem (:meth:`Dataset.blocking_problems`), which stops training and
+evaluation; ``clip=True`` clips off-scale values instead. The checks and the problem kinds
+are in :mod:`mer.datasets.problems`, the CSV readers in :mod:`mer.datasets.tables`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +25,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import DatasetError
-from ..scales import get_scale, to_canonical
+from .problems import LabelScale, Problem, ValidationReport
+from .tables import is_regular_file
 
 
 @dataclass
@@ -57,43 +60,13 @@ class Track:
         return audio.load(self.audio_path, sr=sr, mono=mono)
 
 
-@dataclass
-class Problem:
-    """One thing ``validate()`` found wrong."""
-
-    kind: str  # missing_audio, missing_labels, malformed_row, missing_file, unknown_word, ...
-    message: str
-    track_id: str | None = None
-    path: str | None = None
-
-
-@dataclass
-class ValidationReport:
-    dataset: str
-    root: Path
-    n_tracks: int
-    n_audio: int
-    n_static: int
-    n_dynamic: int
-    source_scale: str
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for p in self.problems:
-            out[p.kind] = out.get(p.kind, 0) + 1
-        return out
-
-
 class Dataset:
     """Base class; subclasses set the class attributes and implement ``_load_index``.
 
     ``_load_index`` returns ``{track_id: Track}`` for every id that has labels, and appends
-    to ``self._problems`` what it found wrong while parsing.
+    to ``self._problems`` what it found wrong while parsing; tracks named by a blocking
+    problem are then left out of the index. ``clip=True`` clips label values outside the
+    source scale to its edges (reported as "clipped") instead of leaving their tracks out.
     """
 
     name: str = ""
@@ -106,14 +79,18 @@ class Dataset:
     #: Releases whose track ids name the same songs share an id space (emoMusic's ids are DEAM's),
     #: so a model trained on one is known to have heard the other's clips with the same ids.
     id_space: str = ""
+    #: whether the user declares the label scale (``scale=``), so that hints can say to pass it
+    scale_option: bool = False
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, clip: bool | str = False) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset folder not found; download {self.name} from "
                                f"{self.download} and pass its folder with --root ({self.layout})")
+        self.clip = _flag(clip, "clip")
         self._index: dict[str, Track] | None = None
         self._problems: list[Problem] = []
+        self._refused: dict[str, Problem] = {}
         self._extra_audio: list[Path] = []
 
     # -- index -------------------------------------------------------------------------
@@ -122,9 +99,20 @@ class Dataset:
 
     @property
     def index(self) -> dict[str, Track]:
+        """``{track_id: Track}`` of the usable tracks (those without a blocking problem)."""
         if self._index is None:
-            self._index = self._load_index()
+            self._problems = []
+            index = self._load_index()
+            self._refused = {}
+            for p in self._problems:
+                if p.blocking and p.track_id:
+                    self._refused.setdefault(p.track_id, p)
+            self._index = {k: t for k, t in index.items() if k not in self._refused}
         return self._index
+
+    def _labels(self, scale: str) -> LabelScale:
+        """How to check label values on ``scale`` (clip or refuse; whether to hint ``scale=``)."""
+        return LabelScale(scale, self.clip, self.scale_option)
 
     @property
     def track_ids(self) -> list[str]:
@@ -133,13 +121,15 @@ class Dataset:
     def track(self, track_id: str | int) -> Track:
         key = str(track_id)
         if key not in self.index:
+            if key in self._refused:
+                raise DatasetError(f"{self.name}: track {key!r} was left out: {self._refused[key].message}")
             raise DatasetError(f"{self.name}: no track {key!r} in {self.root}")
         return self.index[key]
 
     def tracks(self, with_audio: bool = True) -> Iterator[Track]:
-        """Tracks in id order; by default only those whose audio file exists."""
+        """Tracks in id order; by default only those whose audio file exists (a regular file)."""
         for t in self.index.values():
-            if not with_audio or (t.audio_path is not None and t.audio_path.exists()):
+            if not with_audio or (t.audio_path is not None and is_regular_file(t.audio_path)):
                 yield t
 
     def __len__(self) -> int:
@@ -167,13 +157,17 @@ class Dataset:
 
     # -- validation --------------------------------------------------------------------
     def validate(self) -> ValidationReport:
-        """Report missing audio, audio without labels and malformed rows; never raises on data."""
+        """Report what the parsing found (malformed rows, values off the scale, duplicates...),
+        missing audio and audio without labels; never raises on bad rows or audio files."""
         index = self.index
         problems = list(self._problems)
         n_audio = 0
         for t in index.values():
-            if t.audio_path is not None and t.audio_path.exists():
+            if t.audio_path is not None and is_regular_file(t.audio_path):
                 n_audio += 1
+            elif t.audio_path is not None and _exists(t.audio_path):
+                problems.append(Problem("missing_audio", f"{t.audio_path} is not a regular file (a folder, pipe or "
+                                        "device); put the audio file there", t.track_id, str(t.audio_path)))
             else:
                 problems.append(Problem("missing_audio", f"labels but no audio file {t.audio_path}", t.track_id,
                                         str(t.audio_path)))
@@ -183,6 +177,15 @@ class Dataset:
                                 sum(t.static is not None for t in index.values()),
                                 sum(t.dynamic is not None for t in index.values()),
                                 self.source_scale, problems)
+
+    def blocking_problems(self) -> list[Problem]:
+        """The problems that must stop ``mer train`` and ``mer evaluate`` (empty when none):
+        label values outside the source scale ("out_of_range", unless ``clip=True``) and ids
+        listed twice with different values ("duplicate" with ``blocking=True``). Their tracks
+        are already left out of the index, so training would quietly run on the rest; the
+        messages name the file, the line and the fix. Parses the annotations (no audio check)."""
+        self.index  # noqa: B018  (parses the annotations once)
+        return [p for p in self._problems if p.blocking]
 
     def _require(self, *parts: str) -> Path:
         p = self.root.joinpath(*parts)
@@ -195,130 +198,20 @@ class Dataset:
         self._extra_audio = [f for f in audio_files if f.stem not in labelled_ids]
 
 
-# -- shared parsing helpers ---------------------------------------------------------------
-
-def clean(cell: str | None) -> str:
-    """Strip spaces, tabs and quotes that the releases pad their cells with."""
-    return (cell or "").strip().strip('"').strip()
-
-
-def norm_header(name: str) -> str:
-    """Header key: lower case, no spaces (fixes DEAM's ``valence_ max_mean`` typo)."""
-    return clean(name).replace(" ", "").lower()
-
-
-def read_rows(path: Path, encoding: str = "utf-8") -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """(normalised header, [(line number, cleaned cells)]) of a CSV file; empty lines skipped."""
+def _exists(path: Path) -> bool:
     try:
-        with open(path, newline="", encoding=encoding) as fh:
-            reader = csv.reader(fh)
-            header = [norm_header(h) for h in next(reader, [])]
-            rows = [(i + 2, [clean(c) for c in row]) for i, row in enumerate(reader) if any(c.strip() for c in row)]
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not {encoding} text ({exc.reason}); is this the original file?") from None
-    except csv.Error as exc:
-        raise DatasetError(f"{path}: malformed CSV ({exc})") from None
-    if not header:
-        raise DatasetError(f"{path}: empty file; re-download the annotations")
-    return header, rows
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
-def column(header: list[str], path: Path, *names: str) -> int:
-    """Index of the first of ``names`` present in ``header`` (normalised), or DatasetError."""
-    for n in names:
-        if norm_header(n) in header:
-            return header.index(norm_header(n))
-    raise DatasetError(f"{path}: no column {names[0]!r} (found: {', '.join(header)}); is this the right file?")
-
-
-def canon(x: float | None, scale: str) -> float | None:
-    """A label value on ``scale`` as a canonical float (None stays None)."""
-    return None if x is None else float(to_canonical(x, scale))
-
-
-def canon_std(x: float | None, scale: str) -> float | None:
-    """A spread (standard deviation) on ``scale`` in canonical units (None stays None)."""
-    return None if x is None else x / get_scale(scale).half_range
-
-
-def parse_float(cell: str) -> float | None:
-    try:
-        x = float(cell)
-    except ValueError:
-        return None
-    return x if np.isfinite(x) else None
-
-
-def cell_float(cells: list[str], i: int) -> float | None:
-    """The float in ``cells[i]``, or None when the row is too short or the cell is not a number."""
-    return parse_float(cells[i]) if len(cells) > i else None
-
-
-def read_long_dynamic(path: Path, columns: tuple[str, str, str, str], scale: str,
-                      problems: list[Problem]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read a long-format dynamic file, one row per (item, time): ``{id: (times (T,), (T, 2) canonical)}``.
-
-    ``columns`` names the (id, time in s, valence, arousal) columns; values are on ``scale``.
-    Rows are sorted by time per item; a row with a non-numeric value is reported and skipped.
-    """
-    header, rows = read_rows(path)
-    ic, tc, vc, ac = (column(header, path, name) for name in columns)
-    frames: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    for line, c in rows:
-        vals = [cell_float(c, i) for i in (tc, vc, ac)]
-        if None in vals:
-            problems.append(Problem("malformed_row", f"{path.name} line {line}: bad value", c[ic] or None, str(path)))
-            continue
-        frames[c[ic]].append(tuple(vals))  # type: ignore[arg-type]
-    out = {}
-    for key, fr in frames.items():
-        arr = np.array(sorted(fr))
-        out[key] = (arr[:, 0], np.asarray(to_canonical(arr[:, 1:3], scale)))
-    return out
-
-
-def read_wide_dynamic(path: Path, problems: list[Problem]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read a DEAM/emoMusic wide dynamic file: ``song_id,sample_15000ms,...``.
-
-    Returns ``{id: (times (T,), values (T,))}`` with values on the file's own scale. Rows may
-    be of different lengths (full songs) and end in empty cells; an empty or non-numeric
-    cell before the end of a row is reported as malformed and the row cut there.
-    """
-    header, rows = read_rows(path)
-    if not header or header[0] not in ("song_id", "songid", "musicid"):
-        raise DatasetError(f"{path}: first column should be song_id (found {header[:1]})")
-    try:
-        times = np.array([int(h.replace("sample_", "").replace("ms", "")) / 1000.0 for h in header[1:]])
-    except ValueError:
-        raise DatasetError(f"{path}: columns should be named sample_<ms>ms (found {header[1:3]}...)") from None
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for line, cells in rows:
-        values = cells[1:]
-        while values and values[-1] == "":
-            values.pop()
-        parsed = [parse_float(v) for v in values]
-        if None in parsed:
-            cut = parsed.index(None)
-            problems.append(Problem("malformed_row", f"{path.name} line {line}: bad value {values[cut]!r} at "
-                                    f"{times[cut]:.1f} s; row cut there", cells[0], str(path)))
-            parsed = parsed[:cut]
-        if len(parsed) > len(times):
-            problems.append(Problem("malformed_row", f"{path.name} line {line}: more values than columns",
-                                    cells[0], str(path)))
-            parsed = parsed[: len(times)]
-        if parsed:
-            out[cells[0]] = (times[: len(parsed)].copy(), np.array(parsed, dtype=np.float64))
-    return out
-
-
-def merge_dynamic(valence: dict[str, tuple[np.ndarray, np.ndarray]], arousal: dict[str, tuple[np.ndarray, np.ndarray]],
-                  track_id: str, problems: list[Problem]) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Align one song's valence and arousal curves on their common frames -> (times, (T, 2))."""
-    if track_id not in valence or track_id not in arousal:
-        return None, None
-    (tv, v), (_, a) = valence[track_id], arousal[track_id]
-    n = min(len(v), len(a))
-    if len(v) != len(a):
-        problems.append(Problem("malformed_row", f"valence has {len(v)} frames but arousal {len(a)}; "
-                                f"kept the first {n}", track_id))
-    return tv[:n], np.stack([v[:n], a[:n]], axis=1)
+def _flag(value: bool | str | int, name: str) -> bool:
+    """A yes/no option given as a bool or as text (``--dataset-option clip=true``)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise DatasetError(f"{name}={value!r}: write {name}=true or {name}=false")

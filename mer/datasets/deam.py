@@ -14,6 +14,8 @@ Official layout, as unpacked from the release (paths relative to ``--root``)::
 
 Static labels are on 1-9 (converted with ``(x - 5) / 4``, std with ``/ 4``); dynamic labels
 are already on [-1, 1]. Values are padded with spaces in the release; they are stripped here.
+Values off these scales and song ids listed twice (in one file or across the two static
+files) are reported, and leave the song out, as :mod:`mer.datasets.problems` describes.
 """
 
 from __future__ import annotations
@@ -23,33 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from .base import (Dataset, Problem, Track, canon, canon_std, cell_float, column, merge_dynamic, norm_header,
-                   parse_float, read_rows, read_wide_dynamic)
+from .base import Dataset, Track
+from .problems import Entry, Problem, unique
+from .tables import canon, canon_std, merge_dynamic, parse_float, read_info, read_rows, read_static, read_wide_dynamic
 
 AVERAGED = ("annotations", "annotations averaged per song")
 STATIC_FILES = ("static_annotations_averaged_songs_1_2000.csv", "static_annotations_averaged_songs_2000_2058.csv")
 DYNAMIC_DIR = "dynamic (per second annotations)"
 RATER_DIR = ("annotations", "annotations per each rater", DYNAMIC_DIR)
-
-
-def read_static_1_9(path: Path, problems: list[Problem]) -> dict[str, dict[str, float]]:
-    """Parse a DEAM/emoMusic static file (1-9 scale): ``{id: {valence, arousal, valence_std, arousal_std}}``."""
-    header, rows = read_rows(path)
-    sid = column(header, path, "song_id", "musicId")
-    cols = {key: column(header, path, *names) for key, names in {
-        "valence": ("valence_mean", "mean_valence"), "arousal": ("arousal_mean", "mean_arousal")}.items()}
-    for key, names in {"valence_std": ("valence_std", "std_valence"), "arousal_std": ("arousal_std", "std_arousal")}.items():
-        if any(norm_header(n) in header for n in names):  # the std columns are optional
-            cols[key] = column(header, path, *names)
-    out: dict[str, dict[str, float]] = {}
-    for line, cells in rows:
-        vals = {k: cell_float(cells, i) for k, i in cols.items()}
-        if vals["valence"] is None or vals["arousal"] is None or not cells[sid]:
-            problems.append(Problem("malformed_row", f"{path.name} line {line}: missing or non-numeric value",
-                                    cells[sid] if cells else None, str(path)))
-            continue
-        out[cells[sid]] = vals
-    return out
 
 
 class DEAM(Dataset):
@@ -64,13 +47,14 @@ class DEAM(Dataset):
 
     def _load_index(self) -> dict[str, Track]:
         avg = self._require(*AVERAGED)
-        static: dict[str, dict[str, float]] = {}
         found = [avg / "song_level" / f for f in STATIC_FILES if (avg / "song_level" / f).exists()]
-        for f in found:
-            static.update(read_static_1_9(f, self._problems))
+        static = read_static(found, self._problems, self._labels("1-9"))
         dyn_dir = avg / DYNAMIC_DIR
-        valence = read_wide_dynamic(dyn_dir / "valence.csv", self._problems) if (dyn_dir / "valence.csv").exists() else {}
-        arousal = read_wide_dynamic(dyn_dir / "arousal.csv", self._problems) if (dyn_dir / "arousal.csv").exists() else {}
+        curves = self._labels("canonical")
+        valence = read_wide_dynamic(dyn_dir / "valence.csv", self._problems, curves) \
+            if (dyn_dir / "valence.csv").exists() else {}
+        arousal = read_wide_dynamic(dyn_dir / "arousal.csv", self._problems, curves) \
+            if (dyn_dir / "arousal.csv").exists() else {}
         if not found and not valence:
             self._require(*AVERAGED, "song_level", STATIC_FILES[0])
         artists = self._artists()
@@ -91,16 +75,13 @@ class DEAM(Dataset):
         return index
 
     def _artists(self) -> dict[str, str]:
-        out: dict[str, str] = {}
+        entries: list[Entry] = []
         for f in sorted((self.root / "metadata").glob("*.csv")) if (self.root / "metadata").is_dir() else []:
             try:
-                header, rows = read_rows(f, encoding="latin-1")
-                sid, art = column(header, f, "song_id", "id", "songid"), column(header, f, "artist", "Artist")
+                entries += read_info(f, self._problems, ("song_id", "id", "songid"), {"artist": ("artist",)})
             except DatasetError as exc:  # metadata is optional: note and go on
                 self._problems.append(Problem("malformed_file", f"{f.name}: {exc}", path=str(f)))
-                continue
-            out.update({c[sid]: c[art] for _, c in rows if len(c) > max(sid, art) and c[art]})
-        return out
+        return {sid: m["artist"] for sid, m in unique(entries, self._problems).items() if m["artist"]}
 
     def rater_curves(self, track_id: str) -> dict[str, np.ndarray] | None:
         """Per-rater dynamic curves ``{"valence": (R, T), "arousal": (R, T)}``, or None if absent."""

@@ -15,8 +15,9 @@ DEAM's songs 2-1000; for them DEAM's and emoMusic's static valence and arousal a
 
 from __future__ import annotations
 
-from .base import Dataset, Problem, Track, canon, canon_std, column, merge_dynamic, read_rows, read_wide_dynamic
-from .deam import read_static_1_9
+from .base import Dataset, Track
+from .problems import Problem, unique
+from .tables import canon, canon_std, merge_dynamic, read_info, read_static, read_wide_dynamic
 
 
 class EmoMusic(Dataset):
@@ -32,10 +33,12 @@ class EmoMusic(Dataset):
 
     def _load_index(self) -> dict[str, Track]:
         ann = self._require("annotations")
-        static = read_static_1_9(self._require("annotations", "static_annotations.csv"), self._problems)
-        valence = read_wide_dynamic(ann / "valence_cont_average.csv", self._problems) \
+        static = read_static([self._require("annotations", "static_annotations.csv")], self._problems,
+                             self._labels("1-9"))
+        curves = self._labels("canonical")
+        valence = read_wide_dynamic(ann / "valence_cont_average.csv", self._problems, curves) \
             if (ann / "valence_cont_average.csv").exists() else {}
-        arousal = read_wide_dynamic(ann / "arousal_cont_average.csv", self._problems) \
+        arousal = read_wide_dynamic(ann / "arousal_cont_average.csv", self._problems, curves) \
             if (ann / "arousal_cont_average.csv").exists() else {}
         info = self._songs_info()
         clips = self.root / "clips_45seconds"
@@ -59,9 +62,7 @@ class EmoMusic(Dataset):
             self._problems.append(Problem("missing_file", f"{path} not found: no artists (splits fall back to songs) "
                                           "and no MediaEval 2013 split", path=str(path)))
             return {}
-        header, rows = read_rows(path, encoding="latin-1")
-        cols = {k: column(header, path, n) for k, n in (("id", "song_id"), ("artist", "Artist"), ("title", "Song title"),
-                                                        ("genre", "Genre"), ("set", "Mediaeval 2013 set"))}
-        return {c[cols["id"]]: {"artist": c[cols["artist"]], "title": c[cols["title"]], "genre": c[cols["genre"]],
-                                "mediaeval2013_set": c[cols["set"]]}
-                for _, c in rows if len(c) > max(cols.values())}
+        entries = read_info(path, self._problems, ("song_id",), {"artist": ("Artist",), "title": ("Song title",),
+                                                                  "genre": ("Genre",),
+                                                                  "mediaeval2013_set": ("Mediaeval 2013 set",)})
+        return unique(entries, self._problems)

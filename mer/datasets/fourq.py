@@ -10,7 +10,9 @@ Labels: the quadrant. With ``lexicon=`` (Warriner, Kuperman, Brysbaert 2013 norm
 ``Ratings_Warriner_et_al.csv``) each clip also gets a continuous (weak) valence/arousal: the
 mean of its ``MoodsFoundStr`` words' ``V.Mean.Sum`` / ``A.Mean.Sum`` (1-9, converted with
 ``(x - 5) / 4``), the same lexicon Panda et al. used to assign the quadrants. Words missing
-from the lexicon are reported by ``validate()``.
+from the lexicon are reported by ``validate()``, and so are songs listed twice (a song whose
+rows disagree is left out) and lexicon values off the 1-9 scale (see
+:mod:`mer.datasets.problems`).
 """
 
 from __future__ import annotations
@@ -21,25 +23,43 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from .base import Dataset, Problem, Track, canon, cell_float, column, read_rows
+from .base import Dataset, Track
+from .problems import Entry, LabelScale, Problem, ScaleCheck, unique
+from .tables import canon, column, malformed, parse_float, read_info, read_table
 
 ANNOTATIONS = "panda_dataset_taffc_annotations.csv"
 METADATA = "panda_dataset_taffc_metadata.csv"
 
 
-def load_lexicon(path: str | os.PathLike) -> dict[str, tuple[float, float]]:
-    """Warriner et al. norms: ``{word: (valence, arousal)}`` on their 1-9 scale."""
+def load_lexicon(path: str | os.PathLike, problems: list[Problem] | None = None,
+                 rule: LabelScale = LabelScale("1-9")) -> dict[str, tuple[float, float]]:
+    """Warriner et al. norms: ``{word: (valence, arousal)}`` on their 1-9 scale, words in lower
+    case (where the norms rate two spellings, "aids" and "AIDS", the lower-case one is kept).
+
+    Malformed rows, values off the scale (clipped when ``rule.clip``) and words listed twice
+    are appended to ``problems``; without a list, a blocking one raises DatasetError."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: lexicon not found; pass the Warriner et al. (2013) "
                            "Ratings_Warriner_et_al.csv with --lexicon")
-    header, rows = read_rows(path)
+    found: list[Problem] = [] if problems is None else problems
+    header, rows = read_table(path, found)
     w, v, a = (column(header, path, n) for n in ("Word", "V.Mean.Sum", "A.Mean.Sum"))
-    out = {}
-    for _, c in rows:
-        vals = (cell_float(c, v), cell_float(c, a))
-        if len(c) > w and vals[0] is not None and vals[1] is not None:
-            out[c[w].lower()] = vals  # type: ignore[assignment]
+    entries: list[Entry] = []
+    with ScaleCheck(path, rule, found) as check:
+        for line, c in rows:
+            vals = [parse_float(c[v]), parse_float(c[a])]
+            if not c[w] or None in vals:
+                found.append(malformed(path, line, "need a word and numeric V.Mean.Sum and A.Mean.Sum"))
+                continue
+            va = check(vals, line, None, ("valence", "arousal"))
+            if va is not None:
+                entries.append((c[w], path, line, (float(va[0]), float(va[1]))))
+    words = unique(entries, found, keys_are_tracks=False)
+    out = {word.lower(): va for word, va in words.items() if word.lower() not in words or word.islower()}
+    blocking = [p for p in found if p.blocking]
+    if problems is None and blocking:
+        raise DatasetError(blocking[0].message)
     return out
 
 
@@ -53,23 +73,26 @@ class FourQ(Dataset):
     layout = "Q1/..Q4/ and panda_dataset_taffc_annotations.csv"
     source_scale = "1-9"  # of the lexicon-derived continuous labels
 
-    def __init__(self, root: str | os.PathLike, lexicon: str | os.PathLike | None = None) -> None:
-        super().__init__(root)
+    def __init__(self, root: str | os.PathLike, lexicon: str | os.PathLike | None = None,
+                 clip: bool | str = False) -> None:
+        super().__init__(root, clip)
         self.lexicon_path = Path(lexicon) if lexicon else None
 
     def _load_index(self) -> dict[str, Track]:
         ann = self._require(ANNOTATIONS)
-        header, rows = read_rows(ann)
+        header, rows = read_table(ann, self._problems)
         song, quad = column(header, ann, "Song"), column(header, ann, "Quadrant")
-        labels: dict[str, str] = {}
+        entries: list[Entry] = []
         for line, c in rows:
-            q = c[quad].upper() if len(c) > quad else ""
-            if q not in ("Q1", "Q2", "Q3", "Q4"):
-                self._problems.append(Problem("malformed_row", f"{ann.name} line {line}: quadrant {q!r}", c[song], str(ann)))
+            q = c[quad].upper()
+            if not c[song] or q not in ("Q1", "Q2", "Q3", "Q4"):
+                self._problems.append(malformed(ann, line, f"song {c[song]!r}, quadrant {q!r} (expected Q1..Q4)",
+                                                c[song]))
                 continue
-            labels[c[song]] = q
+            entries.append((c[song], ann, line, q))
+        labels: dict[str, str] = unique(entries, self._problems)
         meta = self._metadata()
-        lexicon = load_lexicon(self.lexicon_path) if self.lexicon_path else None
+        lexicon = load_lexicon(self.lexicon_path, self._problems, self._labels("1-9")) if self.lexicon_path else None
         index: dict[str, Track] = {}
         for sid, q in labels.items():
             m = meta.get(sid, {})
@@ -87,11 +110,9 @@ class FourQ(Dataset):
             self._problems.append(Problem("missing_file", f"{path.name} not found: no artists (splits fall back to "
                                           "songs) and no mood words", path=str(path)))
             return {}
-        header, rows = read_rows(path, encoding="latin-1")
-        cols = {k: column(header, path, n) for k, n in
-                (("song", "Song"), ("artist", "Artist"), ("title", "Title"), ("moods", "MoodsFoundStr"))}
-        return {c[cols["song"]]: {k: c[i] for k, i in cols.items() if k != "song"}
-                for _, c in rows if len(c) > max(cols.values())}
+        entries = read_info(path, self._problems, ("Song",),
+                            {"artist": ("Artist",), "title": ("Title",), "moods": ("MoodsFoundStr",)})
+        return unique(entries, self._problems)
 
     def _mood_va(self, sid: str, moods: str, lexicon: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
         words = [w.strip().lower() for w in moods.split(";") if w.strip()]

@@ -7,14 +7,18 @@ Release layout (paths relative to ``--root``)::
     annotations/dynamic_annotations.csv   musicId, frameTime, Arousal(mean), Valence(mean)
     metadata.csv                           optional: musicId, fileName, title, artist, ...
 
-Labels are on [0, 1] and converted with ``2x - 1``. Dynamic frames start at 15.5 s.
+Labels are on [0, 1] and converted with ``2x - 1``. Dynamic frames start at 15.5 s. Values
+off [0, 1] and ids (or id and frame time) listed twice are reported as
+:mod:`mer.datasets.problems` describes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Dataset, Problem, Track, canon, cell_float, column, read_long_dynamic, read_rows
+from .base import Dataset, Track
+from .problems import unique
+from .tables import canon, read_info, read_long_dynamic, read_static
 
 
 class PMEmo(Dataset):
@@ -27,23 +31,16 @@ class PMEmo(Dataset):
     source_scale = "0-1"
 
     def _load_index(self) -> dict[str, Track]:
-        static_path = self._require("annotations", "static_annotations.csv")
-        header, rows = read_rows(static_path)
-        sid, a, v = (column(header, static_path, *n) for n in (("musicId",), ("Arousal(mean)",), ("Valence(mean)",)))
-        static: dict[str, tuple[float, float]] = {}
-        for line, c in rows:
-            va, ar = cell_float(c, v), cell_float(c, a)
-            if va is None or ar is None:
-                self._problems.append(Problem("malformed_row", f"{static_path.name} line {line}: bad value", c[sid],
-                                              str(static_path)))
-                continue
-            static[c[sid]] = (va, ar)
+        static = read_static([self._require("annotations", "static_annotations.csv")], self._problems,
+                             self._labels("0-1"), key=("musicId",),
+                             columns={"valence": ("Valence(mean)",), "arousal": ("Arousal(mean)",)})
         dynamic = self._dynamic()
         artists = self._artists()
         chorus = self.root / "chorus"
         index: dict[str, Track] = {}
         for key in sorted(set(static) | set(dynamic), key=lambda s: int(s) if s.isdigit() else 10**9):
-            va, ar = static.get(key, (None, None))
+            s = static.get(key, {})
+            va, ar = s.get("valence"), s.get("arousal")
             times, dyn = dynamic.get(key, (None, None))
             index[key] = Track(key, chorus / f"{key}.mp3",
                                valence=canon(va, "0-1"), arousal=canon(ar, "0-1"),
@@ -56,13 +53,12 @@ class PMEmo(Dataset):
         path = self.root / "annotations" / "dynamic_annotations.csv"
         if not path.exists():
             return {}
-        return read_long_dynamic(path, ("musicId", "frameTime", "Valence(mean)", "Arousal(mean)"), "0-1",
+        return read_long_dynamic(path, ("musicId", "frameTime", "Valence(mean)", "Arousal(mean)"), self._labels("0-1"),
                                  self._problems)
 
     def _artists(self) -> dict[str, str]:
         path = self.root / "metadata.csv"
         if not path.exists():
             return {}
-        header, rows = read_rows(path, encoding="latin-1")
-        sid, art = column(header, path, "musicId"), column(header, path, "artist")
-        return {c[sid]: c[art] for _, c in rows if len(c) > max(sid, art)}
+        entries = read_info(path, self._problems, ("musicId",), {"artist": ("artist",)})
+        return {key: m["artist"] for key, m in unique(entries, self._problems).items()}

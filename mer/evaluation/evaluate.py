@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import load_dataset
+from ..datasets import load_dataset, refuse_blocking
 from ..datasets.base import Dataset
 from ..datasets.items import load_items
 from ..datasets.splits import Split
@@ -103,6 +103,7 @@ def evaluate(model: str | os.PathLike, dataset: str, root: str | os.PathLike, op
              allow_train_overlap: bool = False) -> tuple[dict[str, Any], dict | None]:
     """(scores, annotation ceiling or None) of ``model`` (name, checkpoint or run folder) on a dataset."""
     ds = load_dataset(dataset, root, **(options or {}))
+    refuse_blocking(ds)
     tracks = {t.track_id: t for t in ds.tracks(with_audio=True)}
     if not tracks:
         raise ConfigError(f"{dataset} at {root}: no tracks with audio to evaluate; run "

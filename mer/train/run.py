@@ -25,7 +25,7 @@ from typing import Any
 
 import torch.distributed as dist
 
-from ..datasets import load_dataset
+from ..datasets import load_dataset, refuse_blocking
 from ..datasets.items import load_items
 from ..datasets.splits import Split, dataset_kfold, mediaeval2013, mediaeval2015
 from ..errors import ConfigError
@@ -94,6 +94,7 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
     feature = FeatureConfig.from_dict(cfg.feature) if cfg.feature else FeatureConfig()
     probe = create_model(cfg.model, feature=feature, **cfg.model_args)  # bad model args fail before any decoding
     ds = load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
+    refuse_blocking(ds)
     fingerprint = ds.fingerprint()
     split = (saved_split(out, ds, fingerprint) if resume else None) or make_split(cfg, ds)
     split.info["dataset_fingerprint"] = fingerprint
