@@ -72,7 +72,14 @@ def test_formats_and_plots(tmp_path, wav_file, mp3_file):
         probs = [float(r[f"p_q{i}"]) for i in range(1, 5)]
         assert abs(sum(probs) - 1) < 1e-3 and r["quadrant"] == f"Q{int(np.argmax(probs)) + 1}"
         assert float(r["confidence"]) == max(probs) and r["model"] == "default" and len(r["weights_sha1"]) == 40
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["a.png", "b.png", "c.png"]
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert [n.rsplit("-", 1)[0] for n in names] == ["a", "b", "c"] and all(n.endswith(".png") for n in names)
+    # another folder with the same file names does not overwrite these plots
+    other = tmp_path / "other"
+    other.mkdir()
+    sf.write(other / "a.wav", synth.clip(-0.6, 0.6, seconds=4.0, sr=16000), 16000)
+    assert _mer("predict", str(other), "--plot-dir", str(tmp_path / "plots"), "-q").returncode == 0
+    assert len(list((tmp_path / "plots").iterdir())) == 4
     res = _mer("predict", str(wav_file), "--format", "json", "--scale", "1-9", "--plot", str(tmp_path / "one.png"))
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

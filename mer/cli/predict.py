@@ -16,6 +16,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import sys
@@ -144,12 +145,12 @@ def shorten(path: str, width: int) -> str:
 def _plot_path(args: argparse.Namespace, shown: str, used: set[str]) -> Path | None:
     if args.plot:
         return Path(args.plot)
-    if args.plot_dir:  # collision-proof names: a.png, a-2.png, ...
-        stem = Path(shown).stem if shown != "-" else "stdin"
-        name, k = f"{stem}.png", 1
-        while name in used:
-            k += 1
-            name = f"{stem}-{k}.png"
+    if args.plot_dir:  # collision-proof: NAME-<hash of the input's full path>.png, stable across runs
+        import hashlib
+
+        stem = Path(shown).stem[:100] if shown != "-" else "stdin"
+        key = str(Path(shown).resolve()) if shown != "-" else "-"
+        name = f"{stem}-{hashlib.sha1(os.fsencode(key)).hexdigest()[:8]}.png"
         used.add(name)
         return Path(args.plot_dir) / name
     return None
