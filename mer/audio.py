@@ -222,13 +222,13 @@ def stream(
         warnings.warn(f"{p}: truncated: the header promises {expected / native:.2f} s but only {read / native:.2f} s "
                       "could be decoded; results cover the part that is there", MERWarning, stacklevel=2)
     elif meta.format == "WAV" and start == 0 and remaining is None and read:  # no samples at all: an error later
-        missing = _wav_missing_bytes(p)
+        missing = wav_missing_bytes(p)
         if missing:
             warnings.warn(f"{p}: truncated WAV: {missing} bytes of audio the header declares are missing; results "
                           "cover the part that is there", MERWarning, stacklevel=2)
 
 
-def _wav_missing_bytes(path: Path) -> int:
+def wav_missing_bytes(path: Path) -> int:
     """How many bytes of the ``data`` chunk a WAV header declares beyond the end of the file
     (libsndfile quietly reads what is there)."""
     with open(path, "rb") as fh:
@@ -313,6 +313,28 @@ def ensure_channels(y: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(y.mean(axis=0, keepdims=True), channels, axis=0)
 
 
+def _walk(root: Path, recursive: bool) -> Iterator[Path]:
+    """Audio files under ``root``, following symlinked folders (each real folder once, so a
+    link loop ends); hidden files and folders skipped; an unreadable folder is a warning."""
+    seen: set[str] = set()
+
+    def unreadable(err: OSError) -> None:
+        warnings.warn(f"{err.filename}: folder cannot be read ({err.strerror}); its files were skipped", MERWarning,
+                      stacklevel=4)
+
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back to a folder already searched
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in files:
+            f = Path(folder) / name
+            if not name.startswith(".") and f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file():
+                yield f
+
+
 def find_audio(paths: Iterable[str | os.PathLike], recursive: bool = True) -> list[Path]:
     """Expand files and folders into a sorted list of audio files (hidden files skipped).
 
@@ -323,9 +345,7 @@ def find_audio(paths: Iterable[str | os.PathLike], recursive: bool = True) -> li
     for item in paths:
         p = Path(item)
         if p.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found.extend(sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
-                                and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+            found.extend(sorted(_walk(p, recursive)))
         elif p.exists():
             found.append(p)
         else:

@@ -51,6 +51,15 @@ def convert_file(src: str | os.PathLike, dst: str | os.PathLike, sr: int = 44100
     return dst
 
 
+def _complete_wav(path: Path) -> bool:
+    """Whether an existing output is a readable WAV with samples (a broken one is redone)."""
+    try:
+        i = sf.info(str(path))
+    except Exception:  # noqa: BLE001  (libsndfile's errors: unreadable means redo it)
+        return False
+    return i.frames > 0 and audio.wav_missing_bytes(path) == 0
+
+
 def _targets(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     if src.is_file():
         out = dst if dst.suffix.lower() == ".wav" else dst / (src.stem + ".wav")
@@ -97,7 +106,7 @@ def convert(
             report.failed.append((s, f"{s}: the output would replace its own input; choose another DST folder"))
         elif d in seen:
             report.failed.append((s, f"{s}: would overwrite {d}, also made from {seen[d]}; rename one of them"))
-        elif d.exists() and not overwrite:
+        elif d.exists() and not overwrite and _complete_wav(d):
             report.skipped.append(d)
         else:
             seen[d] = s

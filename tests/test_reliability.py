@@ -224,3 +224,31 @@ def test_train_and_evaluate_refuse_labels_off_their_scale(tmp_path):
     assert res.returncode == 1 and "outside the canonical scale" in res.stderr
     res = _mer("evaluate", "default", "--dataset", "folder", "--root", str(root), "--dataset-option", "clip=true", "-q")
     assert res.returncode == 0, res.stderr
+
+
+def test_symlinked_and_unreadable_folders_and_broken_outputs(tmp_path):
+    music = tmp_path / "music"
+    (music / "real").mkdir(parents=True)
+    sf.write(music / "real" / "a.wav", synth.clip(0.2, 0.2, 1.5, 16000), 16000)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sf.write(elsewhere / "b.wav", synth.clip(0.2, 0.2, 1.5, 16000), 16000)
+    (music / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (music / "loop").symlink_to(music, target_is_directory=True)  # a loop ends
+    from mer import audio
+
+    found = sorted(p.name for p in audio.find_audio([music]))
+    assert found == ["a.wav", "b.wav"]
+    out = tmp_path / "out"
+    assert _mer("convert", str(music), str(out), "-q").returncode == 0
+    broken = out / "real" / "a.wav"
+    broken.write_bytes(broken.read_bytes()[:60])  # a half-written output from some other tool
+    res = _mer("convert", str(music), str(out), "-q")
+    assert res.returncode == 0 and "converted 1" in res.stdout and sf.info(str(broken)).frames > 0
+    if os.geteuid() != 0:  # root reads every folder
+        locked = music / "locked"
+        locked.mkdir()
+        locked.chmod(0)
+        with pytest.warns(MERWarning, match="folder cannot be read"):
+            audio.find_audio([music])
+        locked.chmod(0o755)
