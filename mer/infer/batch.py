@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from concurrent.futures.process import BrokenProcessPool
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -43,6 +44,8 @@ def _init(model: Any, device: str, threads: int, backend: str) -> None:
 def _one(job: tuple[str, dict[str, Any]]) -> Result:
     """Predict one file; never raises (the batch goes on)."""
     path, options = job
+    if os.environ.get("MER_TEST_KILL_ON") == path:  # the reliability test's stand-in for an out-of-memory kill
+        os._exit(137)
     res = Result(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -70,5 +73,21 @@ def run_batch(model: Any, paths: list[str], device: str = "auto", backend: str =
             yield _one((p, options))
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with thread_env(threads), pool(workers, _init, (model, device, threads, backend)) as executor:
-        yield from executor.map(_one, [(p, options) for p in paths], chunksize=1)
+    todo = list(paths)
+    with thread_env(threads):
+        while todo:  # a worker that dies (out of memory, killed) fails its file; a new pool takes the rest
+            executor = pool(workers, _init, (model, device, threads, backend))
+            futures = [executor.submit(_one, (p, options)) for p in todo]
+            done = 0
+            try:
+                for fut in futures:
+                    yield fut.result()
+                    done += 1
+                todo = []
+            except BrokenProcessPool:
+                lost = todo[done]
+                yield Result(lost, error=f"{lost}: the worker process predicting it died (out of memory, or killed); "
+                                         "the batch goes on without it")
+                todo = todo[done + 1:]
+            finally:
+                executor.shutdown(wait=False, cancel_futures=True)
