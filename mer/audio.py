@@ -1,6 +1,16 @@
-"""Audio decoding: any format libsndfile reads (no ffmpeg needed), and with the optional extra
-``[formats]`` whatever FFmpeg reads (AAC/m4a, Opus, WebM, WMA; :mod:`mer.audio_av`), at any
-rate, in bounded memory.
+"""Audio decoding at any rate, in bounded memory, through one of two decoders chosen per file.
+
+- **libsndfile** (``soundfile``, always installed, no ffmpeg needed): WAV/W64, FLAC, Ogg
+  Vorbis and Opus, MP3 and MP2, AIFF, AU, CAF.
+- **PyAV** (FFmpeg inside its wheels; the optional extra ``[formats]``): whatever libsndfile
+  cannot open or decode: AAC in ``.m4a``/``.mp4``/``.aac``, Opus and Vorbis in WebM/Matroska,
+  WMA, AC-3/E-AC-3, ALAC, AMR, and the rare Ogg Opus file libsndfile rejects. ``av`` is
+  imported only when a file needs it.
+
+:func:`info` picks the decoder once per file (libsndfile if it opens the file and decodes its
+first samples, else PyAV) and records it in :class:`AudioInfo`; :func:`stream` asks that
+decoder for float32 ``(frames, channels)`` blocks at the native rate and does the rest (NaN
+check, mixing, soxr resampling) the same way for both.
 
 Shapes and units:
 
@@ -11,41 +21,50 @@ Shapes and units:
   concatenated blocks equal what ``load`` returns.
 
 Errors are :class:`AudioError` naming the file: missing path, a directory or other
-non-regular file, an empty file, a file no decoder can read (and, when only FFmpeg could,
-which ``pip install`` adds it), an mp3 whose last frame is cut short, NaN or infinite samples,
-a file with no samples, an offset past the end. Silent (peak below -80 dBFS), very short
-(< 1 s), truncated (fewer samples than the header says) or far-outside-[-1, 1] audio gives a
-:class:`MERWarning`, not an error. Files are opened through Python file objects, so names
-that are not valid UTF-8 work too.
+non-regular file, an empty file, a file no decoder can read (and, when only PyAV could and
+it is not installed, which ``pip install`` adds it), an mp3 whose last frame is cut short,
+NaN or infinite samples, a file with no samples, an offset past the end. Silent (peak below
+-80 dBFS), very short (< 1 s), truncated (fewer samples than the header says) or
+far-outside-[-1, 1] audio gives a :class:`MERWarning`, not an error. Files are opened through
+Python file objects (by both decoders), so names that are not valid UTF-8 work too.
 """
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from types import ModuleType
+from typing import Any, Iterable, Iterator, Protocol
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from . import audio_av
 from .errors import AudioError, MERWarning, install_hint
 
+#: Extensions libsndfile reads, and those only the PyAV decoder does.
+SNDFILE_EXTENSIONS = frozenset({".wav", ".w64", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".mp2", ".aif", ".aiff",
+                                ".aifc", ".au", ".caf"})
+PYAV_EXTENSIONS = frozenset({".m4a", ".m4b", ".aac", ".mp4", ".3gp", ".webm", ".weba", ".mka", ".wma", ".ac3",
+                             ".eac3", ".alac", ".amr"})
 #: File extensions treated as audio when a folder is searched.
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
-                              ".aifc", ".au", ".w64", ".caf"}) | audio_av.EXTENSIONS
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | PYAV_EXTENSIONS
 BLOCK_FRAMES = 1 << 20  # frames read per block at the native rate (~24 s at 44.1 kHz)
 SILENCE_PEAK = 1e-4  # -80 dBFS
 SHORT_SECONDS = 1.0
+PYAV_SEEK_SECONDS = 30.0  # PyAV files: offsets beyond this seek (else decode from the start and drop)
+PYAV_INSTALL = f"unsupported format by libsndfile; install the decoder: {install_hint('av')}"
 
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What the file header says: native rate (Hz), channels, frames, duration (s), format."""
+    """What the file header says: native rate (Hz), channels, frames (0 when unknown), duration
+    (s), format, and which decoder reads it (``"sndfile"`` or ``"av"``)."""
 
     path: Path
     samplerate: int
@@ -53,7 +72,7 @@ class AudioInfo:
     frames: int
     duration: float
     format: str
-    decoder: str = "sndfile"  # or "av" (PyAV/FFmpeg, mer.audio_av)
+    decoder: str = "sndfile"
 
 
 def _check_path(path: str | os.PathLike) -> Path:
@@ -129,35 +148,80 @@ def _mp3_problem(path: Path) -> str | None:
 
 
 def info(path: str | os.PathLike) -> AudioInfo:
-    """Read the header of an audio file (no decoding)."""
+    """Read the header of an audio file and choose its decoder (decodes only its first samples)."""
     p = _check_path(path)
-    problem = _mp3_problem(p) if p.suffix.lower() in (".mp3", ".mp2") else None
-    if problem:
-        raise AudioError(f"{p}: {problem}")
+    head = _head(p)
+    if p.suffix.lower() in (".mp3", ".mp2") and not _pyav_magic(head):  # an m4a named .mp3 goes to PyAV
+        problem = _mp3_problem(p)
+        if problem:
+            raise AudioError(f"{p}: {problem}")
     try:
-        with open(p, "rb") as fh, sf.SoundFile(fh) as f:
-            return AudioInfo(p, int(f.samplerate), int(f.channels), int(f.frames), f.frames / f.samplerate,
-                             str(f.format))
+        return _SNDFILE.probe(p)
     except Exception as exc:  # noqa: BLE001  (libsndfile reports unknown formats with misleading messages)
         why = _reason(exc)
-    if audio_av.available():
+    if _import_av() is None:
+        if _needs_pyav(p, head):
+            raise AudioError(f"{p}: {PYAV_INSTALL}")
+        raise AudioError(f"{p}: not a readable audio file ({why}); supported: wav, flac, ogg, mp3, aiff")
+    try:
+        return _PYAV.probe(p)
+    except Exception as exc:  # noqa: BLE001  (FFmpeg's own error types)
+        raise AudioError(f"{p}: not a readable audio file ({why}; FFmpeg: {_reason(exc)}); supported: wav, flac, "
+                         "ogg, mp3, aiff, m4a, aac, opus, webm, wma") from None
+
+
+def _import_av() -> ModuleType | None:
+    """PyAV, or None when it is not installed."""
+    try:
+        import av
+    except ImportError:
+        return None
+    return av
+
+
+def _head(path: Path) -> bytes:
+    """The first 64 bytes of the file, or of what follows its ID3v2 tag (mp3 and raw AAC may have one)."""
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+        if head[:3] == b"ID3" and len(head) >= 10:
+            fh.seek(10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)))
+            head = fh.read(64)
+        return head
+
+
+def _pyav_magic(head: bytes) -> bool:
+    """Whether the leading bytes are a container or stream only PyAV reads (MP4, Matroska/WebM,
+    ASF/WMA, ADTS AAC, AC-3, AMR) or Ogg (libsndfile reads most, PyAV the rest)."""
+    return (head[4:8] == b"ftyp" or head.startswith((b"\x1aE\xdf\xa3", b"0&\xb2u\x8ef\xcf\x11", b"\x0bw", b"#!AMR",
+                                                     b"OggS"))
+            or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0))
+
+
+def _needs_pyav(path: Path, head: bytes) -> bool:
+    """Whether a file libsndfile refused is one PyAV would probably read: by its leading bytes,
+    or by its extension unless it is plain text."""
+    return _pyav_magic(head) or (path.suffix.lower() in PYAV_EXTENSIONS and not _is_text(head))
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether the leading bytes look like plain text (UTF-8, no control characters but whitespace)."""
+    for cut in range(4):  # the last character may be cut in two
         try:
-            rate, channels, frames, fmt = audio_av.probe(p)
-            return AudioInfo(p, rate, channels, frames, frames / rate, fmt, "av")
-        except Exception as exc:  # noqa: BLE001  (FFmpeg's own error types)
-            why = f"{why}; FFmpeg: {_reason(exc)}"
-    elif audio_av.looks_like_ffmpeg_only(p):
-        raise AudioError(f"{p}: unsupported format for libsndfile (AAC/m4a, Opus, WebM, WMA...); install the "
-                         f"decoder: {install_hint('av')}")
-    raise AudioError(f"{p}: not a readable audio file ({why}); supported: wav, flac, ogg, mp3, aiff"
-                     + ("" if audio_av.available() else f", and with {install_hint('av')} m4a/aac/opus/webm/wma"))
+            decoded = head[:len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return all(c.isprintable() or c in "\r\n\t" for c in decoded)
+    return False
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if text.startswith("Error opening") and "': " in text:
-        text = text.split("': ", 1)[1]
-    return text.replace("File does not exist or is not a regular file (possibly a pipe?).", "format not recognised")
+def _reason(exc: BaseException) -> str:
+    """One short line from a decoder's exception (no paths, no errno)."""
+    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    text = text.splitlines()[0]
+    if text.startswith("Error opening"):
+        text = text.split(">: ", 1)[-1] if ">: " in text else text.split("': ", 1)[-1]
+    text = text.replace("File does not exist or is not a regular file (possibly a pipe?).", "format not recognised")
+    return text.rstrip(".")[:1].lower() + text.rstrip(".")[1:]
 
 
 def _mix(block: np.ndarray, mono: bool) -> np.ndarray:
@@ -197,9 +261,10 @@ def stream(
     remaining = None if duration is None else int(round(duration * native))
     channels = 1 if mono else meta.channels
     resampler = None if target == native else soxr.ResampleStream(native, target, channels, dtype="float32", quality="HQ")
+    decoder = _DECODERS[meta.decoder]
     read = 0
     try:
-        blocks = _native_blocks(meta, start, remaining, block_frames)
+        blocks = decoder.blocks(meta, start, remaining, block_frames)
         block = next(blocks, None)
         while block is not None:
             following = next(blocks, None)  # one block of lookahead: the resampler must know the last one
@@ -216,16 +281,9 @@ def stream(
         raise
     except Exception as exc:  # noqa: BLE001  (decoder errors of either library)
         raise AudioError(f"{p}: decoding failed ({_reason(exc)}); the file may be corrupt") from None
-    expected = (meta.frames - start) if remaining is None else min(int(round(duration * native)), meta.frames - start)
-    exact = meta.decoder == "sndfile" and meta.format not in ("MPEG", "MP3")  # mp3 frame counts are estimates
-    if exact and meta.frames and read < expected - native // 10:
-        warnings.warn(f"{p}: truncated: the header promises {expected / native:.2f} s but only {read / native:.2f} s "
-                      "could be decoded; results cover the part that is there", MERWarning, stacklevel=2)
-    elif meta.format == "WAV" and start == 0 and remaining is None and read:  # no samples at all: an error later
-        missing = wav_missing_bytes(p)
-        if missing:
-            warnings.warn(f"{p}: truncated WAV: {missing} bytes of audio the header declares are missing; results "
-                          "cover the part that is there", MERWarning, stacklevel=2)
+    shortfall = decoder.shortfall(meta, start, remaining, read)
+    if shortfall:
+        warnings.warn(f"{p}: {shortfall}; results cover the part that is there", MERWarning, stacklevel=2)
 
 
 def wav_missing_bytes(path: Path) -> int:
@@ -245,24 +303,182 @@ def wav_missing_bytes(path: Path) -> int:
     return 0
 
 
-def _native_blocks(meta: AudioInfo, start: int, remaining: int | None, block_frames: int) -> Iterator[np.ndarray]:
-    """Float32 ``(frames, channels)`` blocks at the native rate from the file's decoder."""
-    if meta.decoder == "av":
-        yield from audio_av.blocks(meta.path, start, remaining, block_frames, meta.channels)
-        return
-    with open(meta.path, "rb") as raw, sf.SoundFile(raw) as fh:
-        if start:
-            fh.seek(start)
-        while remaining is None or remaining > 0:
-            n = block_frames if remaining is None else min(block_frames, remaining)
-            block = fh.read(n, dtype="float32", always_2d=True)
-            if not len(block):
-                return
-            if remaining is not None:
-                remaining -= len(block)
-            yield block
-            if len(block) < n:
-                return
+class _Decoder(Protocol):
+    """What :func:`stream` needs from a decoder; :func:`info` picks one per file."""
+
+    name: str
+
+    def probe(self, path: Path) -> AudioInfo:
+        """The file's :class:`AudioInfo`; raises when this decoder cannot open it or decode its start."""
+
+    def blocks(self, meta: AudioInfo, start: int, remaining: int | None, block_frames: int) -> Iterator[np.ndarray]:
+        """Float32 ``(frames, channels)`` blocks of at most ``block_frames`` frames at the native
+        rate, from frame ``start`` on, ``remaining`` frames in all (None: to the end)."""
+
+    def shortfall(self, meta: AudioInfo, start: int, remaining: int | None, read: int) -> str | None:
+        """Why fewer frames were decoded than the file declares (it is truncated), or None."""
+
+
+def _header_shortfall(meta: AudioInfo, start: int, remaining: int | None, read: int, slack: int) -> str | None:
+    """The truncation note when ``read`` frames fall more than ``slack`` short of the header's count."""
+    rate = meta.samplerate
+    expected = meta.frames - start if remaining is None else min(remaining, meta.frames - start)
+    if meta.frames and read and read < expected - slack:  # no samples at all: an error later
+        return f"truncated: the header promises {expected / rate:.2f} s but only {read / rate:.2f} s could be decoded"
+    return None
+
+
+class _Sndfile:
+    """libsndfile (through soundfile): exact frame counts except for mp3, sample-exact seeking."""
+
+    name = "sndfile"
+    _UNKNOWN = 1 << 62  # libsndfile's frame count when it cannot tell the length (SF_COUNT_MAX)
+
+    def probe(self, path: Path) -> AudioInfo:
+        with open(path, "rb") as raw, sf.SoundFile(raw) as f:
+            f.read(1024, dtype="float32")  # a file libsndfile opens but cannot decode fails here, not mid-stream
+            rate, channels, frames, fmt = int(f.samplerate), int(f.channels), int(f.frames), str(f.format)
+        if frames >= self._UNKNOWN:  # a length libsndfile cannot tell: PyAV can, when installed
+            if _import_av() is not None:
+                raise ValueError("libsndfile cannot tell the length")
+            frames = 0
+        return AudioInfo(path, rate, channels, frames, frames / rate, fmt, self.name)
+
+    def blocks(self, meta: AudioInfo, start: int, remaining: int | None, block_frames: int) -> Iterator[np.ndarray]:
+        with open(meta.path, "rb") as raw, sf.SoundFile(raw) as fh:
+            if start:
+                fh.seek(start)
+            while remaining is None or remaining > 0:
+                n = block_frames if remaining is None else min(block_frames, remaining)
+                block = fh.read(n, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                if remaining is not None:
+                    remaining -= len(block)
+                yield block
+                if len(block) < n:
+                    return
+
+    def shortfall(self, meta: AudioInfo, start: int, remaining: int | None, read: int) -> str | None:
+        if meta.format in ("MPEG", "MP3"):  # mp3 frame counts are estimates
+            return None
+        short = _header_shortfall(meta, start, remaining, read, slack=meta.samplerate // 10)
+        if short or meta.format != "WAV" or start or remaining is not None or not read:
+            return short
+        missing = wav_missing_bytes(meta.path)
+        return f"truncated WAV: {missing} bytes of audio the header declares are missing" if missing else None
+
+
+class _PyAV:
+    """FFmpeg through PyAV, imported on first use. Lengths come from the container (an estimate
+    for raw AAC/AC-3 streams); offsets up to ``PYAV_SEEK_SECONDS`` are decoded and dropped
+    (sample-exact), longer ones seek by timestamp (exact in MP4/Ogg/raw streams, within 1 ms in
+    Matroska/WebM/ASF, whose timestamps are in milliseconds)."""
+
+    name = "av"
+    _INDEXED = ("mov,", "matroska", "asf", "ogg")  # containers whose declared length is the real one
+
+    def probe(self, path: Path) -> AudioInfo:
+        av = self._av(path)
+        with open(path, "rb") as raw, av.open(raw, "r") as container:
+            if not container.streams.audio:
+                raise ValueError("no audio stream")
+            stream = container.streams.audio[0]
+            first = next(container.decode(stream), None)  # decodable, and the rate and layout really decoded
+            ctx = stream.codec_context
+            rate = int(first.sample_rate if first is not None else ctx.sample_rate or 0)
+            channels = len(first.layout.channels) if first is not None else int(ctx.channels or 0)
+            if rate <= 0 or channels <= 0:
+                raise ValueError("no sample rate or channel count in the stream")
+            if stream.duration:
+                seconds = float(stream.duration * stream.time_base)
+            else:
+                seconds = (container.duration or 0) / av.time_base
+            frames = int(round(seconds * rate))
+            return AudioInfo(path, rate, channels, frames, frames / rate, f"{container.format.name}/{ctx.name}",
+                             self.name)
+
+    def blocks(self, meta: AudioInfo, start: int, remaining: int | None, block_frames: int) -> Iterator[np.ndarray]:
+        av = self._av(meta.path)
+        with open(meta.path, "rb") as raw, av.open(raw, "r") as container:
+            frames, position = self._frames_from(container, container.streams.audio[0], start, meta.samplerate)
+            yield from _window(_float_arrays(av, frames), start - position, remaining, block_frames)
+
+    def shortfall(self, meta: AudioInfo, start: int, remaining: int | None, read: int) -> str | None:
+        if not meta.format.startswith(self._INDEXED):  # raw streams: the length is a bitrate estimate
+            return None
+        return _header_shortfall(meta, start, remaining, read, slack=meta.samplerate // 10 + meta.frames // 50)
+
+    @staticmethod
+    def _av(path: Path) -> ModuleType:
+        av = _import_av()
+        if av is None:  # an AudioInfo made where PyAV was installed
+            raise AudioError(f"{path}: {PYAV_INSTALL}")
+        return av
+
+    @staticmethod
+    def _frames_from(container: Any, stream: Any, start: int, rate: int) -> tuple[Iterator[Any], int]:
+        """Decoded frames from at or before frame ``start``, and the frame index of the first one.
+
+        Decodes from the beginning unless ``start`` lies beyond ``PYAV_SEEK_SECONDS``; then it
+        seeks half a second early (the decoder's warm-up, dropped later) and places the first
+        frame by its timestamp relative to the file's first frame."""
+        frames = container.decode(stream)
+        first = next(frames, None)
+        if first is None or first.pts is None or start < PYAV_SEEK_SECONDS * rate:
+            return itertools.chain([first] if first is not None else [], frames), 0
+        origin = first.pts * (first.time_base or stream.time_base)
+        target = origin + Fraction(start, rate) - Fraction(1, 2)
+        container.seek(int(target / stream.time_base), stream=stream, backward=True)
+        frames = container.decode(stream)
+        frame = next(frames, None)
+        if frame is not None and frame.pts is not None:
+            position = round((frame.pts * (frame.time_base or stream.time_base) - origin) * rate)
+            if 0 <= position <= start:
+                return itertools.chain([frame], frames), position
+        container.seek(first.pts, stream=stream, backward=True)  # could not place it: decode from the start
+        return container.decode(stream), 0
+
+
+def _float_arrays(av: ModuleType, frames: Iterable[Any]) -> Iterator[np.ndarray]:
+    """Packed float32 ``(n, channels)`` arrays of decoded PyAV frames (sample format conversion only)."""
+    resampler = av.AudioResampler(format="flt")
+    seen = False
+    for frame in itertools.chain(frames, [None]):  # None: flush
+        if frame is None and not seen:
+            return
+        seen = True
+        for out in resampler.resample(frame):
+            yield out.to_ndarray().reshape(-1, len(out.layout.channels))
+
+
+def _window(arrays: Iterable[np.ndarray], skip: int, remaining: int | None, block_frames: int) -> Iterator[np.ndarray]:
+    """Blocks of exactly ``block_frames`` frames (the last one shorter) from ``arrays`` after
+    dropping the first ``skip`` frames, ``remaining`` frames in all (None: to the end). Holds
+    at most one block and one decoded frame."""
+    pending: list[np.ndarray] = []
+    have = 0
+    for a in arrays:
+        if skip:
+            cut = min(skip, len(a))
+            a, skip = a[cut:], skip - cut
+        if remaining is not None:
+            a = a[:remaining]
+            remaining -= len(a)
+        pending.append(a)
+        have += len(a)
+        while have >= block_frames:
+            joined = np.concatenate(pending)
+            yield joined[:block_frames]
+            pending, have = [joined[block_frames:]], have - block_frames
+        if remaining == 0:
+            break
+    if have:
+        yield np.concatenate(pending)
+
+
+_SNDFILE, _PYAV = _Sndfile(), _PyAV()
+_DECODERS: dict[str, _Decoder] = {d.name: d for d in (_SNDFILE, _PYAV)}
 
 
 def load(

@@ -1,11 +1,15 @@
-"""Audio in: AAC/m4a, Opus, WebM and WMA through PyAV when libsndfile cannot; names that are not
+"""Audio in: AAC/m4a, Opus, Vorbis, WebM, WMA and AC-3 through PyAV when libsndfile cannot (files
+made by PyAV's own encoders), the install line when PyAV is missing; names that are not
 UTF-8; NaN, truncated, out-of-range and non-regular inputs."""
 
 from __future__ import annotations
 
+import ast
+import math
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -13,77 +17,239 @@ import pytest
 import soundfile as sf
 
 from mer import AudioError, MERWarning, audio, synth
-from mer.features import FeatureConfig, stream_features
+from mer.features import FeatureConfig, features_from_file, stream_features
 
 REPO = Path(__file__).resolve().parents[1]
-SR = 44100
+SECONDS = 3.0
+INSTALL = "unsupported format by libsndfile; install the decoder: pip install 'mer-toolkit[formats]'"
+
+#: name -> (PyAV encoder, container format (None: from the name), rate, channels, encoder options)
+FORMATS = {
+    "aac.m4a": ("aac", None, 44100, 2, {}),
+    "adts.aac": ("aac", "adts", 44100, 2, {}),
+    "opus.opus": ("libopus", None, 48000, 2, {}),
+    "opus.ogg": ("libopus", "ogg", 48000, 1, {}),
+    "opus.webm": ("libopus", None, 48000, 2, {}),
+    "vorbis.webm": ("vorbis", None, 44100, 2, {"strict": "experimental"}),
+    "wmav2.wma": ("wmav2", None, 44100, 2, {}),
+    "ac3.ac3": ("ac3", None, 48000, 2, {}),
+}
 
 
-def _encode(path: Path, codec: str, seconds: float = 3.0, rate: int = SR) -> np.ndarray:
-    """Write ``seconds`` of a synthetic clip with PyAV's encoder ``codec``; return the source (mono)."""
-    av = pytest.importorskip("av")
+def _source(rate: int, seconds: float = SECONDS) -> np.ndarray:
+    """Stereo source ``(2, n)``: a synthetic clip left, the same at half level right."""
     y = synth.clip(0.5, 0.5, seconds, rate, seed=7).astype(np.float32)
-    with av.open(str(path), "w") as out:
-        s = out.add_stream(codec, rate=rate, layout="stereo")
-        s.bit_rate = 128000
-        fmt = s.codec_context.codec.audio_formats[0].name if s.codec_context.codec.audio_formats else "fltp"
-        frame_size = 1024
-        for k in range(0, len(y), frame_size):
-            chunk = np.stack([y[k:k + frame_size]] * 2)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="stereo")
-            frame.sample_rate = rate
-            for f in av.AudioResampler(format=fmt, layout="stereo", rate=rate).resample(frame):
-                for packet in s.encode(f):
-                    out.mux(packet)
-        for packet in s.encode(None):
-            out.mux(packet)
-    return y
+    return np.stack([y, 0.5 * y])
 
 
-@pytest.mark.parametrize("name, codec, rate", [("clip.m4a", "aac", 44100), ("clip.opus", "libopus", 48000),
-                                               ("clip.webm", "libopus", 48000), ("clip.wma", "wmav2", 44100)])
-def test_ffmpeg_only_formats_decode_streamed_through_pyav(tmp_path, name, codec, rate):
-    av = pytest.importorskip("av")
-    try:
-        av.codec.Codec(codec, "w")
-    except Exception:  # noqa: BLE001
-        pytest.skip(f"this PyAV's FFmpeg has no {codec} encoder")
-    path = tmp_path / name
-    try:
-        src = _encode(path, codec, 3.0, rate)
-    except av.error.FFmpegError as exc:
-        pytest.skip(f"this PyAV's FFmpeg cannot encode {codec} here ({exc})")
-    assert audio.find_audio([tmp_path]) == [path]
+def _encode(av, path: Path, codec: str, container: str | None, rate: int, channels: int, options: dict,  # noqa: ANN001
+            seconds: float = SECONDS) -> np.ndarray:
+    """Write ``seconds`` of :func:`_source` with PyAV's encoder ``codec``; return the source written."""
+    src = _source(rate, seconds)[:channels]
+    layout = "stereo" if channels == 2 else "mono"
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout, options=options)
+        stream.bit_rate = 128000
+        fmt = stream.codec_context.codec.audio_formats[0].name
+        resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
+        for k in range(0, src.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(src[:, k:k + 1024]), format="fltp", layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, k, Fraction(1, rate)
+            for f in resampler.resample(frame):
+                out.mux(stream.encode(f))
+        out.mux(stream.encode(None))
+    return src
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray]]:
+    """name -> (file, source) for every format of FORMATS this PyAV's FFmpeg can encode."""
+    av = pytest.importorskip("av", reason="PyAV (the [formats] extra) is not installed")
+    folder = tmp_path_factory.mktemp("formats")
+    made = {}
+    for name, (codec, container, rate, channels, options) in FORMATS.items():
+        try:
+            made[name] = folder / name, _encode(av, folder / name, codec, container, rate, channels, options)
+        except (av.error.FFmpegError, ValueError) as exc:  # an encoder this FFmpeg build lacks
+            (folder / name).unlink(missing_ok=True)
+            print(f"{name}: cannot encode with {codec} here ({exc})")
+    return made
+
+
+def _clip(encoded: dict, name: str) -> tuple[Path, np.ndarray]:
+    if name not in encoded:
+        pytest.skip(f"this PyAV's FFmpeg has no {FORMATS[name][0]} encoder")
+    return encoded[name]
+
+
+def _aligned_corr(y: np.ndarray, ref: np.ndarray, max_lag: int = 4096) -> float:
+    """Correlation of ``y`` with ``ref`` after aligning them (codec delay or trimmed priming, up to
+    ``max_lag`` samples either way)."""
+    n = min(len(y), len(ref)) - 2 * max_lag
+    probe = ref[max_lag:max_lag + n // 4]
+    lag = int(np.argmax(np.correlate(y[:n // 4 + 2 * max_lag], probe, "valid"))) - max_lag  # y[k + lag] ~ ref[k]
+    a, b = (y[lag:], ref) if lag >= 0 else (y, ref[-lag:])
+    m = min(len(a), len(b))
+    return float(np.corrcoef(a[:m], b[:m])[0, 1])
+
+
+def test_every_format_is_found_in_a_folder(encoded):
+    assert encoded
+    folder = next(iter(encoded.values()))[0].parent
+    assert audio.find_audio([folder]) == sorted(path for path, _ in encoded.values())
+    assert {".m4a", ".aac", ".mp4", ".webm", ".wma", ".opus", ".oga", ".weba", ".mka", ".ac3", ".alac"} <= \
+        audio.AUDIO_EXTENSIONS
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_decodes_at_the_right_rate_channels_and_length(encoded, name):
+    path, src = _clip(encoded, name)
+    _, _, rate, channels, _ = FORMATS[name]
     meta = audio.info(path)
-    assert meta.decoder in ("av", "sndfile") and meta.samplerate == rate and meta.channels == 2
-    y, sr = audio.load(path, sr=16000)
-    assert sr == 16000 and abs(len(y) / sr - 3.0) < 0.15
-    ref = audio.load(_wav(tmp_path, src, rate), sr=16000)[0]
-    n = min(len(y), len(ref))
-    lag = int(np.argmax(np.correlate(y[: n // 2], ref[:2000], "valid"))) if n > 4000 else 0
-    assert np.corrcoef(y[lag:lag + n // 2], ref[: n // 2])[0, 1] > 0.8
-    blocks = list(audio.stream(path, sr=16000, offset=1.0, duration=1.0, block_frames=4096))
-    assert all(b.shape[-1] <= (4096 + 8192) * 16000 / rate for b in blocks)  # bounded: one block plus a codec frame
-    assert abs(sum(b.shape[-1] for b in blocks) / 16000 - 1.0) < 0.05
-    assert stream_features(path, FeatureConfig()).shape[:2] == (1, 96)
+    assert (meta.samplerate, meta.channels) == (rate, channels)
+    assert meta.decoder in (("sndfile", "av") if path.suffix in (".opus", ".ogg") else ("av",))  # Ogg: libsndfile
+    assert abs(meta.duration - SECONDS) < 0.15  # raw AAC/AC-3 streams: a bitrate estimate
+    y, sr = audio.load(path, mono=False)
+    assert sr == rate and y.dtype == np.float32 and y.shape[0] == channels
+    assert abs(y.shape[1] / sr - SECONDS) < 0.1  # codec padding and priming
+    assert _aligned_corr(y[0], src[0]) > 0.95
+    if channels == 2:  # channel order kept: the right channel is the left at half level
+        assert abs(np.dot(y[1], y[0]) / np.dot(y[0], y[0]) - 0.5) < 0.05
+    y16, sr16 = audio.load(path, sr=16000)
+    assert sr16 == 16000 and y16.ndim == 1 and abs(len(y16) - y.shape[1] * 16000 / rate) <= 2
 
 
-def _wav(folder: Path, y: np.ndarray, rate: int) -> Path:
-    p = folder / "ref.wav"
-    sf.write(p, y, rate, subtype="FLOAT")
-    return p
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_stream_offset_duration_and_bounded_blocks(encoded, name):
+    path, _ = _clip(encoded, name)
+    rate = FORMATS[name][2]
+    full, _ = audio.load(path, mono=False)
+    part = np.concatenate(list(audio.stream(path, mono=False, offset=1.0, duration=1.5, block_frames=4096)), axis=1)
+    assert part.shape == (full.shape[0], int(1.5 * rate))
+    if audio.info(path).decoder == "av":  # decoded from the start and cut: the very same samples
+        np.testing.assert_array_equal(part, full[:, rate:rate + part.shape[1]])
+    else:
+        assert _aligned_corr(part[0], full[0, rate:], max_lag=64) > 0.99
+    native = [b.shape[-1] for b in audio.stream(path, block_frames=4096)]
+    assert max(native) <= 4096 and all(n == 4096 for n in native[:-1])  # memory: one block at a time
+    resampled = [b.shape[-1] for b in audio.stream(path, sr=16000, block_frames=4096)]
+    assert max(resampled) <= math.ceil(4096 * 16000 / rate) + 512  # plus soxr's own buffering
+    assert abs(sum(resampled) - sum(native) * 16000 / rate) <= 2
 
 
-def test_without_pyav_an_m4a_names_the_install_line(tmp_path, monkeypatch):
-    path = tmp_path / "song.m4a"
-    path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))
-    monkeypatch.setattr(audio.audio_av, "available", lambda: False)
-    with pytest.raises(AudioError, match=r"song\.m4a: unsupported format for libsndfile .*mer-toolkit\[formats\]"):
+def test_streamed_features_of_an_m4a_equal_the_whole_file(encoded):
+    path, _ = _clip(encoded, "aac.m4a")
+    config = FeatureConfig()
+    x = stream_features(path, config, block_seconds=0.5)
+    assert x.shape[:2] == (1, 96) and np.isfinite(x).all()
+    np.testing.assert_allclose(x, features_from_file(path, config), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["aac.m4a", "opus.webm"])
+def test_long_offsets_seek_to_the_same_samples(tmp_path, monkeypatch, name):
+    av = pytest.importorskip("av", reason="PyAV (the [formats] extra) is not installed")
+    codec, container, rate, channels, options = FORMATS[name]
+    path = tmp_path / name
+    _encode(av, path, codec, container, rate, channels, options, seconds=12.0)
+    monkeypatch.setattr(audio, "PYAV_SEEK_SECONDS", 1e9)
+    decoded, _ = audio.load(path, mono=False, offset=9.3, duration=2.0)
+    monkeypatch.setattr(audio, "PYAV_SEEK_SECONDS", 5.0)
+    seeked, _ = audio.load(path, mono=False, offset=9.3, duration=2.0)
+    assert seeked.shape == decoded.shape == (channels, 2 * rate)
+    corr = {k: np.corrcoef(decoded[0, 100 + k:-100 + k], seeked[0, 100:-100])[0, 1] for k in range(-60, 61)}
+    lag = max(corr, key=corr.get)
+    assert abs(lag) <= rate // 1000  # MP4: exact; Matroska/WebM: millisecond timestamps
+    assert corr[lag] > 0.97  # not bit-equal: AAC's noise substitution draws from the decoder's history
+
+
+def test_an_ogg_libsndfile_cannot_decode_goes_to_pyav(encoded, monkeypatch):
+    path, src = _clip(encoded, "opus.ogg")
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("Internal error in the Opus decoder")
+
+    monkeypatch.setattr(sf.SoundFile, "read", broken)
+    meta = audio.info(path)
+    assert meta.decoder == "av" and meta.samplerate == 48000 and meta.channels == 1
+    y, _ = audio.load(path)
+    assert abs(len(y) / 48000 - SECONDS) < 0.1 and _aligned_corr(y, src[0]) > 0.95
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(AudioError, match=INSTALL.replace("[", r"\[").replace("]", r"\]")):
         audio.info(path)
-    text = tmp_path / "notes.mp3"
-    text.write_text("plain text")
-    with pytest.raises(AudioError, match="not an mp3 file"):
-        audio.info(text)
+
+
+def test_misnamed_and_damaged_files(encoded, tmp_path):
+    path, _ = _clip(encoded, "aac.m4a")
+    misnamed = tmp_path / "really-aac.mp3"  # downloads are often AAC named .mp3
+    misnamed.write_bytes(path.read_bytes())
+    assert audio.info(misnamed).decoder == "av" and len(audio.load(misnamed)[0]) > 2 * 44100
+    (tmp_path / "notes.m4a").write_text("plain text renamed to .m4a\n")
+    data = path.read_bytes()
+    (tmp_path / "cut.m4a").write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: nothing left
+    for bad in ("notes.m4a", "cut.m4a"):
+        with pytest.raises(AudioError) as err:
+            audio.load(tmp_path / bad)
+        message = str(err.value)
+        assert message.startswith(f"{tmp_path / bad}: not a readable audio file") and "\n" not in message
+        assert "pip install" not in message
+    webm, _ = _clip(encoded, "opus.webm")
+    data = webm.read_bytes()
+    (tmp_path / "cut.webm").write_bytes(data[: len(data) // 2])
+    with pytest.warns(MERWarning, match="truncated: the header promises 3.0"):
+        y, sr = audio.load(tmp_path / "cut.webm")
+    assert 1.0 < len(y) / sr < 2.0
+
+
+def test_names_that_are_not_utf8_work_with_pyav(encoded, tmp_path):
+    path, _ = _clip(encoded, "aac.m4a")
+    raw = os.fsencode(tmp_path) + b"/caf\xe9-latin1.m4a"
+    with open(raw, "wb") as fh:
+        fh.write(path.read_bytes())
+    y, sr = audio.load(os.fsdecode(raw))
+    assert sr == 44100 and abs(len(y) / sr - SECONDS) < 0.1
+
+
+def test_without_pyav_the_error_names_the_install_line(tmp_path, monkeypatch, bad_corpus, wav_file):
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    m4a = b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A mp42isom" + bytes(400)
+    webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01" + bytes(400)
+    wma = b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c" + bytes(400)
+    cases = {"song.m4a": m4a, "song.webm": webm, "song.wma": wma, "m4a-named.mp3": m4a, "no-extension": m4a}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(AudioError) as err:
+            audio.info(tmp_path / name)
+        assert str(err.value) == f"{tmp_path / name}: {INSTALL}"
+    (tmp_path / "notes.m4a").write_text("plain text renamed to .m4a\n")
+    (tmp_path / "notes.wav").write_text("plain text renamed to .wav\n")
+    for name in ("notes.m4a", "notes.wav"):
+        with pytest.raises(AudioError, match="not a readable audio file") as err:
+            audio.info(tmp_path / name)
+        assert "pip install" not in str(err.value)
+    expected = {"empty": "file is empty", "text": "not an mp3 file", "truncated": "truncated mp3",
+                "directory": "is a directory", "missing": "file not found"}
+    for kind, words in expected.items():
+        with pytest.raises(AudioError, match=words):
+            audio.load(bad_corpus[kind])
+    y, sr = audio.load(wav_file)  # libsndfile's formats need nothing more
+    assert sr == 22050 and len(y) == 5 * 22050
+
+
+def test_audio_stays_a_leaf_and_imports_pyav_lazily(wav_file):
+    tree = ast.parse((REPO / "mer" / "audio.py").read_text())
+    allowed = {"numpy", "soundfile", "soxr", "__future__"} | set(sys.stdlib_module_names)
+    for node in ast.walk(tree):
+        nested = node not in tree.body  # PyAV only inside a function
+        if isinstance(node, ast.Import):
+            assert {a.name.split(".")[0] for a in node.names} <= allowed | ({"av"} if nested else set())
+        elif isinstance(node, ast.ImportFrom):
+            assert (node.level == 1 and node.module == "errors") or \
+                (node.level == 0 and node.module.split(".")[0] in allowed)
+    code = "import sys, mer.audio as a; a.load(sys.argv[1]); print('av' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code, str(wav_file)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False"
 
 
 def test_names_that_are_not_utf8_work(tmp_path):

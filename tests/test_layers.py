@@ -23,11 +23,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mer"
 LAYERS = {
     "cli": 6, "__main__": 6, "demo": 6,
     "train": 5,
-    "evaluation": 4,
+    "evaluation": 4, "library": 4,
     "infer": 3, "plot": 3, "serve": 5,
     "datasets": 2, "models": 2,
     "hub": 1, "convert": 1, "synth": 1,
-    "audio": 0, "audio_av": 0, "features": 0, "metrics": 0, "scales": 0, "grid": 0, "io": 0, "errors": 0, "reliability": 0,
+    "audio": 0, "features": 0, "metrics": 0, "scales": 0, "grid": 0, "io": 0, "errors": 0, "reliability": 0,
     "_version": 0, "workers": 0, "__init__": 7,  # the package face imports lazily from any layer
 }
 
