@@ -22,7 +22,7 @@ from .._version import __version__
 from ..errors import MERError, missing_extra
 
 #: Sub-commands in ``mer --help`` order; ``mer.cli.<name>`` has ``add_parser(subparsers)``.
-COMMANDS = ("predict", "serve", "train", "evaluate", "benchmark", "models", "export", "datasets", "convert")
+COMMANDS = ("predict", "index", "search", "playlist", "serve", "train", "evaluate", "benchmark", "models", "export", "datasets", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,148 @@
+"""Speed and size of the music library (``mer index`` / ``mer search``), as markdown tables.
+
+Measures:
+
+- index throughput on the 4Q dev clips (``../shared/data/4q-dev``, 600 x 30 s mp3): first run
+  (everything predicted, one worker process per core) and an incremental rerun (nothing
+  changed), in files/s and x real time (seconds of audio per wall-clock second); plus the
+  top-20 quadrant shares of ``--mood calm`` (Q4) and ``--mood angry`` (Q2);
+- database size per 1,000 songs (the real 600-song library, and the synthetic one below);
+- search latency, exact numpy, on a synthetic library of ``--rows`` (default 1,000,000)
+  songs with random (valence, arousal) and random 200-d float16 embeddings, written with
+  ``executemany`` (no prediction): the one-off load of the matrices, then p50/p95 over
+  ``--queries`` queries of ``search_va`` and ``search_like`` (embedding given, k = 20,
+  including fetching the 20 rows' details).
+
+Usage (from the repository root)::
+
+    python benchmarks/library.py [--clips ../shared/data/4q-dev] [--rows 1000000] [--queries 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mer.library import Library  # noqa: E402
+from mer.library.store import connect, now  # noqa: E402
+
+
+def index_bench(clips: Path, tmp: Path) -> tuple[list[str], float]:
+    db = tmp / "4q.sqlite"
+    rows = ["| run | files predicted | wall (s) | files/s | x real time |", "|---|---|---|---|---|"]
+    with Library(db) as lib:
+        for name in ("first run", "incremental rerun"):
+            s = lib.index(clips, progress=False)
+            files = s.found
+            real = f"{s.audio_seconds / s.seconds:.0f}x" if s.audio_seconds else "n/a (nothing predicted)"
+            rows.append(f"| {name} | {s.predicted} of {files} | {s.seconds:.2f} | {files / s.seconds:,.0f} | {real} |")
+        shares = []
+        for word, want in (("calm", "Q4"), ("angry", "Q2")):
+            found = lib.search_mood(word, k=20)
+            share = sum(Path(f["path"]).parent.name == want for f in found) / len(found)
+            shares.append(f"| --mood {word} | {want} | {share:.0%} ({round(share * len(found))}/{len(found)}) |")
+        n = len(lib)
+    lib.close()
+    size = db.stat().st_size + sum(p.stat().st_size for p in tmp.glob("4q.sqlite-wal"))
+    print("### Index throughput (600 4Q clips of 30 s, default model, one worker per core)\n")
+    print("\n".join(rows) + "\n")
+    print("### Mood search on the 4Q clips: share of the top 20 in the expected quadrant\n")
+    print("| query | quadrant | share |\n|---|---|---|\n" + "\n".join(shares) + "\n")
+    return [f"| real library ({n} songs, curves and tags) | {size / n * 1000 / 2**20:.2f} MiB |"], size / n
+
+
+def build_synthetic(db: Path, n: int, dim: int = 200, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    conn = connect(db, create=True)
+    conn.execute("PRAGMA synchronous=OFF")
+    t0 = time.perf_counter()
+    tags = json.dumps({"rock": 0.3, "pop": 0.2, "indie": 0.1, "electronic": 0.1, "jazz": 0.05})
+    stamp = now()
+    chunk = 100_000
+    for at in range(0, n, chunk):
+        m = min(chunk, n - at)
+        va = rng.uniform(-1, 1, (m, 2)).round(4)
+        emb = rng.standard_normal((m, dim)).astype("<f2")
+        curve = rng.uniform(-1, 1, (m, 60, 2)).astype("<f2")  # a 30 s 2 Hz curve
+        dur = rng.uniform(120, 360, m).round(3)
+        q = np.where(va[:, 0] >= 0, np.where(va[:, 1] >= 0, "Q1", "Q4"), np.where(va[:, 1] >= 0, "Q2", "Q3"))
+        rows = ((f"/music/{(at + i) // 1000}/song{at + i}.mp3", 5_000_000 + i, 1, f"{at + i:040x}", float(dur[i]),
+                 "default", "2", "w" * 40, float(va[i, 0]), float(va[i, 1]), str(q[i]), 0.25, 0.25, 0.25, 0.25,
+                 curve[i].tobytes(), tags, emb[i].tobytes(), dim, stamp) for i in range(m))
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO songs (path, size, mtime_ns, sha1, duration, model, model_version, "
+                         "weights_sha1, valence, arousal, quadrant, p_q1, p_q2, p_q3, p_q4, curve, tags, embedding, "
+                         "dim, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return time.perf_counter() - t0
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.array(xs) * 1000, q))
+
+
+def search_bench(tmp: Path, n: int, queries: int) -> list[str]:
+    db = tmp / "synthetic.sqlite"
+    built = build_synthetic(db, n)
+    size = db.stat().st_size
+    rng = np.random.default_rng(1)
+    out = []
+    with Library(db) as lib:
+        t0 = time.perf_counter()
+        lib.search_va(0, 0, k=20)
+        load_va = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lib.search_like(rng.standard_normal(200).astype(np.float32), k=20)
+        load_emb = time.perf_counter() - t0
+        rows = ["| query | load once (s) | p50 (ms) | p95 (ms) |", "|---|---|---|---|"]
+        for name, load, fn in (
+                ("search_va (Euclidean on the plane)", load_va,
+                 lambda: lib.search_va(*rng.uniform(-1, 1, 2), k=20)),
+                ("search_mood", 0.0, lambda: lib.search_mood("calm", k=20)),
+                ("search_like (cosine, 200-d)", load_emb,
+                 lambda: lib.search_like(rng.standard_normal(200).astype(np.float32), k=20))):
+            times = []
+            for _ in range(queries):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            rows.append(f"| {name} | {load:.1f} | {pct(times, 50):.1f} | {pct(times, 95):.1f} |")
+    print(f"### Search latency, exact numpy, {n:,} synthetic songs (k = 20, {queries} queries; "
+          f"table built in {built:.0f} s)\n")
+    print("\n".join(rows) + "\n")
+    out.append(f"| synthetic ({n:,} songs, 60-step curves, 200-d embeddings) | {size / n * 1000 / 2**20:.2f} MiB |")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", default=str(ROOT.parent / "shared" / "data" / "4q-dev"))
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=50)
+    args = ap.parse_args()
+    sizes = []
+    with tempfile.TemporaryDirectory(prefix="mer-library-bench-") as d:
+        tmp = Path(d)
+        if Path(args.clips).is_dir():
+            real, _ = index_bench(Path(args.clips), tmp)
+            sizes += real
+        else:
+            print(f"(index throughput skipped: {args.clips} not found)\n")
+        sizes += search_bench(tmp, args.rows, args.queries)
+    print("### Database size per 1,000 songs\n")
+    print("| library | size per 1,000 songs |\n|---|---|\n" + "\n".join(sizes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""``mer index DIR... --db music.sqlite``: predict a music collection into a library database.
+
+Incremental (unchanged files are skipped, moved files recognised by their SHA-1, files
+predicted by other weights redone) and kill-safe (results are committed every 20 files); see
+:mod:`mer.library.indexer`. One summary line goes to stderr, and one ``mer: error:`` line
+per file that failed in this run (exit status 1 then); failed files are recorded and not
+retried on later runs unless ``--retry-failed`` (or the file changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._args import add_model, add_quiet, add_workers, resolve_model
+
+
+def summary(stats: object) -> str:
+    """One line: what an index run did, and how fast (x real time = audio seconds / wall seconds)."""
+    s = stats
+    parts = [f"{s.found} files", f"{s.predicted} predicted"]
+    detail = [f"{n} {k}" for k, n in (("new", s.new), ("changed", s.changed), ("other model", s.remodelled),
+                                      ("retried", s.retried)) if n]
+    if detail:
+        parts[-1] += f" ({', '.join(detail)})"
+    parts += [f"{n} {k}" for k, n in (("unchanged", s.unchanged), ("touched", s.touched), ("moved", s.moved),
+                                      ("copied", s.copied), ("failed", s.failed),
+                                      ("skipped (failed before; --retry-failed)", s.skipped_failed),
+                                      ("pruned", s.pruned)) if n]
+    speed = f", {s.audio_seconds / s.seconds:.0f}x real time" if s.audio_seconds and s.seconds else ""
+    return f"index: {', '.join(parts)}; {s.seconds:.1f} s{speed}"
+
+
+def _index(args: argparse.Namespace) -> int:
+    from ..library import Library
+
+    bundle = resolve_model(args.model)
+    with Library(args.db) as lib:
+        stats = lib.index(args.paths, model=bundle, workers=args.workers, prune=args.prune,
+                          retry_failed=args.retry_failed, progress=not args.quiet, device=args.device,
+                          backend=args.backend)
+        total = len(lib)
+    for e in stats.errors:
+        print(f"mer: error: {e}", file=sys.stderr)
+    print(summary(stats) + f"; {total} songs in {args.db}", file=sys.stderr)
+    return 1 if stats.failed else 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="index a music collection by emotion into a SQLite library",
+                       description="Predict valence, arousal, quadrant, 2 Hz curve, tags and the sound embedding "
+                                   "of every audio file under DIR (recursive) into the SQLite file --db. Reruns "
+                                   "only predict what is new or changed; moved files are recognised by content.")
+    p.add_argument("paths", nargs="+", metavar="DIR", help="folders (searched recursively) or audio files")
+    p.add_argument("--db", required=True, metavar="FILE", help="the library database (created when missing)")
+    p.add_argument("--prune", action="store_true", help="forget files under DIR that are gone")
+    p.add_argument("--retry-failed", action="store_true", help="try again the files that failed before")
+    add_model(p)
+    add_workers(p)
+    add_quiet(p)
+    p.set_defaults(handler=_index)

@@ -1,0 +1,298 @@
+"""``mer index``: predict a music collection into the library database, incrementally.
+
+For every audio file under the given folders (absolute paths, resolved through links):
+
+- **unchanged** (same size and mtime as its row, same model digest): skipped, not even read;
+- **touched** (size equal, mtime different, SHA-1 of the bytes equal): only its mtime is updated;
+- **moved / renamed / copied**: a new path whose bytes (SHA-1) equal a row of the same model
+  takes that row over (moved: the old path is gone; the row keeps its id) or a copy of it,
+  without predicting;
+- **new, changed, or predicted by another model** (weights digest): predicted again through
+  :func:`mer.infer.batch.run_batch` (one worker process per core, results in input order,
+  ``embeddings=True`` for models with per-step embeddings);
+- **failed before** (a ``failures`` row with the same size and mtime): skipped unless
+  ``retry_failed``; a file that fails is recorded there with its one-line error.
+
+Results are committed every ``commit_every`` files (and at least every ``COMMIT_SECONDS``)
+in one transaction each, so a kill at any moment keeps what was committed and leaves no half
+row; a rerun picks up the rest. ``prune`` forgets rows (and failures) under the indexed
+folders whose files are gone. SHA-1s are computed streaming (1 MiB blocks), up front only for
+files whose size matches an existing row (the only ones that can be moves or copies), the
+rest while the workers predict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..hub import Bundle, bundled_models
+from .store import now, row_of_prediction, upsert_songs
+
+COMMIT_EVERY = 20  # files per transaction
+COMMIT_SECONDS = 10.0  # and at least this often (s) while results arrive
+_BLOCK = 1 << 20
+
+
+@dataclass
+class IndexStats:
+    """What one :func:`index` run did (counts of files; times in seconds)."""
+
+    found: int = 0  # audio files under the given paths
+    predicted: int = 0  # sent through the model: new + changed + remodelled + retried
+    new: int = 0
+    changed: int = 0  # bytes changed since their row
+    remodelled: int = 0  # their row came from other weights
+    retried: int = 0  # failed before, tried again (retry_failed or the file changed)
+    unchanged: int = 0
+    touched: int = 0  # mtime changed, bytes the same
+    moved: int = 0
+    copied: int = 0
+    failed: int = 0  # failed in this run
+    skipped_failed: int = 0  # failed before and unchanged: not retried
+    pruned: int = 0
+    audio_seconds: float = 0.0  # duration of the audio predicted in this run
+    seconds: float = 0.0  # wall time of the run
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Job:
+    path: str
+    size: int
+    mtime_ns: int
+    sha1: str | None
+    reason: str  # new | changed | remodelled | retried
+
+
+def sha1_file(path: str | os.PathLike) -> str:
+    """SHA-1 hex digest of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_tags(path: str) -> tuple[str | None, str | None]:
+    """(artist, title) from the file's tags when PyAV is installed and they are there."""
+    try:
+        import av
+    except ImportError:
+        return None, None
+    try:
+        with av.open(path, metadata_errors="ignore") as c:
+            meta = {k.lower(): v for k, v in (c.metadata or {}).items()}
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return None, None
+    return (meta.get("artist") or None), (meta.get("title") or None)
+
+
+def model_spec(bundle: Bundle) -> str:
+    """How the library remembers its model: the bundled name, else the checkpoint's absolute stem."""
+    return bundle.name if bundle.name in bundled_models() else str(Path(bundle.stem).resolve())
+
+
+def scan(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
+    """(absolute audio files, absolute roots) under ``paths`` (files and folders, recursive)."""
+    from ..audio import find_audio
+
+    roots = [str(Path(p).resolve()) for p in paths]
+    files = find_audio(roots)
+    seen, out = set(), []
+    for f in files:
+        s = str(Path(f).resolve())
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out, roots
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def _tx(conn: sqlite3.Connection, fn: Any, *args: Any) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _plan(conn: sqlite3.Connection, files: list[str], digest: str, retry_failed: bool,
+          stats: IndexStats) -> tuple[list[_Job], list[tuple[str, Any]]]:
+    """Jobs to predict, and row edits (moves, copies, touches) to apply without predicting."""
+    rows = {r["path"]: r for r in conn.execute(
+        "SELECT id, path, size, mtime_ns, sha1, weights_sha1 FROM songs")}
+    failures = {r["path"]: r for r in conn.execute("SELECT path, size, mtime_ns FROM failures")}
+    present = set(files)
+    sizes = {r["size"] for r in rows.values() if r["weights_sha1"] == digest}
+    by_hash: dict[str, list[Any]] = {}
+    for r in rows.values():
+        if r["weights_sha1"] == digest:
+            by_hash.setdefault(r["sha1"], []).append(r)
+    jobs, edits, taken = [], [], set()
+    for path in files:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            edits.append(("fail", (path, None, None, f"{path}: cannot be read ({exc.strerror})")))
+            continue
+        size, mtime = st.st_size, st.st_mtime_ns
+        row = rows.get(path)
+        if row is not None:
+            if row["size"] == size and row["mtime_ns"] == mtime:
+                if row["weights_sha1"] == digest:
+                    stats.unchanged += 1
+                else:
+                    jobs.append(_Job(path, size, mtime, row["sha1"], "remodelled"))
+                continue
+            sha = sha1_file(path) if row["size"] == size else None
+            if sha == row["sha1"] and row["weights_sha1"] == digest:
+                stats.touched += 1
+                edits.append(("touch", (mtime, row["id"])))
+            else:
+                jobs.append(_Job(path, size, mtime, sha, "changed"))
+            continue
+        failed = failures.get(path)
+        if failed is not None and failed["size"] == size and failed["mtime_ns"] == mtime and not retry_failed:
+            stats.skipped_failed += 1
+            continue
+        reason = "retried" if failed is not None else "new"
+        sha = sha1_file(path) if size in sizes else None
+        twins = by_hash.get(sha, []) if sha else []
+        gone = [r for r in twins if r["path"] not in present and r["id"] not in taken and not os.path.exists(r["path"])]
+        if gone:
+            taken.add(gone[0]["id"])
+            stats.moved += 1
+            edits.append(("move", (path, size, mtime, gone[0]["id"])))
+        elif twins:
+            stats.copied += 1
+            edits.append(("copy", (path, size, mtime, twins[0]["id"])))
+        else:
+            jobs.append(_Job(path, size, mtime, sha, reason))
+    return jobs, edits
+
+
+def _apply(conn: sqlite3.Connection, edits: list[tuple[str, Any]]) -> None:
+    for kind, a in edits:
+        if kind == "touch":
+            conn.execute("UPDATE songs SET mtime_ns=? WHERE id=?", a)
+        elif kind == "move":
+            conn.execute("UPDATE songs SET path=?, size=?, mtime_ns=? WHERE id=?", a)
+            conn.execute("DELETE FROM failures WHERE path=?", (a[0],))
+        elif kind == "copy":
+            cols = "sha1, duration, model, model_version, weights_sha1, valence, arousal, quadrant, p_q1, p_q2, " \
+                   "p_q3, p_q4, curve, tags, embedding, dim, artist, title"
+            conn.execute(f"INSERT INTO songs (path, size, mtime_ns, indexed_at, {cols}) "
+                         f"SELECT ?, ?, ?, ?, {cols} FROM songs WHERE id=?", (a[0], a[1], a[2], now(), a[3]))
+            conn.execute("DELETE FROM failures WHERE path=?", (a[0],))
+        elif kind == "fail":
+            _record_failures(conn, [a])
+
+
+def _record_failures(conn: sqlite3.Connection, failures: list[tuple]) -> None:
+    conn.executemany("INSERT INTO failures (path, size, mtime_ns, error, failed_at) VALUES (?, ?, ?, ?, ?) "
+                     "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
+                     "error=excluded.error, failed_at=excluded.failed_at", [(*f, now()) for f in failures])
+
+
+def _prune(conn: sqlite3.Connection, files: list[str], roots: list[str]) -> int:
+    present = set(files)
+    gone = [(r[0],) for r in conn.execute("SELECT path FROM songs") if _under(r[0], roots) and r[0] not in present]
+    gone_f = [(r[0],) for r in conn.execute("SELECT path FROM failures") if _under(r[0], roots) and r[0] not in present]
+
+    def drop(c: sqlite3.Connection) -> None:
+        c.executemany("DELETE FROM songs WHERE path=?", gone)
+        c.executemany("DELETE FROM failures WHERE path=?", gone_f)
+
+    _tx(conn, drop)
+    return len(gone)
+
+
+def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "str | Bundle" = "default",
+          workers: int = 0, prune: bool = False, retry_failed: bool = False, progress: bool = True,
+          device: str = "auto", backend: str = "auto", commit_every: int = COMMIT_EVERY) -> IndexStats:
+    """Bring the library on ``conn`` up to date with the audio under ``paths`` (see the module
+    docstring); returns what was done. ``workers``: prediction processes (0: one per core)."""
+    from ..infer.backends import choose_backend
+
+    t0 = time.perf_counter()
+    stats = IndexStats()
+    bundle = Bundle.resolve(model)
+    engine = choose_backend(bundle, device, backend)  # a bad model/device fails before any file is read
+    embeddings = engine == "onnx" or bundle.architecture == "musicnn"  # models with per-step embeddings
+    files, roots = scan(paths)
+    stats.found = len(files)
+    jobs, edits = _plan(conn, files, bundle.digest, retry_failed, stats)
+    _tx(conn, _apply, edits)
+    conn.execute("INSERT INTO meta(key, value) VALUES ('model', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                 (model_spec(bundle),))
+    if prune:
+        stats.pruned = _prune(conn, files, roots)
+    for j in jobs:
+        setattr(stats, j.reason, getattr(stats, j.reason) + 1)
+    stats.predicted = len(jobs)
+    if jobs:
+        _predict(conn, jobs, bundle, device, backend, workers, embeddings, progress, commit_every, stats)
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device: str, backend: str, workers: int,
+             embeddings: bool, progress: bool, commit_every: int, stats: IndexStats) -> None:
+    from tqdm import tqdm
+
+    from ..infer.batch import run_batch
+
+    by_path = {j.path: j for j in jobs}
+    rows: list[dict[str, Any]] = []
+    failures: list[tuple] = []
+    last = time.monotonic()
+
+    def flush(c: sqlite3.Connection) -> None:
+        upsert_songs(c, rows)
+        c.executemany("DELETE FROM failures WHERE path=?", [(r["path"],) for r in rows])
+        c.executemany("DELETE FROM songs WHERE path=?", [(f[0],) for f in failures])  # its old row is stale
+        _record_failures(c, failures)
+
+    bar = tqdm(total=len(jobs), unit="file", desc="index", file=sys.stderr, disable=not progress, leave=False)
+    try:
+        for res in run_batch(bundle, [j.path for j in jobs], device, backend, workers, {"embeddings": embeddings}):
+            bar.update(1)
+            job = by_path[res.path]
+            if res.prediction is None:
+                stats.failed += 1
+                stats.errors.append(res.error or f"{res.path}: failed")
+                failures.append((job.path, job.size, job.mtime_ns, res.error or "failed"))
+            else:
+                try:
+                    sha = job.sha1 or sha1_file(job.path)
+                except OSError as exc:
+                    failures.append((job.path, job.size, job.mtime_ns, f"{job.path}: cannot be read ({exc.strerror})"))
+                    stats.failed += 1
+                    continue
+                stats.audio_seconds += res.prediction.duration
+                rows.append(row_of_prediction(res.prediction, job.path, job.size, job.mtime_ns, sha,
+                                              *file_tags(job.path)))
+            if len(rows) + len(failures) >= commit_every or time.monotonic() - last > COMMIT_SECONDS:
+                _tx(conn, flush)
+                rows.clear()
+                failures.clear()
+                last = time.monotonic()
+        if rows or failures:
+            _tx(conn, flush)
+    finally:
+        bar.close()

@@ -1,0 +1,219 @@
+"""``Library(path)``: a music collection indexed by emotion, in one SQLite file.
+
+Usage::
+
+    from mer.library import Library
+    with Library("music.sqlite") as lib:
+        stats = lib.index(["~/Music"])             # incremental; stats.predicted, .unchanged, .moved...
+        lib.search_mood("calm", k=20)             # nearest songs to the mood's (valence, arousal)
+        lib.search_va(0.6, -0.4, k=20)             # canonical scale [-1, 1]
+        lib.search_like("song.mp3", k=20)         # nearest by sound (cosine of clip embeddings)
+        lib.playlist("tense", "relaxed", minutes=40)
+
+Results are lists of song dicts (:meth:`songs` describes the keys) with ``distance``
+(Euclidean on the plane, 0..2.83) or ``similarity`` (cosine, -1..1) added. The matrices are
+loaded once and reloaded only when the database changed (another process's commit, or an
+:meth:`index` call), so many queries cost one load. Several readers may use the file while
+``mer index`` writes to it (WAL).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..hub import Bundle
+from . import indexer, moods
+from .playlist import plan
+from .search import Embeddings, ExactIndex, IndexFactory, Points, load_embeddings, load_points, main_digest
+from .store import LibraryError, connect, song_dict
+
+_SONG = ("SELECT id, path, duration, valence, arousal, quadrant, p_q1, p_q2, p_q3, p_q4, tags, artist, title, model "
+         "FROM songs")
+Mood = "str | tuple[float, float]"
+
+
+class Library:
+    """One library database; ``index_factory`` builds the nearest-neighbour indexes (exact by default)."""
+
+    def __init__(self, path: str | os.PathLike, index_factory: IndexFactory = ExactIndex) -> None:
+        self.path = Path(path)
+        self.factory = index_factory
+        self._conn: sqlite3.Connection | None = None
+        self._version: int | None = None
+        self._points: Points | None = None
+        self._embeddings: dict[str, Embeddings] = {}
+        self._embeddings_digest: dict[str, str | None] = {}
+
+    # -- connection and caches ---------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.path, create=False)
+        return self._conn
+
+    def _fresh(self) -> None:
+        """Drop the loaded matrices when another connection committed since they were loaded."""
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._version, self._points, self._embeddings = version, None, {}
+            self._embeddings_digest = {}
+
+    def _plane(self) -> Points:
+        self._fresh()
+        if self._points is None:
+            self._points = load_points(self.conn, self.factory)
+        return self._points
+
+    def _sound(self, digest: str) -> Embeddings:
+        self._fresh()
+        if digest not in self._embeddings:
+            self._embeddings[digest] = load_embeddings(self.conn, digest, self.factory)
+        return self._embeddings[digest]
+
+    def _main_digest(self) -> str | None:
+        """The weights digest of most embeddings (cached until the database changes)."""
+        self._fresh()
+        if "" not in self._embeddings_digest:
+            self._embeddings_digest[""] = main_digest(self.conn)
+        return self._embeddings_digest[""]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._points, self._embeddings = None, {}
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM songs").fetchone()[0])
+
+    # -- indexing ------------------------------------------------------------------------------
+    def index(self, paths: "str | os.PathLike | Iterable[str | os.PathLike]", model: "str | Bundle" = "default",
+              workers: int = 0, prune: bool = False, retry_failed: bool = False, progress: bool = True,
+              device: str = "auto", backend: str = "auto",
+              commit_every: int = indexer.COMMIT_EVERY) -> indexer.IndexStats:
+        """Index the audio under ``paths`` (files or folders); see :mod:`mer.library.indexer`."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        if self._conn is None:
+            self._conn = connect(self.path, create=True)
+        try:
+            return indexer.index(self._conn, list(paths), model, workers, prune, retry_failed, progress, device,
+                                 backend, commit_every)
+        finally:
+            self._version, self._points, self._embeddings, self._embeddings_digest = None, None, {}, {}
+
+    # -- reading -------------------------------------------------------------------------------
+    def songs(self) -> list[dict[str, Any]]:
+        """Every song: id, path, duration (s), valence, arousal ([-1, 1]), quadrant, p_q1..p_q4
+        (None for models without them), tags ({tag: score}), artist, title, model."""
+        return [song_dict(r) for r in self.conn.execute(_SONG + " ORDER BY id")]
+
+    def failures(self) -> list[dict[str, Any]]:
+        """Files that could not be indexed: path, error, failed_at."""
+        return [dict(r) for r in self.conn.execute("SELECT path, error, failed_at FROM failures ORDER BY path")]
+
+    def _by_ids(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        ids = [int(i) for i in ids]
+        for at in range(0, len(ids), 500):
+            part = ids[at:at + 500]
+            q = _SONG + f" WHERE id IN ({','.join('?' * len(part))})"
+            out.update({r["id"]: song_dict(r) for r in self.conn.execute(q, part)})
+        return out
+
+    def _results(self, ids: np.ndarray, scores: np.ndarray, key: str) -> list[dict[str, Any]]:
+        found = self._by_ids(ids)
+        return [{**found[int(i)], key: round(float(s), 4)} for i, s in zip(ids, scores) if int(i) in found]
+
+    def audio_path(self, song_id: int) -> Path:
+        """The file of song ``song_id`` (the web page serves audio by id only, never by path)."""
+        row = self.conn.execute("SELECT path FROM songs WHERE id=?", (int(song_id),)).fetchone()
+        if row is None:
+            raise LibraryError(f"{self.path}: no song with id {song_id}")
+        return Path(row["path"])
+
+    # -- searching -----------------------------------------------------------------------------
+    def search_va(self, valence: float, arousal: float, k: int = 20) -> list[dict[str, Any]]:
+        """The ``k`` songs nearest to (valence, arousal) on the plane, with their ``distance``."""
+        pts = self._plane()
+        pos, dist = pts.index.search(np.array([valence, arousal], np.float32), k)
+        return self._results(pts.ids[pos], dist, "distance")
+
+    def search_mood(self, word: str, k: int = 20) -> list[dict[str, Any]]:
+        """The ``k`` songs nearest to a mood word's point (:mod:`mer.library.moods`)."""
+        return self.search_va(*moods.mood_point(word), k=k)
+
+    def search_like(self, query: "str | os.PathLike | np.ndarray", k: int = 20,
+                    model: str | None = None) -> list[dict[str, Any]]:
+        """The ``k`` songs that sound most like a file (indexed or not) or an embedding
+        ``(D,)``, by cosine ``similarity``. Songs with the query file's own bytes are left out.
+        A file not in the library is predicted with the library's model (or ``model``)."""
+        exclude_sha = None
+        if isinstance(query, np.ndarray):
+            digest, vector = self._main_digest(), query
+            if digest is None:
+                raise LibraryError(f"{self.path}: no song has an embedding; index with a model that has them "
+                                   "(the default does)")
+        else:
+            digest, vector, exclude_sha = self._embed(Path(query), model)
+        emb = self._sound(digest)
+        if not emb.dim:
+            return []
+        if len(vector) != emb.dim:
+            raise LibraryError(f"embedding of length {len(vector)} given; this library's are {emb.dim} long")
+        exclude = np.flatnonzero(emb.sha1s == exclude_sha) if exclude_sha else None
+        pos, sim = emb.index.search(vector, k, exclude)
+        return self._results(emb.ids[pos], sim, "similarity")
+
+    def _embed(self, path: Path, model: str | None) -> tuple[str, np.ndarray, str]:
+        """(digest, embedding, sha1) of a file: its row's when indexed and unchanged, else predicted."""
+        from ..errors import AudioError
+
+        if not path.is_file():
+            raise AudioError(f"{path}: no such file; give an audio file for --like")
+        sha = indexer.sha1_file(path)
+        row = self.conn.execute("SELECT weights_sha1, embedding FROM songs WHERE sha1=? AND embedding IS NOT NULL "
+                                "ORDER BY id LIMIT 1", (sha,)).fetchone()
+        if row is not None and model is None:
+            return row["weights_sha1"], np.frombuffer(row["embedding"], "<f2").astype(np.float32), sha
+        spec = model or self._meta("model") or "default"
+        from ..infer.predictor import Predictor
+
+        pred = Predictor(spec)(path, embeddings=True)
+        if self._main_digest() not in (None, pred.weights_sha1):
+            raise LibraryError(f"{self.path}: indexed with other weights than {spec}'s; pass the library's model "
+                               "(--model) or reindex with `mer index DIR --db DB --model NAME`")
+        return pred.weights_sha1, pred.embedding, sha
+
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    # -- playlists -------------------------------------------------------------------------------
+    def playlist(self, start: Mood, end: Mood, minutes: float = 40.0) -> list[dict[str, Any]]:
+        """Songs from the ``start`` mood to the ``end`` mood (words, "V,A" or (v, a)) lasting
+        about ``minutes``; each with ``position``, ``start`` (s into the playlist) and the
+        waypoint it was chosen for (``target_valence``, ``target_arousal``)."""
+        a = moods.parse_mood(start) if isinstance(start, str) else tuple(start)
+        b = moods.parse_mood(end) if isinstance(end, str) else tuple(end)
+        pts = self._plane()
+        order, targets = plan(pts.va, pts.durations, a, b, minutes)
+        found = self._by_ids(pts.ids[order])
+        out, at = [], 0.0
+        for n, (pos, t) in enumerate(zip(order, targets)):
+            song = found[int(pts.ids[pos])]
+            out.append({"position": n + 1, **song, "start": round(at, 3),
+                        "target_valence": round(float(t[0]), 4), "target_arousal": round(float(t[1]), 4)})
+            at += float(song["duration"])
+        return out

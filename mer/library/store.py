@@ -1,0 +1,198 @@
+"""The SQLite file behind a music library: schema, opening, migrations, row encoding.
+
+One database file (``music.sqlite``) in WAL mode, so searches read while ``mer index``
+writes; every write happens in a transaction, so a kill at any moment leaves the last
+committed state. ``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`; :func:`migrate`
+brings an older file up to date (and refuses one written by a newer mer).
+
+Schema (version 1)::
+
+    songs      one row per audio file
+      id            INTEGER PRIMARY KEY   stable while the row lives (the web page serves audio by id)
+      path          TEXT UNIQUE           absolute path
+      size          INTEGER               bytes
+      mtime_ns      INTEGER               modification time, ns since the epoch
+      sha1          TEXT                  SHA-1 of the file's bytes (recognises moved files)
+      duration      REAL                  seconds
+      model, model_version, weights_sha1  TEXT   the model that predicted it (name, version, digest)
+      valence, arousal REAL               static values, canonical scale [-1, 1], 0 neutral
+      quadrant      TEXT                  Q1..Q4 (Russell; 0 counts as positive)
+      p_q1..p_q4    REAL                  quadrant probabilities in [0, 1] (NULL: model has none)
+      curve         BLOB                  (n, 2) float16 little-endian (valence, arousal) at 2 Hz
+      tags          TEXT                  JSON {tag: score in [0, 1]}, the model's top 5
+      embedding     BLOB                  (dim,) float16 little-endian clip embedding (NULL: none)
+      dim           INTEGER               embedding length (200 for the default model)
+      artist, title TEXT                  from the file's tags when readable (else NULL)
+      indexed_at    TEXT                  UTC, ISO 8601
+    failures   files that could not be predicted: path UNIQUE, size, mtime_ns, error, failed_at
+    meta       key/value text: "model" (the name the last index run used), "created_at"
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..errors import MERError
+
+SCHEMA_VERSION = 1
+BUSY_MS = 30_000  # wait this long for another writer's transaction before giving up
+
+SONG_COLUMNS = ("path", "size", "mtime_ns", "sha1", "duration", "model", "model_version", "weights_sha1",
+                "valence", "arousal", "quadrant", "p_q1", "p_q2", "p_q3", "p_q4", "curve", "tags", "embedding",
+                "dim", "artist", "title", "indexed_at")
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS songs (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha1 TEXT NOT NULL,
+    duration REAL NOT NULL,
+    model TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    weights_sha1 TEXT NOT NULL,
+    valence REAL NOT NULL,
+    arousal REAL NOT NULL,
+    quadrant TEXT NOT NULL,
+    p_q1 REAL, p_q2 REAL, p_q3 REAL, p_q4 REAL,
+    curve BLOB,
+    tags TEXT,
+    embedding BLOB,
+    dim INTEGER,
+    artist TEXT,
+    title TEXT,
+    indexed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS songs_sha1 ON songs(sha1);
+CREATE TABLE IF NOT EXISTS failures (
+    path TEXT PRIMARY KEY,
+    size INTEGER,
+    mtime_ns INTEGER,
+    error TEXT NOT NULL,
+    failed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+#: version -> the SQL that brings version-1 to it (0 -> 1 creates everything)
+MIGRATIONS: dict[int, str] = {1: _V1}
+
+
+class LibraryError(MERError):
+    """A library database that is missing, not a mer library, too new, or a bad query."""
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
+    """Open the library at ``path`` (WAL mode, schema up to date). ``create``: make it when
+    missing (``mer index``); otherwise a missing or foreign file is a :class:`LibraryError`."""
+    path = Path(path)
+    if path.is_dir():
+        raise LibraryError(f"{path}: is a folder; give the library's database file, e.g. --db music.sqlite")
+    if not create and not path.is_file():
+        raise LibraryError(f"{path}: no such library; index a folder first with `mer index DIR --db {path}`")
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed work, corrupts nothing
+        migrate(conn, path, create)
+    except sqlite3.DatabaseError as exc:
+        raise LibraryError(f"{path}: not a mer library ({exc}); give the file `mer index --db` wrote, "
+                           "or a new name to start one") from None
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: str | Path = "", create: bool = True) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION` in one transaction; return the old version."""
+    old = conn.execute("PRAGMA user_version").fetchone()[0]
+    if old > SCHEMA_VERSION:
+        raise LibraryError(f"{path}: library schema version {old} is newer than this mer understands "
+                           f"({SCHEMA_VERSION}); upgrade mer")
+    if old == SCHEMA_VERSION:
+        return old
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if old == 0 and tables and "songs" not in tables:
+        raise LibraryError(f"{path}: not a mer library (no songs table); index a folder into a new file with "
+                           f"`mer index DIR --db NEW.sqlite`")
+    if old == 0 and not create and "songs" not in tables:
+        raise LibraryError(f"{path}: not a mer library (no songs table); index a folder first with "
+                           f"`mer index DIR --db {path}`")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for version in range(old + 1, SCHEMA_VERSION + 1):
+            # statement by statement: executescript() would commit in the middle of the transaction
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created_at', ?)", (now(),))
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return old
+
+
+# -- encoding ----------------------------------------------------------------------------
+
+def f16_blob(a: np.ndarray | None) -> bytes | None:
+    """float16 little-endian bytes of ``a`` (None stays None)."""
+    return None if a is None else np.asarray(a, dtype="<f2").tobytes()
+
+
+def curve_of(blob: bytes | None) -> np.ndarray:
+    """``(n, 2)`` float32 (valence, arousal) curve from its blob."""
+    if not blob:
+        return np.zeros((0, 2), np.float32)
+    return np.frombuffer(blob, dtype="<f2").astype(np.float32).reshape(-1, 2)
+
+
+def row_of_prediction(pred: Any, path: str, size: int, mtime_ns: int, sha1: str,
+                      artist: str | None = None, title: str | None = None) -> dict[str, Any]:
+    """The ``songs`` row (a dict over :data:`SONG_COLUMNS`) of a :class:`mer.Prediction`."""
+    probs = pred.probabilities or {}
+    emb = pred.embedding
+    return {"path": path, "size": size, "mtime_ns": mtime_ns, "sha1": sha1, "duration": float(pred.duration),
+            "model": pred.model, "model_version": pred.model_version, "weights_sha1": pred.weights_sha1,
+            "valence": float(pred.valence), "arousal": float(pred.arousal), "quadrant": pred.quadrant,
+            **{f"p_q{i}": probs.get(f"Q{i}") for i in range(1, 5)},
+            "curve": f16_blob(np.asarray(pred.curve).reshape(-1, 2)) if len(pred.curve) else None,
+            "tags": json.dumps(pred.tags) if pred.tags else None,
+            "embedding": f16_blob(emb), "dim": None if emb is None else int(len(emb)),
+            "artist": artist, "title": title, "indexed_at": now()}
+
+
+_UPSERT = (f"INSERT INTO songs ({', '.join(SONG_COLUMNS)}) VALUES ({', '.join('?' * len(SONG_COLUMNS))}) "
+           f"ON CONFLICT(path) DO UPDATE SET "
+           + ", ".join(f"{c}=excluded.{c}" for c in SONG_COLUMNS if c != "path"))
+
+
+def upsert_songs(conn: sqlite3.Connection, rows: Iterable[dict[str, Any]]) -> None:
+    """Insert rows, replacing (same id) a row of the same path. Call inside a transaction."""
+    conn.executemany(_UPSERT, ([r.get(c) for c in SONG_COLUMNS] for r in rows))
+
+
+def song_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """A ``songs`` row as the public dict of :meth:`mer.library.Library.songs`."""
+    keys = row.keys()
+    d = {k: row[k] for k in ("id", "path", "duration", "valence", "arousal", "quadrant", "p_q1", "p_q2", "p_q3",
+                             "p_q4", "artist", "title", "model") if k in keys}
+    if "tags" in keys:
+        d["tags"] = json.loads(row["tags"]) if row["tags"] else {}
+    return d
