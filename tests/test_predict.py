@@ -56,6 +56,7 @@ def test_default_model_on_real_music(shared):
     assert "metal" in tags or "punk" in tags
 
 
+@pytest.mark.slow
 def test_formats_and_plots(tmp_path, wav_file, mp3_file):
     folder = tmp_path / "music"
     (folder / "sub").mkdir(parents=True)

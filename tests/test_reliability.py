@@ -163,6 +163,7 @@ def test_predict_output_to_a_folder_is_a_clear_error(tmp_path, wav_file):
     assert res.returncode == 1 and "is a folder" in res.stderr and "internal error" not in res.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_resume_state_and_bad_schedules_name_the_fix(tmp_path):
     from mer import ConfigError
     from mer.train.config import parse_schedule
@@ -211,6 +212,7 @@ def test_edited_or_diverged_checkpoints_are_model_errors_not_audio_errors(tmp_pa
         Predictor(tmp_path / "m", backend="torch")
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_refuse_labels_off_their_scale(tmp_path):
     root = tmp_path / "data"
     root.mkdir()
