@@ -149,3 +149,15 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> None:
 def write_json_atomic(target: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as pretty JSON to ``target`` atomically."""
     write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]) -> str:
+    """``rows`` as CSV text with a header of ``columns`` (other keys ignored, missing ones empty)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -10,13 +10,12 @@ predicted with the library's model). Output: a table (default), csv, json or jso
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from typing import Any
 
 from ..errors import ConfigError
+from ..io import csv_text
 from .predict import shorten
 
 FORMATS = ("table", "csv", "json", "jsonl")
@@ -28,11 +27,7 @@ def render(songs: list[dict[str, Any]], fmt: str, score: str | None, width: int 
     """Songs (with ``rank``) as text: table, csv, json or jsonl; ``score``: the key of their score column."""
     cols = COLUMNS + ((score,) if score else ())
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, cols, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows(songs)
-        return buf.getvalue()
+        return csv_text(songs, cols)
     if fmt == "json":
         return json.dumps(songs, indent=2) + "\n"
     if fmt == "jsonl":

@@ -16,8 +16,6 @@ request and the songs); always written atomically.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import write_text_atomic
+from ..io import csv_text, write_text_atomic
 from .store import LibraryError
 
 FORMATS = {".m3u8": "m3u8", ".m3u": "m3u8", ".csv": "csv", ".json": "json"}
@@ -94,11 +92,7 @@ def render(songs: list[dict[str, Any]], fmt: str, folder: Path, absolute: bool =
         return "\n".join(lines) + "\n"
     rows = [{**s, "path": _entry_path(s["path"], folder, absolute)} for s in songs]
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        return buf.getvalue()
+        return csv_text(rows, CSV_COLUMNS)
     if fmt == "json":
         return json.dumps({**(request or {}), "songs": rows}, indent=2, default=str) + "\n"
     raise LibraryError(f"unknown playlist format {fmt!r}; use one of m3u8, csv, json")
