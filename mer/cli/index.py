@@ -26,7 +26,7 @@ def summary(stats: object) -> str:
     parts += [f"{n} {k}" for k, n in (("unchanged", s.unchanged), ("touched", s.touched), ("moved", s.moved),
                                       ("copied", s.copied), ("failed", s.failed),
                                       ("skipped (failed before; --retry-failed)", s.skipped_failed),
-                                      ("pruned", s.pruned)) if n]
+                                      ("pruned", s.pruned), ("resumed from shards", s.resumed)) if n]
     speed = f", {s.audio_seconds / s.seconds:.0f}x real time" if s.audio_seconds and s.seconds else ""
     return f"index: {', '.join(parts)}; {s.seconds:.1f} s{speed}"
 
@@ -38,7 +38,7 @@ def _index(args: argparse.Namespace) -> int:
     with Library(args.db) as lib:
         stats = lib.index(args.paths, model=bundle, workers=args.workers, prune=args.prune,
                           retry_failed=args.retry_failed, progress=not args.quiet, device=args.device,
-                          backend=args.backend)
+                          backend=args.backend, ray=args.ray, shards=args.shards, shard_files=args.shard_files)
         total = len(lib)
     for e in stats.errors:
         print(f"mer: error: {e}", file=sys.stderr)
@@ -55,6 +55,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", required=True, metavar="FILE", help="the library database (created when missing)")
     p.add_argument("--prune", action="store_true", help="forget files under DIR that are gone")
     p.add_argument("--retry-failed", action="store_true", help="try again the files that failed before")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="predict on Ray (the ray extra): 'auto' joins a running cluster or starts one here, "
+                        "'local' starts one here, or ray://HEAD:10001; -j is then the number of Ray workers")
+    p.add_argument("--shards", metavar="DIR", default=None,
+                   help="with --ray: folder for the workers' Parquet shards, reachable from every node "
+                        "(default: DB.shards beside the database); an interrupted run's shards are merged first")
+    p.add_argument("--shard-files", type=int, default=None, metavar="N",
+                   help="with --ray: files per shard (default 32)")
     add_model(p)
     add_workers(p)
     add_quiet(p)

@@ -57,6 +57,7 @@ class IndexStats:
     failed: int = 0  # failed in this run
     skipped_failed: int = 0  # failed before and unchanged: not retried
     pruned: int = 0
+    resumed: int = 0  # files taken from the shards of an interrupted Ray run (not predicted again)
     audio_seconds: float = 0.0  # duration of the audio predicted in this run
     seconds: float = 0.0  # wall time of the run
     errors: list[str] = field(default_factory=list)
@@ -209,6 +210,15 @@ def _record_failures(conn: sqlite3.Connection, failures: list[tuple]) -> None:
                      "error=excluded.error, failed_at=excluded.failed_at", [(*f, now()) for f in failures])
 
 
+def commit_results(conn: sqlite3.Connection, rows: list[dict[str, Any]], failures: list[tuple]) -> None:
+    """Write predicted ``rows`` (replacing their paths' rows and failures) and ``failures``
+    ((path, size, mtime_ns, error): their stale rows go). Call inside a transaction."""
+    upsert_songs(conn, rows)
+    conn.executemany("DELETE FROM failures WHERE path=?", [(r["path"],) for r in rows])
+    conn.executemany("DELETE FROM songs WHERE path=?", [(f[0],) for f in failures])
+    _record_failures(conn, failures)
+
+
 def _prune(conn: sqlite3.Connection, files: list[str], roots: list[str]) -> int:
     present = set(files)
     gone = [(r[0],) for r in conn.execute("SELECT path FROM songs") if _under(r[0], roots) and r[0] not in present]
@@ -224,9 +234,14 @@ def _prune(conn: sqlite3.Connection, files: list[str], roots: list[str]) -> int:
 
 def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "str | Bundle" = "default",
           workers: int = 0, prune: bool = False, retry_failed: bool = False, progress: bool = True,
-          device: str = "auto", backend: str = "auto", commit_every: int = COMMIT_EVERY) -> IndexStats:
+          device: str = "auto", backend: str = "auto", commit_every: int = COMMIT_EVERY,
+          ray: str | None = None, shards: str | os.PathLike | None = None,
+          shard_files: int | None = None) -> IndexStats:
     """Bring the library on ``conn`` up to date with the audio under ``paths`` (see the module
-    docstring); returns what was done. ``workers``: prediction processes (0: one per core)."""
+    docstring); returns what was done. ``workers``: prediction processes (0: one per core), or
+    Ray actors (0: one per CPU of the cluster). ``ray``: predict on Ray instead (an address
+    for :func:`mer.library.cluster.connect`), through Parquet shards in ``shards`` (default
+    ``<db>.shards``) of ``shard_files`` files each."""
     from ..infer.backends import choose_backend
 
     t0 = time.perf_counter()
@@ -234,6 +249,15 @@ def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "
     bundle = Bundle.resolve(model)
     engine = choose_backend(bundle, device, backend)  # a bad model/device fails before any file is read
     embeddings = engine == "onnx" or bundle.architecture == "musicnn"  # models with per-step embeddings
+    folder = None
+    if ray is not None:
+        from . import cluster
+
+        folder = cluster.shard_dir(conn.execute("PRAGMA database_list").fetchone()[2], shards)
+        cluster.clean_temporaries(folder)
+        for shard in cluster.pending_shards(folder):  # an interrupted run's work: merged, not redone
+            merged, failed, _, _ = cluster.merge_shard(conn, shard, commit_results)
+            stats.resumed += merged + failed
     files, roots = scan(paths)
     stats.found = len(files)
     jobs, edits = _plan(conn, files, bundle.digest, retry_failed, stats)
@@ -245,8 +269,13 @@ def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "
     for j in jobs:
         setattr(stats, j.reason, getattr(stats, j.reason) + 1)
     stats.predicted = len(jobs)
-    if jobs:
+    if jobs and folder is not None:
+        _predict_on_ray(conn, jobs, bundle, device, backend, workers, embeddings, progress, ray or "auto", folder,
+                        shard_files, stats)
+    elif jobs:
         _predict(conn, jobs, bundle, device, backend, workers, embeddings, progress, commit_every, stats)
+    if folder is not None:
+        cluster.tidy(folder)
     stats.seconds = time.perf_counter() - t0
     return stats
 
@@ -263,10 +292,7 @@ def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device:
     last = time.monotonic()
 
     def flush(c: sqlite3.Connection) -> None:
-        upsert_songs(c, rows)
-        c.executemany("DELETE FROM failures WHERE path=?", [(r["path"],) for r in rows])
-        c.executemany("DELETE FROM songs WHERE path=?", [(f[0],) for f in failures])  # its old row is stale
-        _record_failures(c, failures)
+        commit_results(c, rows, failures)
 
     bar = tqdm(total=len(jobs), unit="file", desc="index", file=sys.stderr, disable=not progress, leave=False)
     try:
@@ -296,3 +322,27 @@ def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device:
             _tx(conn, flush)
     finally:
         bar.close()
+
+
+def _predict_on_ray(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device: str, backend: str,
+                    workers: int, embeddings: bool, progress: bool, address: str, folder: Path,
+                    shard_files: int | None, stats: IndexStats) -> None:
+    """Predict ``jobs`` on Ray (:mod:`mer.library.cluster`), merging each shard as it is written."""
+    from tqdm import tqdm
+
+    from . import cluster
+
+    stop = cluster.connect(address, workers)
+    bar = tqdm(total=len(jobs), unit="file", desc="index (ray)", file=sys.stderr, disable=not progress, leave=False)
+    try:
+        todo = [{"path": j.path, "size": j.size, "mtime_ns": j.mtime_ns, "sha1": j.sha1} for j in jobs]
+        for shard, n in cluster.predict_shards(todo, model_spec(bundle), bundle.digest, folder, workers,
+                                               shard_files or cluster.SHARD_FILES, device, backend, embeddings):
+            _, failed, seconds, errors = cluster.merge_shard(conn, shard, commit_results)
+            stats.failed += failed
+            stats.errors += errors
+            stats.audio_seconds += seconds
+            bar.update(n)
+    finally:
+        bar.close()
+        stop()

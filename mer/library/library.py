@@ -100,16 +100,19 @@ class Library:
     # -- indexing ------------------------------------------------------------------------------
     def index(self, paths: "str | os.PathLike | Iterable[str | os.PathLike]", model: "str | Bundle" = "default",
               workers: int = 0, prune: bool = False, retry_failed: bool = False, progress: bool = True,
-              device: str = "auto", backend: str = "auto",
-              commit_every: int = indexer.COMMIT_EVERY) -> indexer.IndexStats:
-        """Index the audio under ``paths`` (files or folders); see :mod:`mer.library.indexer`."""
+              device: str = "auto", backend: str = "auto", commit_every: int = indexer.COMMIT_EVERY,
+              ray: str | None = None, shards: "str | os.PathLike | None" = None,
+              shard_files: int | None = None) -> indexer.IndexStats:
+        """Index the audio under ``paths`` (files or folders); see :mod:`mer.library.indexer`.
+        ``ray``: predict on a Ray cluster (``"auto"``, ``"local"``, ``"ray://head:10001"``),
+        see :mod:`mer.library.cluster`."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         if self._conn is None:
             self._conn = connect(self.path, create=True)
         try:
             return indexer.index(self._conn, list(paths), model, workers, prune, retry_failed, progress, device,
-                                 backend, commit_every)
+                                 backend, commit_every, ray, shards, shard_files)
         finally:
             self._version, self._points, self._embeddings, self._embeddings_digest = None, None, {}, {}
 

@@ -1,0 +1,242 @@
+"""``mer index --ray``: the same per-file prediction, spread over a Ray cluster (Ray Data).
+
+A catalogue of millions of files does not fit one machine's time. This module runs the
+prediction step of :func:`mer.library.indexer.index` on Ray Data instead of local worker
+processes; planning (what is new, changed, moved) and the database stay on the driver:
+
+1. **resume**: Parquet shards that an earlier, interrupted run wrote but did not merge are
+   merged first (:func:`merge_shards`); their files are not predicted again;
+2. **plan**: the driver decides what to predict with the single-machine rules;
+3. **predict**: ``ray.data.from_items(jobs).map_batches(ShardWriter, batch_size=shard_files,
+   compute=ActorPoolStrategy(size=workers))``. Each actor (one CPU) loads the model once; each
+   batch of ``shard_files`` files becomes one Parquet shard (one row per file: the ``songs``
+   columns of :mod:`mer.library.store` plus ``error``), written under a temporary name and
+   renamed, so a shard is whole or absent. The actor returns only the shard's name;
+4. **merge**: the driver merges each shard into SQLite in one transaction as it is reported
+   and then deletes it. A kill at any moment loses at most the shards in flight.
+
+The shard folder (``--shards``, default ``<db>.shards`` beside the database) and the audio
+must be reachable at the same paths from every Ray node (one machine, or a shared filesystem
+such as NFS, or object storage mounted as a filesystem). Every node needs the same mer (and
+the model, when it is a checkpoint rather than a bundled name); a worker whose weights digest
+differs from the driver's fails its files with that reason.
+
+``address``: ``"auto"`` joins a running cluster (``RAY_ADDRESS`` or ``ray start`` on this
+machine) and otherwise starts a local Ray instance with ``workers`` CPUs (default: all);
+``"local"`` always starts a local instance; anything else (``ray://head:10001``,
+``head:6379``) is passed to :func:`ray.init`. An already initialised Ray (a notebook, a test)
+is used as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..errors import require
+from .store import SONG_COLUMNS
+
+SHARD_FILES = 32  # files per shard (one Ray Data batch)
+SHARD_PREFIX = "shard-"
+
+
+def _pyarrow() -> Any:
+    require("pyarrow", "indexing on Ray")
+    import pyarrow
+    import pyarrow.parquet  # noqa: F401
+
+    return pyarrow
+
+
+def shard_schema() -> Any:
+    """The Parquet schema of a shard: the ``songs`` columns (all nullable) and ``error``."""
+    pa = _pyarrow()
+    kinds = {"size": pa.int64(), "mtime_ns": pa.int64(), "dim": pa.int32(), "curve": pa.binary(),
+             "embedding": pa.binary(), **{c: pa.float64() for c in ("duration", "valence", "arousal",
+                                                                     "p_q1", "p_q2", "p_q3", "p_q4")}}
+    return pa.schema([pa.field(c, kinds.get(c, pa.string())) for c in (*SONG_COLUMNS, "error")])
+
+
+def shard_dir(db: str | os.PathLike, shards: str | os.PathLike | None = None) -> Path:
+    """Where a library's shards go: ``shards``, else ``<db>.shards`` beside the database."""
+    return Path(shards).resolve() if shards else Path(str(Path(db).resolve()) + ".shards")
+
+
+def write_shard(folder: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write ``rows`` as one Parquet shard in ``folder``, atomically; return its path."""
+    pa = _pyarrow()
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha1("\n".join(r["path"] for r in rows).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    final = folder / f"{SHARD_PREFIX}{name}.parquet"
+    tmp = folder / f".tmp-{os.getpid()}-{final.name}"
+    table = pa.Table.from_pylist([{c: r.get(c) for c in shard_schema().names} for r in rows], schema=shard_schema())
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)
+    return final
+
+
+def read_shard(path: Path) -> list[dict[str, Any]]:
+    """The rows of one shard (dicts over :func:`shard_schema`'s columns)."""
+    _pyarrow()
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, schema=shard_schema()).to_pylist()
+
+
+def pending_shards(folder: Path) -> list[Path]:
+    """Whole shards in ``folder`` (not yet merged), oldest first; temporaries are ignored."""
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob(f"{SHARD_PREFIX}*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+class ShardWriter:
+    """The Ray Data actor: one model per worker; one batch of jobs in, one shard out.
+
+    ``__call__`` takes a batch (columns ``path``, ``size``, ``mtime_ns``, ``sha1``) and
+    returns ``{"shard": [its path], "files": [n]}``; it never raises for a file that fails
+    (that file's row carries ``error``)."""
+
+    def __init__(self, model: str, digest: str, folder: str, device: str = "cpu", backend: str = "auto",
+                 threads: int = 1, embeddings: bool = True) -> None:
+        from ..infer.predictor import Predictor
+
+        self.folder, self.digest, self.embeddings = Path(folder), digest, embeddings
+        self.predictor = Predictor(model, device, backend, threads)
+        self.wrong_model = (None if self.predictor.inference.bundle.digest == digest else
+                            f"this worker's {model} has weights {self.predictor.inference.bundle.digest[:12]}, "
+                            f"the driver's {digest[:12]}; install the same mer and model on every node")
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        rows = [self._row(str(p), int(s), int(m), sha or None)
+                for p, s, m, sha in zip(batch["path"], batch["size"], batch["mtime_ns"], batch["sha1"])]
+        return {"shard": [str(write_shard(self.folder, rows))], "files": [len(rows)]}
+
+    def _row(self, path: str, size: int, mtime_ns: int, sha1: str | None) -> dict[str, Any]:
+        from ..errors import MERError
+        from .indexer import file_tags, sha1_file
+        from .store import row_of_prediction
+
+        failed = {"path": path, "size": size, "mtime_ns": mtime_ns}
+        if self.wrong_model:
+            return {**failed, "error": f"{path}: {self.wrong_model}"}
+        try:
+            pred = self.predictor(path, embeddings=self.embeddings)
+            sha = sha1 or sha1_file(path)
+        except MERError as exc:
+            return {**failed, "error": str(exc)}
+        except OSError as exc:
+            return {**failed, "error": f"{path}: cannot be read ({exc.strerror or exc})"}
+        except MemoryError:
+            return {**failed, "error": f"{path}: out of memory while decoding; split the file or free memory"}
+        except Exception as exc:  # noqa: BLE001  (one line per file, the shard goes on)
+            return {**failed, "error": f"{path}: could not be processed ({type(exc).__name__}: {exc})"}
+        return row_of_prediction(pred, path, size, mtime_ns, sha, *file_tags(path))
+
+
+def _ray() -> Any:
+    require("ray", "mer index --ray")
+    import ray
+    import ray.data  # noqa: F401
+
+    return ray
+
+
+def connect(address: str, workers: int = 0) -> Callable[[], None]:
+    """Start or join Ray (see the module docstring); returns what undoes it (a no-op when the
+    caller had already initialised Ray)."""
+    ray = _ray()
+    if ray.is_initialized():
+        return lambda: None
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    local = {"num_cpus": workers or os.cpu_count() or 1, **quiet}
+    if address == "local":
+        ray.init(**local)
+    elif address == "auto":
+        try:
+            ray.init(address="auto", **quiet)
+        except ConnectionError:
+            ray.init(**local)
+    else:
+        ray.init(address=address, **quiet)
+    return ray.shutdown
+
+
+def predict_shards(jobs: list[dict[str, Any]], model: str, digest: str, folder: Path, workers: int = 0,
+                   shard_files: int = SHARD_FILES, device: str = "cpu", backend: str = "auto",
+                   embeddings: bool = True) -> Iterator[tuple[Path, int]]:
+    """Run ``jobs`` (dicts: path, size, mtime_ns, sha1) through :class:`ShardWriter` actors on
+    the Ray that :func:`connect` opened; yields (shard path, files in it) as shards are written."""
+    ray = _ray()
+    for name in ("ray.data", "ray"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver shows its own bar, in files
+    ctx.print_on_execution_start = False
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    size = max(1, min(workers or cpus, -(-len(jobs) // shard_files)))
+    ds = ray.data.from_items([{**j, "sha1": j.get("sha1") or ""} for j in jobs])
+    out = ds.map_batches(ShardWriter, batch_size=shard_files, batch_format="numpy", num_cpus=1,
+                         compute=ray.data.ActorPoolStrategy(size=size),
+                         fn_constructor_kwargs={"model": model, "digest": digest, "folder": str(folder),
+                                                "device": device, "backend": backend, "threads": 1,
+                                                "embeddings": embeddings})
+    for row in out.iter_rows():
+        yield Path(row["shard"]), int(row["files"])
+
+
+def merge_shard(conn: sqlite3.Connection, path: Path,
+                commit: Callable[[sqlite3.Connection, list[dict[str, Any]], list[tuple]], None]) -> tuple[int, int, float, list[str]]:
+    """Merge one shard into the library in one transaction, then delete it. Rows of files that
+    changed (size or mtime) since the shard was written are dropped: the next run plans them
+    again. Returns (rows merged, failures merged, audio seconds, errors)."""
+    rows, failures, seconds, errors = [], [], 0.0, []
+    for r in read_shard(path):
+        try:
+            st = os.stat(r["path"])
+        except OSError:
+            continue
+        if (st.st_size, st.st_mtime_ns) != (r["size"], r["mtime_ns"]):
+            continue
+        if r.get("error"):
+            failures.append((r["path"], r["size"], r["mtime_ns"], r["error"]))
+            errors.append(r["error"])
+        else:
+            rows.append({c: r[c] for c in SONG_COLUMNS})
+            seconds += float(r["duration"] or 0.0)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        commit(conn, rows, failures)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    path.unlink(missing_ok=True)
+    return len(rows), len(failures), seconds, errors
+
+
+def clean_temporaries(folder: Path, older_than: float = 3600.0) -> None:
+    """Remove shard temporaries left by killed workers (those older than ``older_than`` s)."""
+    if folder.is_dir():
+        cutoff = time.time() - older_than
+        for p in folder.glob(".tmp-*"):
+            try:
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+            except OSError:
+                pass
+
+
+def tidy(folder: Path) -> None:
+    """Remove the shard folder when nothing is left in it."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

@@ -1,0 +1,133 @@
+"""``mer index --ray``: prediction on a local Ray instance (``ray.init(num_cpus=2)``) gives the
+same library as a single-machine run, an interrupted run's shards are merged instead of
+redone, stale shard rows are dropped, failures are recorded, and a missing extra is one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mer.errors import ConfigError
+from mer.library import Library
+from mer.library import cluster
+from mer.library.store import SONG_COLUMNS
+
+pytestmark = pytest.mark.slow
+COMPARED = [c for c in SONG_COLUMNS if c != "indexed_at"]
+
+
+@pytest.fixture(scope="module")
+def ray_local():  # noqa: ANN201
+    import ray  # the test extra installs it: a missing ray fails here rather than skipping
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight real 30 s 4Q clips (two per quadrant), copied so their mtimes are ours."""
+    src = Path(__file__).resolve().parents[2] / "shared" / "data" / "4q-dev"
+    if not src.is_dir():
+        pytest.skip(f"real data not present at {src} (it lives beside the repo in ../shared/data)")
+    out = tmp_path_factory.mktemp("clips")
+    for q in ("Q1", "Q2", "Q3", "Q4"):
+        for p in sorted((src / q).glob("*.mp3"))[:2]:
+            shutil.copy2(p, out / p.name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def single(clips: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple]:
+    """The single-machine library of the clips: path -> the compared columns."""
+    db = tmp_path_factory.mktemp("single") / "single.sqlite"
+    with Library(db) as lib:
+        stats = lib.index(clips, workers=2, progress=False)
+    assert stats.predicted == 8 and stats.failed == 0
+    return rows(db)
+
+
+def rows(db: Path) -> dict[str, tuple]:
+    with sqlite3.connect(db) as conn:
+        return {r[0]: r for r in conn.execute(f"SELECT {', '.join(COMPARED)} FROM songs")}
+
+
+def test_ray_index_equals_single_machine_and_reruns_incrementally(ray_local, clips: Path, single: dict,
+                                                                  tmp_path: Path):
+    db = tmp_path / "ray.sqlite"
+    with Library(db) as lib:
+        stats = lib.index(clips, ray="auto", workers=2, shard_files=3, progress=False)
+        assert (stats.predicted, stats.failed, stats.resumed) == (8, 0, 0)
+        assert stats.audio_seconds > 8 * 25
+        again = lib.index(clips, ray="auto", progress=False)
+        assert (again.predicted, again.unchanged) == (0, 8)
+    assert rows(db) == single  # every column, bit for bit: curves, embeddings, probabilities
+    assert not (tmp_path / "ray.sqlite.shards").exists(), "merged shards are deleted, then their folder"
+
+
+def test_interrupted_run_shards_are_merged_not_redone(ray_local, clips: Path, single: dict, tmp_path: Path):
+    """A run killed after its workers wrote shards, before the driver merged them: the rerun
+    merges those shards (their files are not predicted again) and predicts the rest."""
+    db = tmp_path / "lib.sqlite"
+    folder = cluster.shard_dir(db)
+    first = sorted(single)[:3]
+    cluster.write_shard(folder, [dict(zip(COMPARED, single[p]), indexed_at="2026-01-01T00:00:00+00:00")
+                                 for p in first])
+    stale = sorted(single)[3]  # a shard row whose file changed since: dropped, predicted again
+    cluster.write_shard(folder, [{**dict(zip(COMPARED, single[stale])), "mtime_ns": 1}])
+    temp = folder / ".tmp-123-shard-x.parquet"
+    temp.write_bytes(b"half a shard")  # a killed worker's temporary, two hours old
+    os.utime(temp, (time.time() - 7200, time.time() - 7200))
+    with Library(db) as lib:
+        stats = lib.index(clips, ray="auto", workers=2, shard_files=4, progress=False)
+    assert stats.resumed == 3 and stats.predicted == 5 and stats.failed == 0
+    assert rows(db) == single
+    assert not folder.exists(), "merged shards and the old temporary are gone, then their folder"
+
+
+def test_failed_files_are_recorded_with_their_error(ray_local, clips: Path, tmp_path: Path):
+    music = tmp_path / "music"
+    music.mkdir()
+    shutil.copy2(sorted(clips.glob("*.mp3"))[0], music / "good.mp3")
+    (music / "broken.mp3").write_bytes(b"ID3" + b"\0" * 2000)
+    with Library(tmp_path / "lib.sqlite") as lib:
+        stats = lib.index(music, ray="auto", progress=False)
+        assert (stats.predicted, stats.failed) == (2, 1)
+        [failure] = lib.failures()
+        assert failure["path"].endswith("broken.mp3") and "broken.mp3" in failure["error"]
+        assert "\n" not in failure["error"]
+        assert [s["path"].endswith("good.mp3") for s in lib.songs()] == [True]
+        again = lib.index(music, ray="auto", progress=False)
+        assert (again.predicted, again.skipped_failed) == (0, 1)
+
+
+def test_missing_ray_extra_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install 'mer-toolkit\[ray\]'"):
+        cluster.connect("local")
+
+
+def test_cli_ray_flag(ray_local, clips: Path, tmp_path: Path):
+    """`mer index --ray local` in its own process: starts Ray, indexes, shuts Ray down."""
+    db = tmp_path / "cli.sqlite"
+    one = sorted(clips.glob("*.mp3"))[:2]
+    music = tmp_path / "music"
+    music.mkdir()
+    for p in one:
+        shutil.copy2(p, music / p.name)
+    out = subprocess.run([sys.executable, "-m", "mer", "index", str(music), "--db", str(db), "--ray", "local",
+                          "-j", "1", "-q"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "index: 2 files, 2 predicted (2 new)" in out.stderr
+    with Library(db) as lib:
+        assert len(lib) == 2
