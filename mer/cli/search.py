@@ -47,7 +47,7 @@ def _search(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise ConfigError(f"-k must be 1 or more (got {args.k})")
-    with Library(args.db) as lib:
+    with Library(args.db, index=args.index) as lib:
         if args.mood is not None:
             found, score = lib.search_mood(args.mood, args.k), "distance"
         elif args.va is not None:
@@ -76,4 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv, json or jsonl")
     p.add_argument("--model", default=None,
                    help="for --like on a file not in the library: the model (default: the library's own)")
+    p.add_argument("--index", choices=("auto", "exact", "ann"), default="auto",
+                   help="for --like: exact search, or an approximate HNSW graph kept in DB.ann/ (the ann extra); "
+                        "auto (default) uses the graph from 100,000 songs when the extra is installed")
     p.set_defaults(handler=_search)

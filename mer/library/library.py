@@ -29,7 +29,8 @@ import numpy as np
 from ..hub import Bundle
 from . import indexer, moods
 from .playlist import plan
-from .search import Embeddings, ExactIndex, IndexFactory, Points, load_embeddings, load_points, main_digest
+from .ann import index_factory as index_factory_of
+from .search import Embeddings, IndexFactory, Points, load_embeddings, load_points, main_digest
 from .store import LibraryError, connect, song_dict
 
 _SONG = ("SELECT id, path, duration, valence, arousal, quadrant, p_q1, p_q2, p_q3, p_q4, tags, artist, title, model "
@@ -38,11 +39,15 @@ Mood = "str | tuple[float, float]"
 
 
 class Library:
-    """One library database; ``index_factory`` builds the nearest-neighbour indexes (exact by default)."""
+    """One library database. ``index``: how sound searches find neighbours: ``"exact"``,
+    ``"ann"`` (an HNSW graph kept in ``<db>.ann/``; the ann extra) or ``"auto"`` (ann from
+    100,000 songs when the extra is installed), see :mod:`mer.library.ann`; or pass any
+    ``index_factory(matrix, metric) -> VectorIndex``."""
 
-    def __init__(self, path: str | os.PathLike, index_factory: IndexFactory = ExactIndex) -> None:
+    def __init__(self, path: str | os.PathLike, index: str = "auto",
+                 index_factory: IndexFactory | None = None) -> None:
         self.path = Path(path)
-        self.factory = index_factory
+        self.factory = index_factory or index_factory_of(index, Path(str(self.path) + ".ann"))
         self._conn: sqlite3.Connection | None = None
         self._version: int | None = None
         self._points: Points | None = None
