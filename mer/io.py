@@ -104,13 +104,14 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def run_lock(folder: str | os.PathLike, what: str = "run") -> Iterator[None]:
-    """Hold an exclusive OS lock on ``folder/.lock`` for the duration, or raise MERError when
-    another process holds it. The OS releases the lock when its holder dies, so a lock left
-    by a killed process is taken over without any clean-up."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fh = open(folder / ".lock", "a+")
+def file_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive OS lock on the file ``path`` for the duration, or raise MERError
+    (``busy``, followed by the holder's process id) when another process holds it. The OS
+    releases the lock when its holder dies, so a lock left by a killed process is taken over
+    without any clean-up."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
     try:
         try:
             import fcntl
@@ -125,13 +126,21 @@ def run_lock(folder: str | os.PathLike, what: str = "run") -> Iterator[None]:
         fh.write(f"{os.getpid()}\n")
         fh.flush()
     except OSError:
+        fh.seek(0)
+        holder = fh.read().strip()
         fh.close()
-        raise MERError(f"{folder}: another process is using this {what} folder (see {folder / '.lock'}); "
-                       "wait for it to finish or use another folder") from None
+        raise MERError(busy + (f" (process {holder})" if holder.isdigit() else "")) from None
     try:
         yield
     finally:
         fh.close()
+
+
+def run_lock(folder: str | os.PathLike, what: str = "run") -> contextlib.AbstractContextManager[None]:
+    """:func:`file_lock` on ``folder/.lock``: one process at a time uses a run/cache folder."""
+    folder = Path(folder)
+    return file_lock(folder / ".lock", f"{folder}: another process is using this {what} folder "
+                                       f"(see {folder / '.lock'}); wait for it to finish or use another folder")
 
 
 def _umask() -> int:

@@ -187,6 +187,22 @@ def test_kill_9_during_indexing_then_rerun(tmp_path: Path):
     assert sorted(paths) == sorted(str(f.resolve()) for f in files)  # each path once, all indexed
 
 
+def test_second_writer_is_refused_while_one_indexes(tmp_path: Path, music: Path):
+    """Two `mer index` runs on one database: the second stops with one line and writes nothing;
+    the lock goes with its holder (the kill -9 test above reruns after a killed holder)."""
+    from mer.io import file_lock
+
+    db = tmp_path / "two.sqlite"
+    with file_lock(str(db) + ".lock", "held by the test"):  # stands in for the first `mer index`
+        with pytest.raises(MERError, match=r"another `mer index` is writing this library.*\(process \d+\)"):
+            Library(db).index(music, workers=1, progress=False)
+        proc = subprocess.run([sys.executable, "-m", "mer", "index", str(music), "--db", str(db), "-q"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "two.sqlite" in proc.stderr
+        assert len(Library(db)) == 0
+    assert Library(db).index(music, workers=1, progress=False).predicted == 6
+
+
 def test_reader_works_while_indexing(tmp_path: Path):
     folder = tmp_path / "m"
     write_clips(folder, 12)

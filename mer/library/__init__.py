@@ -9,9 +9,10 @@ static valence/arousal on the canonical scale [-1, 1], quadrant and its probabil
 - :mod:`~mer.library.moods`: mood words -> (valence, arousal), after Russell's circumplex;
 - :mod:`~mer.library.search`: exact numpy nearest-neighbour search behind a pluggable interface;
 - :mod:`~mer.library.playlist`: mood-to-mood playlists and their M3U8/CSV/JSON files;
+- :mod:`~mer.library.cluster`: the same prediction on a Ray cluster (``mer index --ray``),
+  through Parquet shards the driver merges;
+- :mod:`~mer.library.ann`: an approximate (HNSW, usearch) index for big libraries, kept on disk;
 - :mod:`~mer.library.library`: :class:`Library`, the Python face of all of it.
-
-Scale-out over a cluster (Ray) is not part of this package yet.
 """
 
 from .indexer import IndexStats

@@ -113,11 +113,16 @@ class Library:
         see :mod:`mer.library.cluster`."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
+        from ..io import file_lock
+
         if self._conn is None:
             self._conn = connect(self.path, create=True)
+        busy = (f"{self.path}: another `mer index` is writing this library; wait for it to finish "
+                "(searches work meanwhile) or index into another --db")
         try:
-            return indexer.index(self._conn, list(paths), model, workers, prune, retry_failed, progress, device,
-                                 backend, commit_every, ray, shards, shard_files)
+            with file_lock(str(self.path) + ".lock", busy):
+                return indexer.index(self._conn, list(paths), model, workers, prune, retry_failed, progress, device,
+                                     backend, commit_every, ray, shards, shard_files)
         finally:
             self._version, self._points, self._embeddings, self._embeddings_digest = None, None, {}, {}
 
