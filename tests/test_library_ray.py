@@ -131,3 +131,47 @@ def test_cli_ray_flag(ray_local, clips: Path, tmp_path: Path):
     assert "index: 2 files, 2 predicted (2 new)" in out.stderr
     with Library(db) as lib:
         assert len(lib) == 2
+
+
+def test_kill_9_of_the_driver_then_rerun(clips: Path, tmp_path: Path):
+    """kill -9 of `mer index --ray` once its first shard is merged: the rerun merges the shards
+    the workers had written (none is predicted twice), predicts the rest, and the database
+    holds every file once."""
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(3):  # 24 files: three copies of the 8 clips, each a distinct file
+        for p in clips.glob("*.mp3"):
+            shutil.copy2(p, music / f"{i}-{p.name}")
+            (music / f"{i}-{p.name}").write_bytes((music / f"{i}-{p.name}").read_bytes() + bytes([i]))
+    db = tmp_path / "kill.sqlite"
+    argv = [sys.executable, "-m", "mer", "index", str(music), "--db", str(db), "--ray", "local", "-j", "2",
+            "--shard-files", "2", "-q"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and count(db) == 0:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    proc.kill()
+    proc.wait()
+    kept = count(db)
+    assert 0 < kept < 24
+    time.sleep(2)  # let the dead run's in-flight shards land
+    with Library(db) as lib:
+        stats = lib.index(music, ray="local", workers=2, progress=False)
+        # the shards' rows are merged before planning, so their files then count as unchanged too
+        assert stats.unchanged == kept + stats.resumed and stats.failed == 0
+        assert stats.predicted + stats.unchanged == 24
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        paths = [r[0] for r in conn.execute("SELECT path FROM songs")]
+    assert sorted(paths) == sorted(str(p.resolve()) for p in music.glob("*.mp3"))
+
+
+def count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=1) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM songs").fetchone()[0])
+    except sqlite3.Error:
+        return 0

@@ -26,7 +26,10 @@ def summary(stats: object) -> str:
     parts += [f"{n} {k}" for k, n in (("unchanged", s.unchanged), ("touched", s.touched), ("moved", s.moved),
                                       ("copied", s.copied), ("failed", s.failed),
                                       ("skipped (failed before; --retry-failed)", s.skipped_failed),
-                                      ("pruned", s.pruned), ("resumed from shards", s.resumed)) if n]
+                                      ("pruned", s.pruned)) if n]
+    if s.resumed:
+        parts = [p + (f" ({s.resumed} merged from an interrupted run's shards)" if p.endswith(" unchanged") else "")
+                 for p in parts]
     speed = f", {s.audio_seconds / s.seconds:.0f}x real time" if s.audio_seconds and s.seconds else ""
     return f"index: {', '.join(parts)}; {s.seconds:.1f} s{speed}"
 

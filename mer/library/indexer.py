@@ -57,7 +57,7 @@ class IndexStats:
     failed: int = 0  # failed in this run
     skipped_failed: int = 0  # failed before and unchanged: not retried
     pruned: int = 0
-    resumed: int = 0  # files taken from the shards of an interrupted Ray run (not predicted again)
+    resumed: int = 0  # rows merged from an interrupted Ray run's shards first (then counted as unchanged too)
     audio_seconds: float = 0.0  # duration of the audio predicted in this run
     seconds: float = 0.0  # wall time of the run
     errors: list[str] = field(default_factory=list)
