@@ -260,6 +260,75 @@ def test_page_in_a_real_browser(predictor, shared, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it: apt-get install chromium)")
+def test_library_view_in_a_real_browser(tmp_path):
+    """`mer serve --library`: every song on the plane and in the list, quadrant filters, a
+    dragged region, and a click that plays the song's audio (served by id)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    from mer.library import Library
+
+    music = tmp_path / "music"
+    music.mkdir()
+    points = [(0.6, 0.6), (-0.6, 0.6), (-0.6, -0.6), (0.6, -0.6), (0.3, 0.8), (-0.3, -0.8)]
+    for i, (v, a) in enumerate(points):
+        sf.write(music / f"song{i}.wav", synth.clip(v, a, seconds=4.0, sr=16000, seed=i), 16000)
+    db = tmp_path / "music.sqlite"
+    with Library(db) as lib:
+        lib.index(music, workers=1, progress=False)
+        songs = lib.songs()
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mer", "serve", "--port", str(port), "--library", str(db)],
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert "mer serve: http://127.0.0.1" in server.stderr.readline()
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required",
+                                                                         "--mute-audio", "--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("window.merState.library.length === 6 && window.merState.libChart")
+            assert page.locator("#library").is_visible() and page.locator("#lib-list li").count() == 6
+            assert "(6 songs)" in page.locator("#lib-count").inner_text()
+            plotted = page.evaluate("window.merState.libChart.data.datasets[0].data.map(d => [d.x, d.y])")
+            assert sorted(map(tuple, plotted)) == sorted((s["valence"], s["arousal"]) for s in songs)
+            # a quadrant filter hides that quadrant's songs from the plane and the list
+            q = songs[0]["quadrant"]
+            page.locator(f"#library input[value={q}]").uncheck()
+            left = sum(s["quadrant"] != q for s in songs)
+            assert page.locator("#lib-list li").count() == left
+            assert page.evaluate("window.merState.libChart.data.datasets[0].data.length") == left
+            page.locator(f"#library input[value={q}]").check()
+            # a region dragged over the right half (valence > 0) keeps those songs only
+            box = page.locator("#libplane").bounding_box()
+            to_px = page.evaluate("""() => { const c = window.merState.libChart;
+                return [c.scales.x.getPixelForValue(0.02), c.scales.x.getPixelForValue(1),
+                        c.scales.y.getPixelForValue(1), c.scales.y.getPixelForValue(-1)]; }""")
+            page.mouse.move(box["x"] + to_px[0], box["y"] + to_px[2])
+            page.mouse.down()
+            page.mouse.move(box["x"] + to_px[1], box["y"] + to_px[3], steps=5)
+            page.mouse.up()
+            right = [s for s in songs if s["valence"] > 0.02]
+            page.wait_for_function(f"document.querySelectorAll('#lib-list li').length === {len(right)}")
+            page.locator("#lib-clear").click()
+            assert page.locator("#lib-list li").count() == 6
+            # a click on a song plays it: its audio comes by id, and its line names it
+            first = page.locator("#lib-list li").first
+            sid = int(first.get_attribute("data-id"))
+            first.click()
+            page.wait_for_function("document.querySelector('#lib-audio').duration > 3.9", timeout=15_000)
+            assert page.evaluate("document.querySelector('#lib-audio').src").endswith(f"/api/library/audio/{sid}")
+            name = next(Path(s["path"]).name for s in songs if s["id"] == sid)
+            assert name in page.locator("#lib-now").inner_text()
+            assert not errors, errors
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
 def test_long_file_reports_progress(predictor, tmp_path):
     long = tmp_path / "ten-minutes.wav"
     sf.write(long, np.tile(synth.clip(0.3, 0.3, 10.0, 16000, seed=2), 60), 16000)
