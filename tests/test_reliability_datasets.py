@@ -141,6 +141,25 @@ def test_fixed_scale_release_on_another_scale_asks_for_the_right_file(tmp_path):
         "values look like the 0-1 scale, not 1-9; is this the right file (or release)?")
 
 
+def test_impossible_rater_spread_is_dropped_and_reported_but_the_track_kept(tmp_path):
+    """A standard deviation of ratings on 1-9 lies in [0, 4]: -1 and 7 are reported (not
+    blocking), dropped, and the track keeps its means; a plausible spread is converted."""
+    root = tmp_path / "emo"
+    write(root / "annotations" / "static_annotations.csv",
+          "song_id,mean_arousal,std_arousal,mean_valence,std_valence\n2,5,7,6,-1\n3,5,2,5,1\n")
+    ds = load_dataset("emomusic", root)
+    assert ds.track_ids == ["2", "3"]
+    two, three = ds.track("2"), ds.track("3")
+    assert (two.valence, two.arousal, two.valence_std, two.arousal_std) == (0.25, 0.0, None, None)
+    assert (three.valence_std, three.arousal_std) == (0.25, 0.5)
+    spread = [f for f in found(ds) if f[0] == "out_of_range"]
+    assert spread == [("out_of_range", "2", 2, False), ("out_of_range", "2", 2, False)]
+    assert messages(ds, "out_of_range")[0] == (
+        "static_annotations.csv line 2: valence_std -1 is no spread of ratings on the 1-9 scale (0 to 4); "
+        "it is ignored, the track kept: correct the value")
+    assert not ds.blocking_problems()
+
+
 def test_pmemo_static_and_dynamic_off_the_scale(tmp_path):
     write(tmp_path / "annotations" / "static_annotations.csv",
           "musicId,Arousal(mean),Valence(mean)\n1,0.5,0.5\n2,0.5,1.5\n3,0.2,0.3\n")

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..scales import get_scale, to_canonical
-from .problems import Entry, LabelScale, Problem, ScaleCheck, unique
+from .problems import TOL, Entry, LabelScale, Problem, ScaleCheck, unique
 
 CANONICAL = LabelScale("canonical")
 
@@ -173,10 +173,25 @@ def read_static(paths: list[Path], problems: list[Problem], rule: LabelScale,
                     problems.append(malformed(path, line, "missing or non-numeric value", cells[sid]))
                     continue
                 va = check([vals["valence"], vals["arousal"]], line, cells[sid], ("valence", "arousal"))
+                spread_check(vals, rule, path, line, cells[sid], problems)
                 if va is not None:
                     vals["valence"], vals["arousal"] = float(va[0]), float(va[1])
                     entries.append((cells[sid], path, line, vals))
     return unique(entries, problems)
+
+
+def spread_check(vals: dict[str, float | None], rule: LabelScale, path: Path, line: int, track_id: str,
+                 problems: list[Problem]) -> None:
+    """Drop a rater spread (``valence_std``/``arousal_std``) that no ratings on the scale can
+    have: negative, or above half the scale's range. Reported, not blocking: the mean is kept."""
+    half = get_scale(rule.name).half_range
+    for name in ("valence_std", "arousal_std"):
+        x = vals.get(name)
+        if x is not None and not (-TOL <= x <= half + TOL):
+            vals[name] = None
+            problems.append(Problem("out_of_range", f"{path.name} line {line}: {name} {x:g} is no spread of ratings "
+                                    f"on the {rule.name} scale (0 to {half:g}); it is ignored, the track kept: "
+                                    "correct the value", track_id, str(path), line, blocking=False))
 
 
 def read_long_dynamic(path: Path, columns: tuple[str, str, str, str], rule: LabelScale,
