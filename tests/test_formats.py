@@ -151,9 +151,9 @@ def test_long_offsets_seek_to_the_same_samples(tmp_path, monkeypatch, name):
     codec, container, rate, channels, options = FORMATS[name]
     path = tmp_path / name
     _encode(av, path, codec, container, rate, channels, options, seconds=12.0)
-    monkeypatch.setattr(audio, "PYAV_SEEK_SECONDS", 1e9)
+    monkeypatch.setattr(audio.decoders, "PYAV_SEEK_SECONDS", 1e9)
     decoded, _ = audio.load(path, mono=False, offset=9.3, duration=2.0)
-    monkeypatch.setattr(audio, "PYAV_SEEK_SECONDS", 5.0)
+    monkeypatch.setattr(audio.decoders, "PYAV_SEEK_SECONDS", 5.0)
     seeked, _ = audio.load(path, mono=False, offset=9.3, duration=2.0)
     assert seeked.shape == decoded.shape == (channels, 2 * rate)
     corr = {k: np.corrcoef(decoded[0, 100 + k:-100 + k], seeked[0, 100:-100])[0, 1] for k in range(-60, 61)}
@@ -236,15 +236,18 @@ def test_without_pyav_the_error_names_the_install_line(tmp_path, monkeypatch, ba
 
 
 def test_audio_stays_a_leaf_and_imports_pyav_lazily(wav_file):
-    tree = ast.parse((REPO / "mer" / "audio.py").read_text())
     allowed = {"numpy", "soundfile", "soxr", "__future__"} | set(sys.stdlib_module_names)
-    for node in ast.walk(tree):
-        nested = node not in tree.body  # PyAV only inside a function
-        if isinstance(node, ast.Import):
-            assert {a.name.split(".")[0] for a in node.names} <= allowed | ({"av"} if nested else set())
-        elif isinstance(node, ast.ImportFrom):
-            assert (node.level == 1 and node.module == "errors") or \
-                (node.level == 0 and node.module.split(".")[0] in allowed)
+    files = sorted((REPO / "mer" / "audio").glob("*.py"))
+    assert len(files) >= 4
+    for path in files:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            nested = node not in tree.body  # PyAV only inside a function
+            if isinstance(node, ast.Import):
+                assert {a.name.split(".")[0] for a in node.names} <= allowed | ({"av"} if nested else set()), path
+            elif isinstance(node, ast.ImportFrom):  # mer.errors, the package's own modules, or allowed ones
+                assert (node.level == 2 and node.module == "errors") or node.level == 1 or \
+                    (node.level == 0 and node.module.split(".")[0] in allowed), (path, node.module)
     code = "import sys, mer.audio as a; a.load(sys.argv[1]); print('av' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code, str(wav_file)], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
