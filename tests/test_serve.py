@@ -3,6 +3,7 @@ a real headless Chromium (skipped with the reason where Chromium or Playwright i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -207,16 +208,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it: apt-get install chromium)")
-def test_page_in_a_real_browser(predictor, shared, tmp_path):
+@contextlib.contextmanager
+def _served_page(*serve_args: str):  # noqa: ANN202
+    """`mer serve` on a free port and a page on it in headless Chromium (audio may autoplay,
+    muted): yields (page, the list its script errors go to); stops both afterwards."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    clip = shared("pmemo-samples", "108.mp3")
-    bad = tmp_path / "not-audio.mp3"
-    bad.write_text("this is text, not audio")
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mer", "serve", "--port", str(port)], stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    server = subprocess.Popen([sys.executable, "-m", "mer", "serve", "--port", str(port), *serve_args],
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert "mer serve: http://127.0.0.1" in server.stderr.readline()
         with sync_api.sync_playwright() as pw:
@@ -226,33 +225,7 @@ def test_page_in_a_real_browser(predictor, shared, tmp_path):
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("document.querySelector('#model').textContent.includes('default')")
-            page.set_input_files("#files", [str(clip), str(bad)])
-            page.wait_for_function("window.merState.jobs.size === 2 && "
-                                   "[...window.merState.jobs.values()].every(j => j.state === 'done' || j.state === 'error')",
-                                   timeout=120_000)
-            rows = page.locator("#table tbody tr")
-            assert rows.count() == 2
-            ref = predictor(clip)
-            row = page.locator("#table tbody tr", has_text="108.mp3").inner_text()
-            assert f"{ref.valence:.3f}" in row and f"{ref.arousal:.3f}" in row and ref.quadrant in row
-            assert "not-audio.mp3" in page.locator("#table tbody tr.error").inner_text()
-            # the plane has the trajectory, and playback moves the marker along it
-            page.locator("#table tbody tr", has_text="108.mp3").click()
-            page.wait_for_function("window.merState.planeChart && window.merState.planeChart.data.datasets[0].data.length > 50")
-            page.wait_for_function("window.merState.ws && window.merState.ws.getDuration() > 0", timeout=30_000)
-            page.evaluate("window.merState.ws.setTime(10)")
-            page.wait_for_function("window.merState.markerIndex === 20", timeout=10_000)
-            page.evaluate("window.merState.ws.play()")
-            page.wait_for_function("window.merState.playhead > 10.4", timeout=15_000)
-            moved = page.evaluate("window.merState.markerIndex")
-            assert moved >= 20
-            page.evaluate("window.merState.ws.pause()")
-            shot = tmp_path / "serve.png"
-            page.screenshot(path=str(shot), full_page=True)
-            if os.environ.get("MER_UPDATE_SCREENSHOT"):
-                page.screenshot(path=str(REPO / "docs" / "serve.jpg"), full_page=True, type="jpeg", quality=70)
-            assert shot.stat().st_size > 10_000 and not errors, errors
+            yield page, errors
             browser.close()
     finally:
         server.terminate()
@@ -261,10 +234,45 @@ def test_page_in_a_real_browser(predictor, shared, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it: apt-get install chromium)")
+def test_page_in_a_real_browser(predictor, shared, tmp_path):
+    clip = shared("pmemo-samples", "108.mp3")
+    bad = tmp_path / "not-audio.mp3"
+    bad.write_text("this is text, not audio")
+    with _served_page() as (page, errors):
+        page.wait_for_function("document.querySelector('#model').textContent.includes('default')")
+        page.set_input_files("#files", [str(clip), str(bad)])
+        page.wait_for_function("window.merState.jobs.size === 2 && "
+                               "[...window.merState.jobs.values()].every(j => j.state === 'done' || j.state === 'error')",
+                               timeout=120_000)
+        rows = page.locator("#table tbody tr")
+        assert rows.count() == 2
+        ref = predictor(clip)
+        row = page.locator("#table tbody tr", has_text="108.mp3").inner_text()
+        assert f"{ref.valence:.3f}" in row and f"{ref.arousal:.3f}" in row and ref.quadrant in row
+        assert "not-audio.mp3" in page.locator("#table tbody tr.error").inner_text()
+        # the plane has the trajectory, and playback moves the marker along it
+        page.locator("#table tbody tr", has_text="108.mp3").click()
+        page.wait_for_function("window.merState.planeChart && window.merState.planeChart.data.datasets[0].data.length > 50")
+        page.wait_for_function("window.merState.ws && window.merState.ws.getDuration() > 0", timeout=30_000)
+        page.evaluate("window.merState.ws.setTime(10)")
+        page.wait_for_function("window.merState.markerIndex === 20", timeout=10_000)
+        page.evaluate("window.merState.ws.play()")
+        page.wait_for_function("window.merState.playhead > 10.4", timeout=15_000)
+        moved = page.evaluate("window.merState.markerIndex")
+        assert moved >= 20
+        page.evaluate("window.merState.ws.pause()")
+        shot = tmp_path / "serve.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if os.environ.get("MER_UPDATE_SCREENSHOT"):
+            page.screenshot(path=str(REPO / "docs" / "serve.jpg"), full_page=True, type="jpeg", quality=70)
+        assert shot.stat().st_size > 10_000 and not errors, errors
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it: apt-get install chromium)")
 def test_library_view_in_a_real_browser(tmp_path):
     """`mer serve --library`: every song on the plane and in the list, quadrant filters, a
     dragged region, and a click that plays the song's audio (served by id)."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     from mer.library import Library
 
     music = tmp_path / "music"
@@ -276,56 +284,41 @@ def test_library_view_in_a_real_browser(tmp_path):
     with Library(db) as lib:
         lib.index(music, workers=1, progress=False)
         songs = lib.songs()
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mer", "serve", "--port", str(port), "--library", str(db)],
-                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
-        assert "mer serve: http://127.0.0.1" in server.stderr.readline()
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required",
-                                                                         "--mute-audio", "--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("window.merState.library.length === 6 && window.merState.libChart")
-            assert page.locator("#library").is_visible() and page.locator("#lib-list li").count() == 6
-            assert "(6 songs)" in page.locator("#lib-count").inner_text()
-            plotted = page.evaluate("window.merState.libChart.data.datasets[0].data.map(d => [d.x, d.y])")
-            assert sorted(map(tuple, plotted)) == sorted((s["valence"], s["arousal"]) for s in songs)
-            # a quadrant filter hides that quadrant's songs from the plane and the list
-            q = songs[0]["quadrant"]
-            page.locator(f"#library input[value={q}]").uncheck()
-            left = sum(s["quadrant"] != q for s in songs)
-            assert page.locator("#lib-list li").count() == left
-            assert page.evaluate("window.merState.libChart.data.datasets[0].data.length") == left
-            page.locator(f"#library input[value={q}]").check()
-            # a region dragged over the right half (valence > 0) keeps those songs only
-            box = page.locator("#libplane").bounding_box()
-            to_px = page.evaluate("""() => { const c = window.merState.libChart;
-                return [c.scales.x.getPixelForValue(0.02), c.scales.x.getPixelForValue(1),
-                        c.scales.y.getPixelForValue(1), c.scales.y.getPixelForValue(-1)]; }""")
-            page.mouse.move(box["x"] + to_px[0], box["y"] + to_px[2])
-            page.mouse.down()
-            page.mouse.move(box["x"] + to_px[1], box["y"] + to_px[3], steps=5)
-            page.mouse.up()
-            right = [s for s in songs if s["valence"] > 0.02]
-            page.wait_for_function(f"document.querySelectorAll('#lib-list li').length === {len(right)}")
-            page.locator("#lib-clear").click()
-            assert page.locator("#lib-list li").count() == 6
-            # a click on a song plays it: its audio comes by id, and its line names it
-            first = page.locator("#lib-list li").first
-            sid = int(first.get_attribute("data-id"))
-            first.click()
-            page.wait_for_function("document.querySelector('#lib-audio').duration > 3.9", timeout=15_000)
-            assert page.evaluate("document.querySelector('#lib-audio').src").endswith(f"/api/library/audio/{sid}")
-            name = next(Path(s["path"]).name for s in songs if s["id"] == sid)
-            assert name in page.locator("#lib-now").inner_text()
-            assert not errors, errors
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with _served_page("--library", str(db)) as (page, errors):
+        page.wait_for_function("window.merState.library.length === 6 && window.merState.libChart")
+        assert page.locator("#library").is_visible() and page.locator("#lib-list li").count() == 6
+        assert "(6 songs)" in page.locator("#lib-count").inner_text()
+        plotted = page.evaluate("window.merState.libChart.data.datasets[0].data.map(d => [d.x, d.y])")
+        assert sorted(map(tuple, plotted)) == sorted((s["valence"], s["arousal"]) for s in songs)
+        # a quadrant filter hides that quadrant's songs from the plane and the list
+        q = songs[0]["quadrant"]
+        page.locator(f"#library input[value={q}]").uncheck()
+        left = sum(s["quadrant"] != q for s in songs)
+        assert page.locator("#lib-list li").count() == left
+        assert page.evaluate("window.merState.libChart.data.datasets[0].data.length") == left
+        page.locator(f"#library input[value={q}]").check()
+        # a region dragged over the right half (valence > 0) keeps those songs only
+        box = page.locator("#libplane").bounding_box()
+        to_px = page.evaluate("""() => { const c = window.merState.libChart;
+            return [c.scales.x.getPixelForValue(0.02), c.scales.x.getPixelForValue(1),
+                    c.scales.y.getPixelForValue(1), c.scales.y.getPixelForValue(-1)]; }""")
+        page.mouse.move(box["x"] + to_px[0], box["y"] + to_px[2])
+        page.mouse.down()
+        page.mouse.move(box["x"] + to_px[1], box["y"] + to_px[3], steps=5)
+        page.mouse.up()
+        right = [s for s in songs if s["valence"] > 0.02]
+        page.wait_for_function(f"document.querySelectorAll('#lib-list li').length === {len(right)}")
+        page.locator("#lib-clear").click()
+        assert page.locator("#lib-list li").count() == 6
+        # a click on a song plays it: its audio comes by id, and its line names it
+        first = page.locator("#lib-list li").first
+        sid = int(first.get_attribute("data-id"))
+        first.click()
+        page.wait_for_function("document.querySelector('#lib-audio').duration > 3.9", timeout=15_000)
+        assert page.evaluate("document.querySelector('#lib-audio').src").endswith(f"/api/library/audio/{sid}")
+        name = next(Path(s["path"]).name for s in songs if s["id"] == sid)
+        assert name in page.locator("#lib-now").inner_text()
+        assert not errors, errors
 
 
 @pytest.mark.slow
