@@ -175,3 +175,40 @@ def count(db: Path) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM songs").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_joining_a_running_cluster_by_address_and_through_ray_client(clips: Path, single: dict, tmp_path: Path):
+    """A head started apart (`ray start --head --block`, as on a cluster's head node), joined by
+    its GCS address and through Ray Client (ray://, where the pipeline runs in a task on the
+    cluster); both libraries equal the single-machine one. Token authentication is off on this
+    test cluster (RAY_AUTH_MODE=disabled on both sides); real clusters pass RAY_AUTH_TOKEN."""
+    gcs, client = free_port(), free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={gcs}", f"--ray-client-server-port={client}",
+                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for address in (f"127.0.0.1:{gcs}", f"ray://127.0.0.1:{client}"):
+            db = tmp_path / f"{address.split(':')[0]}.sqlite"
+            deadline = time.monotonic() + 120
+            while True:  # the head takes a few seconds to listen
+                out = subprocess.run([sys.executable, "-m", "mer", "index", str(clips), "--db", str(db), "--ray", address,
+                                      "--shard-files", "3", "-q"], capture_output=True, text=True, env=env, timeout=300)
+                if out.returncode == 0 or "nothing answers" not in out.stderr or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            assert out.returncode == 0, out.stderr[-3000:]
+            assert "index: 8 files, 8 predicted (8 new)" in out.stderr, out.stderr[-2000:]
+            assert rows(db) == single, address
+    finally:
+        os.killpg(head.pid, 15)  # --block: stopping it stops the head's Ray processes
+        head.wait(timeout=60)

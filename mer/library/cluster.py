@@ -33,12 +33,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..errors import require
+from ..errors import ConfigError, require
 from .store import SONG_COLUMNS
 
 SHARD_FILES = 32  # files per shard (one Ray Data batch)
@@ -165,15 +167,70 @@ def connect(address: str, workers: int = 0) -> Callable[[], None]:
         except ConnectionError:
             ray.init(**local)
     else:
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            raise ConfigError(f"--ray {address}: could not join the Ray cluster ({str(exc).splitlines()[0]}); "
+                              "check the address and that the head runs the same Ray version") from None
     return ray.shutdown
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with one line, when ``address`` is no Ray address or nothing listens
+    there (``ray://host:port`` or ``host:port``; Ray itself retries for minutes). ``auto`` and
+    ``local`` pass; so does an already initialised Ray."""
+    if address in ("auto", "local") or ("ray" in sys.modules and sys.modules["ray"].is_initialized()):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray {address}: give auto, local, ray://HOST:PORT (Ray Client, port 10001) or "
+                          "HOST:PORT (the head's GCS, port 6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"--ray {address}: nothing answers at {host}:{port} ({exc.strerror or exc}); start the "
+                          "head with `ray start --head` or check the address") from None
 
 
 def predict_shards(jobs: list[dict[str, Any]], model: str, digest: str, folder: Path, workers: int = 0,
                    shard_files: int = SHARD_FILES, device: str = "cpu", backend: str = "auto",
                    embeddings: bool = True) -> Iterator[tuple[Path, int]]:
     """Run ``jobs`` (dicts: path, size, mtime_ns, sha1) through :class:`ShardWriter` actors on
-    the Ray that :func:`connect` opened; yields (shard path, files in it) as shards are written."""
+    the Ray that :func:`connect` opened; yields (shard path, files in it) as shards are written.
+
+    Through Ray Client (``ray://``), whose driver can run neither Ray Data's executor nor a
+    streaming task, the pipeline runs in one task on the cluster while this side picks up the
+    shards as they appear in the (shared) shard folder."""
+    ray = _ray()
+    args = (jobs, model, digest, str(folder), workers, shard_files, device, backend, embeddings)
+    if not ray.util.client.ray.is_connected():
+        for shard, n in _pipeline_names(*args):
+            yield Path(shard), n
+        return
+    import pyarrow.parquet as pq
+
+    ref = ray.remote(num_cpus=0)(_pipeline_list).remote(*args)
+    seen: set[Path] = set()
+    while True:
+        done, _ = ray.wait([ref], timeout=1.0)
+        if done:
+            ray.get(ref)  # the pipeline's own error, if it failed
+        for shard in pending_shards(folder):
+            if shard not in seen:
+                seen.add(shard)
+                yield shard, pq.read_metadata(shard).num_rows
+        if done:
+            return
+
+
+def _pipeline_list(*args: Any) -> list[tuple[str, int]]:
+    return list(_pipeline_names(*args))
+
+
+def _pipeline_names(jobs: list[dict[str, Any]], model: str, digest: str, folder: str, workers: int,
+                    shard_files: int, device: str, backend: str, embeddings: bool) -> Iterator[tuple[str, int]]:
+    """The Ray Data pipeline of :func:`predict_shards`: (shard path, files) as shards are written."""
     ray = _ray()
     for name in ("ray.data", "ray"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -185,11 +242,11 @@ def predict_shards(jobs: list[dict[str, Any]], model: str, digest: str, folder: 
     ds = ray.data.from_items([{**j, "sha1": j.get("sha1") or ""} for j in jobs])
     out = ds.map_batches(ShardWriter, batch_size=shard_files, batch_format="numpy", num_cpus=1,
                          compute=ray.data.ActorPoolStrategy(size=size),
-                         fn_constructor_kwargs={"model": model, "digest": digest, "folder": str(folder),
+                         fn_constructor_kwargs={"model": model, "digest": digest, "folder": folder,
                                                 "device": device, "backend": backend, "threads": 1,
                                                 "embeddings": embeddings})
     for row in out.iter_rows():
-        yield Path(row["shard"]), int(row["files"])
+        yield str(row["shard"]), int(row["files"])
 
 
 def merge_shard(conn: sqlite3.Connection, path: Path,

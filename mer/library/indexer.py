@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import ConfigError
 from ..hub import Bundle, bundled_models
 from .store import now, row_of_prediction, upsert_songs
 
@@ -250,8 +251,14 @@ def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "
     engine = choose_backend(bundle, device, backend)  # a bad model/device fails before any file is read
     embeddings = engine == "onnx" or bundle.architecture == "musicnn"  # models with per-step embeddings
     folder = None
+    if ray is None and (shards is not None or shard_files is not None):
+        raise ConfigError("--shards and --shard-files go with --ray ADDRESS")
+    if shard_files is not None and shard_files < 1:
+        raise ConfigError(f"--shard-files must be 1 or more (got {shard_files})")
     if ray is not None:
         from . import cluster
+
+        cluster.check_address(ray)
 
         folder = cluster.shard_dir(conn.execute("PRAGMA database_list").fetchone()[2], shards)
         cluster.clean_temporaries(folder)
