@@ -5,7 +5,7 @@ prediction step of :func:`mer.library.indexer.index` on Ray Data instead of loca
 processes; planning (what is new, changed, moved) and the database stay on the driver:
 
 1. **resume**: Parquet shards that an earlier, interrupted run wrote but did not merge are
-   merged first (:func:`merge_shards`); their files are not predicted again;
+   merged first (:func:`merge_shard`); their files are not predicted again;
 2. **plan**: the driver decides what to predict with the single-machine rules;
 3. **predict**: ``ray.data.from_items(jobs).map_batches(ShardWriter, batch_size=shard_files,
    compute=ActorPoolStrategy(size=workers))``. Each actor (one CPU) loads the model once; each
@@ -24,8 +24,9 @@ differs from the driver's fails its files with that reason.
 ``address``: ``"auto"`` joins a running cluster (``RAY_ADDRESS`` or ``ray start`` on this
 machine) and otherwise starts a local Ray instance with ``workers`` CPUs (default: all);
 ``"local"`` always starts a local instance; anything else (``ray://head:10001``,
-``head:6379``) is passed to :func:`ray.init`. An already initialised Ray (a notebook, a test)
-is used as it is.
+``head:6379``) is checked (:func:`check_address`) and passed to :func:`ray.init`. Through Ray
+Client (``ray://``) the pipeline runs as one task on the cluster (see :func:`predict_shards`).
+An already initialised Ray (a notebook, a test) is used as it is.
 """
 
 from __future__ import annotations
