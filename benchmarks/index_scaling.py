@@ -80,7 +80,7 @@ def main() -> None:
         for j in (1, 2):
             results.append((f"single machine, -j {j}", j, *run(files, tmp, f"local{j}", workers=j)))
         t0 = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         ray_start = time.perf_counter() - t0
         try:
             for j in (1, 2):

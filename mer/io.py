@@ -84,14 +84,15 @@ def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> lis
     removed = []
     for p in (folder.rglob(".*") if recursive else folder.glob(".*")):
         m = _TEMP.match(p.name)
-        if m and p.is_file() and not _alive(int(m.group(1))):
+        if m and p.is_file() and not alive(int(m.group(1))):
             with contextlib.suppress(OSError):
                 p.unlink()
                 removed.append(p)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (another user's counts; so does an unknown answer)."""
     if pid == os.getpid():
         return True
     try:
@@ -121,16 +122,19 @@ def file_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
             import msvcrt
 
             msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
     except OSError:
         fh.seek(0)
         holder = fh.read().strip()
         fh.close()
         raise MERError(busy + (f" (process {holder})" if holder.isdigit() else "")) from None
     try:
+        try:  # who holds it, for the message above (best effort: a full disk must not look like a held lock)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+        except OSError:
+            pass
         yield
     finally:
         fh.close()

@@ -26,7 +26,7 @@ COMPARED = [c for c in SONG_COLUMNS if c != "indexed_at"]
 @pytest.fixture(scope="module")
 def ray_local():  # noqa: ANN201
     import ray  # the test extra installs it: a missing ray fails here rather than skipping
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -87,9 +87,46 @@ def test_interrupted_run_shards_are_merged_not_redone(ray_local, clips: Path, si
     os.utime(temp, (time.time() - 7200, time.time() - 7200))
     with Library(db) as lib:
         stats = lib.index(clips, ray="auto", workers=2, shard_files=4, progress=False)
-    assert stats.resumed == 3 and stats.predicted == 5 and stats.failed == 0
+    assert (stats.resumed, stats.resumed_failed, stats.unchanged, stats.predicted, stats.failed) == (3, 0, 3, 5, 0)
     assert rows(db) == single
     assert not folder.exists(), "merged shards and the old temporary are gone, then their folder"
+
+
+def test_an_old_shard_never_replaces_newer_work_and_plain_runs_merge_shards(clips: Path, single: dict,
+                                                                          tmp_path: Path):
+    """Shards left by an interrupted Ray run are merged by the next run, with or without --ray;
+    a shard row older than the library's own result for that file (here an old failure against
+    a good row made since) is dropped."""
+    db = tmp_path / "lib.sqlite"
+    folder = cluster.shard_dir(db)
+    paths = sorted(single)
+    with Library(db) as lib:
+        lib.index([paths[0]], workers=1, progress=False)  # a good row for the first file, made now
+        old = cluster.write_shard(folder, [{"path": paths[0], "size": single[paths[0]][1],
+                                            "mtime_ns": single[paths[0]][2], "error": f"{paths[0]}: old failure"}])
+        os.utime(old, (time.time() - 3600, time.time() - 3600))  # written an hour ago
+        cluster.write_shard(folder, [dict(zip(COMPARED, single[p]), indexed_at="2026-01-01T00:00:00+00:00")
+                                     for p in paths[1:3]])
+        stats = lib.index(clips, workers=2, progress=False)  # a plain run
+        assert (stats.resumed, stats.resumed_failed, stats.unchanged, stats.predicted) == (2, 0, 3, 5)
+        assert lib.failures() == [] and stats.errors == []
+    assert rows(db) == single and not folder.exists()
+
+
+def test_shard_folder_problems_are_one_line(ray_local, clips: Path, tmp_path: Path):
+    from mer.errors import MERError
+    from mer.io import run_lock
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with Library(tmp_path / "a.sqlite") as lib:
+        with pytest.raises(ConfigError, match=r"a-file/shards: cannot write shards there .*--shards DIR"):
+            lib.index(clips, ray="auto", shards=blocker / "shards", progress=False)
+        shared_folder = tmp_path / "shared-shards"
+        with run_lock(shared_folder, "shard"):  # another library's run using the same --shards folder
+            with pytest.raises(MERError, match="another process is using this shard folder"):
+                lib.index(clips, ray="auto", shards=shared_folder, progress=False)
+        assert len(lib) == 0
 
 
 def test_failed_files_are_recorded_with_their_error(ray_local, clips: Path, tmp_path: Path):
@@ -156,11 +193,13 @@ def test_kill_9_of_the_driver_then_rerun(clips: Path, tmp_path: Path):
     kept = count(db)
     assert 0 < kept < 24
     time.sleep(2)  # let the dead run's in-flight shards land
+    waiting = sum(len(cluster.read_shard(p)) for p in cluster.pending_shards(cluster.shard_dir(db)))
     with Library(db) as lib:
         stats = lib.index(music, ray="local", workers=2, progress=False)
-        # the shards' rows are merged before planning, so their files then count as unchanged too
-        assert stats.unchanged == kept + stats.resumed and stats.failed == 0
-        assert stats.predicted + stats.unchanged == 24
+        # every row of the shards the dead run's workers wrote is merged, none predicted again;
+        # their files then count as unchanged too
+        assert stats.resumed == waiting and stats.resumed_failed == 0 and stats.failed == 0
+        assert stats.unchanged == kept + waiting and stats.predicted + stats.unchanged == 24
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         paths = [r[0] for r in conn.execute("SELECT path FROM songs")]
@@ -212,3 +251,26 @@ def test_joining_a_running_cluster_by_address_and_through_ray_client(clips: Path
     finally:
         os.killpg(head.pid, 15)  # --block: stopping it stops the head's Ray processes
         head.wait(timeout=60)
+
+
+def test_a_file_that_kills_its_worker_ends_the_run_in_one_line_and_is_recorded(clips: Path, tmp_path: Path):
+    """A worker process dying on a file (out of memory, a decoder crash; here os._exit through
+    the MER_TEST_KILL_ON hook) is not retried for ever: the run stops with one error line that
+    names the file, which is recorded as failed; the rerun merges what the workers wrote and
+    finishes the rest."""
+    db = tmp_path / "kill.sqlite"
+    victim = str(sorted(clips.glob("*.mp3"))[5].resolve())
+    argv = [sys.executable, "-m", "mer", "index", str(clips), "--db", str(db), "--ray", "local", "-j", "2",
+            "--shard-files", "2", "-q"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, "MER_TEST_KILL_ON": victim})
+    assert out.returncode == 1, out.stderr[-2000:]
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("mer: error:")]
+    assert len(errors) == 1 and f"recorded as failed: {victim}" in errors[0], out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "1 skipped (failed before; --retry-failed)" in again.stderr
+    with Library(db) as lib:
+        assert len(lib) == 7 and [f["path"] for f in lib.failures()] == [victim]
+        assert "the Ray worker predicting it died" in lib.failures()[0]["error"]
+    assert not cluster.shard_dir(db).exists()

@@ -27,9 +27,9 @@ def summary(stats: object) -> str:
                                       ("copied", s.copied), ("failed", s.failed),
                                       ("skipped (failed before; --retry-failed)", s.skipped_failed),
                                       ("pruned", s.pruned)) if n]
-    if s.resumed:
-        parts = [p + (f" ({s.resumed} merged from an interrupted run's shards)" if p.endswith(" unchanged") else "")
-                 for p in parts]
+    if s.resumed or s.resumed_failed:
+        parts.append(f"{s.resumed + s.resumed_failed} resumed from an interrupted run's shards"
+                     + (f" ({s.resumed_failed} of them failed there)" if s.resumed_failed else ""))
     speed = f", {s.audio_seconds / s.seconds:.0f}x real time" if s.audio_seconds and s.seconds else ""
     return f"index: {', '.join(parts)}; {s.seconds:.1f} s{speed}"
 
@@ -46,7 +46,7 @@ def _index(args: argparse.Namespace) -> int:
     for e in stats.errors:
         print(f"mer: error: {e}", file=sys.stderr)
     print(summary(stats) + f"; {total} songs in {args.db}", file=sys.stderr)
-    return 1 if stats.failed else 0
+    return 1 if stats.failed or (stats.resumed_failed and not args.retry_failed) else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

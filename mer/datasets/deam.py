@@ -20,7 +20,6 @@ files) are reported, and leave the song out, as :mod:`mer.datasets.problems` des
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 

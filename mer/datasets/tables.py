@@ -173,8 +173,8 @@ def read_static(paths: list[Path], problems: list[Problem], rule: LabelScale,
                     problems.append(malformed(path, line, "missing or non-numeric value", cells[sid]))
                     continue
                 va = check([vals["valence"], vals["arousal"]], line, cells[sid], ("valence", "arousal"))
-                spread_check(vals, rule, path, line, cells[sid], problems)
                 if va is not None:
+                    spread_check(vals, rule, path, line, cells[sid], problems)
                     vals["valence"], vals["arousal"] = float(va[0]), float(va[1])
                     entries.append((cells[sid], path, line, vals))
     return unique(entries, problems)

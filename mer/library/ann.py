@@ -57,12 +57,16 @@ class AnnIndex:
         self.path = None
         self.built = False
         if cache is not None and self.n:
-            key = hashlib.blake2b(m.tobytes(), digest_size=10).hexdigest()
-            self.path = Path(cache) / f"{key}-{self.n}x{self.dim}.usearch"
+            h = hashlib.blake2b(m.tobytes(), digest_size=10)
+            h.update(f"M{CONNECTIVITY} ef{EXPANSION_ADD} f16".encode())  # the graph's settings are part of it
+            self.path = Path(cache) / f"{h.hexdigest()}-{self.n}x{self.dim}.usearch"
         self.index = self._restore(Index) if self.path is not None and self.path.is_file() else None
         if self.index is None:
             self.index = Index(ndim=max(self.dim, 1), metric="cos", dtype="f16", connectivity=CONNECTIVITY,
                                expansion_add=EXPANSION_ADD)
+            if self.n >= ANN_MIN_ROWS:  # minutes: say so rather than look stuck
+                warnings.warn(f"building the approximate search graph of {self.n:,} songs (minutes, once"
+                              + (f"; kept in {self.path.parent}" if self.path else "") + ")", MERWarning, stacklevel=3)
             if self.n:
                 self.index.add(np.arange(self.n, dtype=np.uint64), m, threads=threads or os.cpu_count() or 1)
             self.built = True

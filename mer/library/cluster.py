@@ -31,6 +31,7 @@ An already initialised Ray (a notebook, a test) is used as it is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -38,6 +39,7 @@ import socket
 import sqlite3
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -46,6 +48,7 @@ from .store import SONG_COLUMNS
 
 SHARD_FILES = 32  # files per shard (one Ray Data batch)
 SHARD_PREFIX = "shard-"
+INFLIGHT = ".inflight-"  # + host-pid: the file a worker is predicting now
 
 
 def _pyarrow() -> Any:
@@ -118,9 +121,14 @@ class ShardWriter:
                             f"the driver's {digest[:12]}; install the same mer and model on every node")
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        rows = [self._row(str(p), int(s), int(m), sha or None)
-                for p, s, m, sha in zip(batch["path"], batch["size"], batch["mtime_ns"], batch["sha1"])]
-        return {"shard": [str(write_shard(self.folder, rows))], "files": [len(rows)]}
+        marker = self.folder / f"{INFLIGHT}{socket.gethostname()}-{os.getpid()}"
+        rows = []
+        for p, s, m, sha in zip(batch["path"], batch["size"], batch["mtime_ns"], batch["sha1"]):
+            marker.write_text(str(p), encoding="utf-8", errors="surrogateescape")  # names the file if we die
+            rows.append(self._row(str(p), int(s), int(m), sha or None))
+        shard = write_shard(self.folder, rows)
+        marker.unlink(missing_ok=True)
+        return {"shard": [str(shard)], "files": [len(rows)]}
 
     def _row(self, path: str, size: int, mtime_ns: int, sha1: str | None) -> dict[str, Any]:
         from ..errors import MERError
@@ -128,6 +136,8 @@ class ShardWriter:
         from .store import row_of_prediction
 
         failed = {"path": path, "size": size, "mtime_ns": mtime_ns}
+        if os.environ.get("MER_TEST_KILL_ON") == path:  # the tests' stand-in for a file that kills its worker
+            os._exit(137)
         if self.wrong_model:
             return {**failed, "error": f"{path}: {self.wrong_model}"}
         try:
@@ -159,7 +169,7 @@ def connect(address: str, workers: int = 0) -> Callable[[], None]:
     if ray.is_initialized():
         return lambda: None
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    local = {"num_cpus": workers or os.cpu_count() or 1, **quiet}
+    local = {"address": "local", "num_cpus": workers or os.cpu_count() or 1, **quiet}  # never another cluster
     if address == "local":
         ray.init(**local)
     elif address == "auto":
@@ -233,28 +243,39 @@ def _pipeline_names(jobs: list[dict[str, Any]], model: str, digest: str, folder:
                     shard_files: int, device: str, backend: str, embeddings: bool) -> Iterator[tuple[str, int]]:
     """The Ray Data pipeline of :func:`predict_shards`: (shard path, files) as shards are written."""
     ray = _ray()
-    for name in ("ray.data", "ray"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("ray.data", "ray"):  # the driver reports a failed run itself, in one line
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver shows its own bar, in files
     ctx.print_on_execution_start = False
     cpus = int(ray.cluster_resources().get("CPU", 1))
     size = max(1, min(workers or cpus, -(-len(jobs) // shard_files)))
     ds = ray.data.from_items([{**j, "sha1": j.get("sha1") or ""} for j in jobs])
-    out = ds.map_batches(ShardWriter, batch_size=shard_files, batch_format="numpy", num_cpus=1,
-                         compute=ray.data.ActorPoolStrategy(size=size),
-                         fn_constructor_kwargs={"model": model, "digest": digest, "folder": folder,
-                                                "device": device, "backend": backend, "threads": 1,
-                                                "embeddings": embeddings})
+    # no restarts: a worker that dies (a file that crashes the decoder, memory) ends the run with
+    # one line instead of Ray retrying the same batch for ever; the rerun resumes from the shards
+    with warnings.catch_warnings():  # Ray 2.60 deprecates these arguments (gone in 2.64, hence the pin <2.64)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = ds.map_batches(ShardWriter, batch_size=shard_files, batch_format="numpy", num_cpus=1,
+                             compute=ray.data.ActorPoolStrategy(size=size), max_restarts=0, max_task_retries=0,
+                             fn_constructor_kwargs={"model": model, "digest": digest, "folder": folder,
+                                                    "device": device, "backend": backend, "threads": 1,
+                                                    "embeddings": embeddings})
     for row in out.iter_rows():
         yield str(row["shard"]), int(row["files"])
 
 
 def merge_shard(conn: sqlite3.Connection, path: Path,
-                commit: Callable[[sqlite3.Connection, list[dict[str, Any]], list[tuple]], None]) -> tuple[int, int, float, list[str]]:
+                commit: Callable[[sqlite3.Connection, list[dict[str, Any]], list[tuple]], None],
+                resume: bool = False) -> tuple[int, int, float, list[str]]:
     """Merge one shard into the library in one transaction, then delete it. Rows of files that
     changed (size or mtime) since the shard was written are dropped: the next run plans them
-    again. Returns (rows merged, failures merged, audio seconds, errors)."""
+    again. ``resume`` (a shard an interrupted run left): rows for which the library already
+    holds a newer result (a song row or a failure written after the shard) are dropped too, so
+    an old shard never replaces newer work. Returns (rows merged, failures merged, audio
+    seconds, errors)."""
+    import datetime as dt
+
+    written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).replace(microsecond=0).isoformat()
     rows, failures, seconds, errors = [], [], 0.0, []
     for r in read_shard(path):
         try:
@@ -262,6 +283,8 @@ def merge_shard(conn: sqlite3.Connection, path: Path,
         except OSError:
             continue
         if (st.st_size, st.st_mtime_ns) != (r["size"], r["mtime_ns"]):
+            continue
+        if resume and _newer_in_library(conn, r, written):
             continue
         if r.get("error"):
             failures.append((r["path"], r["size"], r["mtime_ns"], r["error"]))
@@ -280,9 +303,62 @@ def merge_shard(conn: sqlite3.Connection, path: Path,
     return len(rows), len(failures), seconds, errors
 
 
+def _newer_in_library(conn: sqlite3.Connection, r: dict[str, Any], written: str) -> bool:
+    """Whether the library has a result for ``r``'s file (same size and mtime) made at or after
+    ``written`` (UTC ISO seconds, as the library's timestamps)."""
+    for sql in ("SELECT indexed_at FROM songs WHERE path=? AND size=? AND mtime_ns=?",
+                "SELECT failed_at FROM failures WHERE path=? AND size=? AND mtime_ns=?"):
+        row = conn.execute(sql, (r["path"], r["size"], r["mtime_ns"])).fetchone()
+        if row is not None and row[0] >= written:
+            return True
+    return False
+
+
+def killers(folder: Path) -> list[str]:
+    """Files whose worker died while predicting them: named by the in-flight markers of workers
+    on this machine that no longer run (markers from other machines cannot be judged and stay).
+    Their markers are removed."""
+    from ..io import alive
+
+    host, found = socket.gethostname(), []
+    for marker in folder.glob(INFLIGHT + "*"):
+        name, _, pid = marker.name[len(INFLIGHT):].rpartition("-")
+        if name == host and pid.isdigit() and not alive(int(pid)):
+            with contextlib.suppress(OSError):
+                found.append(marker.read_text(encoding="utf-8", errors="surrogateescape"))
+                marker.unlink()
+    return found
+
+
+def prepare(folder: Path) -> None:
+    """Make the shard folder and check that it takes a file, or one :class:`ConfigError`."""
+    probe = folder / f".tmp-{os.getpid()}-probe"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot write shards there ({exc.strerror or exc}); give a writable folder, "
+                          "reachable from every Ray node, with --shards DIR") from None
+
+
+def failure_line(exc: BaseException) -> str:
+    """One line from a Ray error (the remote cause's last line, colour codes removed)."""
+    import re
+
+    cause = getattr(exc, "cause", None) or exc
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(cause)).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    line = lines[-1] if lines else type(cause).__name__
+    return line.split(". ")[0].rstrip(".")[:200]
+
+
 def clean_temporaries(folder: Path, older_than: float = 3600.0) -> None:
-    """Remove shard temporaries left by killed workers (those older than ``older_than`` s)."""
+    """Remove what earlier runs' workers left: in-flight markers (no worker of this folder runs
+    now: the caller holds its lock) and shard temporaries older than ``older_than`` s."""
     if folder.is_dir():
+        for p in folder.glob(INFLIGHT + "*"):
+            p.unlink(missing_ok=True)
         cutoff = time.time() - older_than
         for p in folder.glob(".tmp-*"):
             try:
@@ -293,8 +369,10 @@ def clean_temporaries(folder: Path, older_than: float = 3600.0) -> None:
 
 
 def tidy(folder: Path) -> None:
-    """Remove the shard folder when nothing is left in it."""
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
+    """Remove the shard folder (and its lock file) when no shard is left in it."""
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".lock"}:
+        try:
+            (folder / ".lock").unlink(missing_ok=True)
+            folder.rmdir()
+        except OSError:
+            pass

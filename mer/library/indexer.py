@@ -23,16 +23,19 @@ rest while the workers predict.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import os
 import sqlite3
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MERError, MERWarning
 from ..hub import Bundle, bundled_models
 from .store import now, row_of_prediction, upsert_songs
 
@@ -58,7 +61,8 @@ class IndexStats:
     failed: int = 0  # failed in this run
     skipped_failed: int = 0  # failed before and unchanged: not retried
     pruned: int = 0
-    resumed: int = 0  # rows merged from an interrupted Ray run's shards first (then counted as unchanged too)
+    resumed: int = 0  # songs merged first from an interrupted Ray run's shards (then counted as unchanged too)
+    resumed_failed: int = 0  # failures merged from those shards (their errors are in ``errors``)
     audio_seconds: float = 0.0  # duration of the audio predicted in this run
     seconds: float = 0.0  # wall time of the run
     errors: list[str] = field(default_factory=list)
@@ -250,21 +254,57 @@ def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "
     bundle = Bundle.resolve(model)
     engine = choose_backend(bundle, device, backend)  # a bad model/device fails before any file is read
     embeddings = engine == "onnx" or bundle.architecture == "musicnn"  # models with per-step embeddings
-    folder = None
     if ray is None and (shards is not None or shard_files is not None):
         raise ConfigError("--shards and --shard-files go with --ray ADDRESS")
     if shard_files is not None and shard_files < 1:
         raise ConfigError(f"--shard-files must be 1 or more (got {shard_files})")
+    db_file = conn.execute("PRAGMA database_list").fetchone()[2]
+    folder = Path(db_file + ".shards") if ray is None or shards is None else Path(shards).resolve()
+    with contextlib.ExitStack() as held:
+        if ray is not None or any(folder.glob("shard-*.parquet")):
+            held.enter_context(_open_shards(conn, folder, ray, retry_failed, stats))
+        _index_files(conn, paths, bundle, device, backend, workers, embeddings, prune, retry_failed, progress,
+                     commit_every, ray, folder, shard_files, stats)
+    if ray is not None or folder.is_dir():
+        from .cluster import tidy
+
+        tidy(folder)
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+@contextlib.contextmanager
+def _open_shards(conn: sqlite3.Connection, folder: Path, ray: str | None, retry_failed: bool,
+                 stats: IndexStats) -> Iterator[None]:
+    """Hold the shard folder (one index run at a time uses it) and merge what an interrupted
+    Ray run left there (its failures' errors are reported unless they are to be retried); for
+    a Ray run, check the address and that the folder takes files."""
+    from ..io import run_lock
+    from . import cluster
+
     if ray is not None:
-        from . import cluster
-
         cluster.check_address(ray)
-
-        folder = cluster.shard_dir(conn.execute("PRAGMA database_list").fetchone()[2], shards)
+        cluster.prepare(folder)
+    elif importlib.util.find_spec("pyarrow") is None:
+        warnings.warn(f"{folder}: shards of an interrupted `mer index --ray` wait there; install the ray extra to "
+                      "merge them (pip install 'mer-toolkit[ray]') or delete the folder", MERWarning, stacklevel=4)
+        yield
+        return
+    with run_lock(folder, "shard"):
         cluster.clean_temporaries(folder)
         for shard in cluster.pending_shards(folder):  # an interrupted run's work: merged, not redone
-            merged, failed, _, _ = cluster.merge_shard(conn, shard, commit_results)
-            stats.resumed += merged + failed
+            merged, failed, _, errors = cluster.merge_shard(conn, shard, commit_results, resume=True)
+            stats.resumed += merged
+            stats.resumed_failed += failed
+            stats.errors += [] if retry_failed else errors
+        yield
+
+
+def _index_files(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], bundle: Bundle, device: str,
+                 backend: str, workers: int, embeddings: bool, prune: bool, retry_failed: bool, progress: bool,
+                 commit_every: int, ray: str | None, folder: Path, shard_files: int | None,
+                 stats: IndexStats) -> None:
+    """Scan, plan, apply the edits, prune, and predict what is left (locally or on Ray)."""
     files, roots = scan(paths)
     stats.found = len(files)
     jobs, edits = _plan(conn, files, bundle.digest, retry_failed, stats)
@@ -276,15 +316,11 @@ def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "
     for j in jobs:
         setattr(stats, j.reason, getattr(stats, j.reason) + 1)
     stats.predicted = len(jobs)
-    if jobs and folder is not None:
-        _predict_on_ray(conn, jobs, bundle, device, backend, workers, embeddings, progress, ray or "auto", folder,
+    if jobs and ray is not None:
+        _predict_on_ray(conn, jobs, bundle, device, backend, workers, embeddings, progress, ray, folder,
                         shard_files, stats)
     elif jobs:
         _predict(conn, jobs, bundle, device, backend, workers, embeddings, progress, commit_every, stats)
-    if folder is not None:
-        cluster.tidy(folder)
-    stats.seconds = time.perf_counter() - t0
-    return stats
 
 
 def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device: str, backend: str, workers: int,
@@ -339,6 +375,8 @@ def _predict_on_ray(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, 
 
     from . import cluster
 
+    import ray
+
     stop = cluster.connect(address, workers)
     bar = tqdm(total=len(jobs), unit="file", desc="index (ray)", file=sys.stderr, disable=not progress, leave=False)
     try:
@@ -350,6 +388,14 @@ def _predict_on_ray(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, 
             stats.errors += errors
             stats.audio_seconds += seconds
             bar.update(n)
+    except ray.exceptions.RayError as exc:
+        by_path = {j.path: j for j in jobs}
+        dead = [by_path[p] for p in cluster.killers(folder) if p in by_path]
+        why = "the Ray worker predicting it died (out of memory, or a decoder crash); --retry-failed tries it again"
+        _tx(conn, commit_results, [], [(j.path, j.size, j.mtime_ns, f"{j.path}: {why}") for j in dead])
+        named = f"; recorded as failed: {', '.join(j.path for j in dead)}" if dead else ""
+        raise MERError(f"the Ray run stopped ({cluster.failure_line(exc)}){named}; {bar.n} of {len(jobs)} files "
+                       "were merged, and a rerun of the same command goes on from there") from None
     finally:
         bar.close()
         stop()

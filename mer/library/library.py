@@ -120,7 +120,7 @@ class Library:
         busy = (f"{self.path}: another `mer index` is writing this library; wait for it to finish "
                 "(searches work meanwhile) or index into another --db")
         try:
-            with file_lock(str(self.path) + ".lock", busy):
+            with file_lock(str(self.path.resolve()) + ".lock", busy):
                 return indexer.index(self._conn, list(paths), model, workers, prune, retry_failed, progress, device,
                                      backend, commit_every, ray, shards, shard_files)
         finally:
