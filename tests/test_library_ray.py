@@ -155,7 +155,7 @@ def test_missing_ray_extra_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_cli_ray_flag(ray_local, clips: Path, tmp_path: Path):
-    """`mer index --ray local` in its own process: starts Ray, indexes, shuts Ray down."""
+    """`mer index --ray local|auto` in its own process: starts Ray, indexes, shuts Ray down."""
     db = tmp_path / "cli.sqlite"
     one = sorted(clips.glob("*.mp3"))[:2]
     music = tmp_path / "music"
@@ -166,8 +166,16 @@ def test_cli_ray_flag(ray_local, clips: Path, tmp_path: Path):
                           "-j", "1", "-q"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "index: 2 files, 2 predicted (2 new)" in out.stderr
+    # auto with a recorded cluster that is gone (a dead RAY_ADDRESS): a local Ray, at once
+    music.joinpath("third.mp3").write_bytes(sorted(clips.glob("*.mp3"))[2].read_bytes())
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "mer", "index", str(music), "--db", str(db), "--ray", "auto",
+                          "-j", "1", "-q"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "RAY_ADDRESS": f"127.0.0.1:{free_port()}"})
+    assert out.returncode == 0 and "1 predicted (1 new), 2 unchanged" in out.stderr, out.stderr[-2000:]
+    assert time.monotonic() - t0 < 90  # Ray's own "auto" retried the dead address for minutes
     with Library(db) as lib:
-        assert len(lib) == 2
+        assert len(lib) == 3
 
 
 def test_kill_9_of_the_driver_then_rerun(clips: Path, tmp_path: Path):

@@ -173,9 +173,10 @@ def connect(address: str, workers: int = 0) -> Callable[[], None]:
     if address == "local":
         ray.init(**local)
     elif address == "auto":
-        try:
-            ray.init(address="auto", **quiet)
-        except ConnectionError:
+        running = running_cluster()  # Ray's own "auto" retries a dead cluster's address for minutes
+        if running:
+            ray.init(address=running, **quiet)
+        else:
             ray.init(**local)
     else:
         try:
@@ -184,6 +185,23 @@ def connect(address: str, workers: int = 0) -> Callable[[], None]:
             raise ConfigError(f"--ray {address}: could not join the Ray cluster ({str(exc).splitlines()[0]}); "
                               "check the address and that the head runs the same Ray version") from None
     return ray.shutdown
+
+
+def running_cluster() -> str | None:
+    """The address of a Ray cluster that answers, as ``ray.init(address="auto")`` would find it
+    (``RAY_ADDRESS``, else the one ``ray start`` recorded on this machine), or None."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    if not address:
+        recorded = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+        with contextlib.suppress(OSError):
+            address = recorded.read_text().strip()
+    if not address or address in ("auto", "local"):
+        return None
+    try:
+        check_address(address, timeout=2.0)
+    except ConfigError:
+        return None
+    return address
 
 
 def check_address(address: str, timeout: float = 5.0) -> None:
