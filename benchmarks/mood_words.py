@@ -1,0 +1,110 @@
+"""Do the 4Q clips' AllMusic mood words help as an auxiliary target? Nested CV, as the default's.
+
+The 4Q metadata lists several AllMusic mood words per clip (``MoodsStrSplit``, 217 distinct
+words, ~6.6 per clip): far more labels than the 600 quadrants. Two ways to use them with the
+shipped default's features (musicnn MSD mean+sd embedding of loudness-normalised audio):
+
+- **stack**: ridge from the standardised embedding to the mood-word indicators (words seen at
+  least 8 times in the training part), its out-of-fold predictions (5-fold, inside the
+  training part) appended to the embedding, then logistic regression on the quadrant;
+- **bottleneck**: logistic regression on the predicted mood-word profile alone.
+
+Each is scored with the same repeated nested protocol as ``benchmarks/nested_4q.yaml`` (5
+outer x 4 inner artist-grouped folds, 5 seeds; C and the ridge alpha chosen inside), beside the
+shipped candidate re-run in the same process as the reference. The mood words of a clip are
+used only when it is in a training part. Prints one markdown table.
+
+Usage (from the repository root; needs the train extra and ../shared/data)::
+
+    python benchmarks/mood_words.py
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+
+
+class MoodStack:
+    """Quadrant classifier with mood-word targets; ``fit(X, fy)``: ``fy[:, 0]`` the quadrant,
+    ``fy[:, 1:]`` the clip's mood-word indicators (what ``nested_cv``'s ``fit_y`` passes)."""
+
+    def __init__(self, C: float = 0.01, alpha: float = 100.0, only_moods: bool = False, min_count: int = 8) -> None:
+        self.C, self.alpha, self.only, self.min_count = C, alpha, only_moods, min_count
+
+    def fit(self, X: np.ndarray, fy: np.ndarray) -> "MoodStack":
+        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.model_selection import KFold
+        from sklearn.preprocessing import StandardScaler
+
+        labels, moods = fy[:, 0].astype(str), fy[:, 1:].astype(float)
+        moods = moods[:, moods.sum(axis=0) >= self.min_count]  # words seen often enough in this training part
+        self.scale = StandardScaler().fit(X)
+        z = self.scale.transform(X)
+        oof = np.zeros_like(moods)
+        for tr, te in KFold(5, shuffle=True, random_state=0).split(z):
+            oof[te] = Ridge(alpha=self.alpha).fit(z[tr], moods[tr]).predict(z[te])
+        self.ridge = Ridge(alpha=self.alpha).fit(z, moods)
+        f = oof if self.only else np.hstack([z, oof])
+        self.scale2 = StandardScaler().fit(f)
+        self.lr = LogisticRegression(C=self.C, max_iter=5000).fit(self.scale2.transform(f), labels)
+        self.classes_ = self.lr.classes_
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        z = self.scale.transform(X)
+        p = self.ridge.predict(z)
+        return self.lr.predict_proba(self.scale2.transform(p if self.only else np.hstack([z, p])))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def main() -> None:
+    from mer.train.config import read_yaml
+    from mer.train.nested import grid, nested_cv
+    from mer.train.probe import ProbeData, make_model
+
+    doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
+    doc["root"] = str(DATA / "4q-dev")
+    doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
+    data = ProbeData(doc, progress=False)
+    x = data.features("meanstd", 0.139)
+    with open(DATA / "4q-dev" / "panda_dataset_taffc_metadata.csv", encoding="latin-1") as fh:
+        meta = {r["Song"]: r for r in csv.DictReader(fh)}
+    words = [{w.strip().lower() for w in meta[t.track_id]["MoodsStrSplit"].split(";") if w.strip()}
+             for t in data.tracks]
+    vocab = sorted(set().union(*words))
+    fy = np.empty((len(data.y), 1 + len(vocab)), dtype=object)
+    fy[:, 0] = data.y
+    fy[:, 1:] = np.array([[w in ws for w in vocab] for ws in words], float)
+    runs = [
+        ("reference: LR on mean+sd embedding of loudness-normalised audio (shipped)",
+         lambda **p: make_model("lr", **p), grid(C=[0.003, 0.01, 0.03, 0.1, 0.3]), None),
+        ("stack: LR on [embedding, out-of-fold mood-word predictions]",
+         lambda **p: MoodStack(**p), grid(C=[0.003, 0.01, 0.03, 0.1], alpha=[100.0, 1000.0]), fy),
+        ("bottleneck: LR on mood-word predictions only",
+         lambda **p: MoodStack(only_moods=True, **p), grid(C=[0.01, 0.03, 0.1, 0.3, 1.0], alpha=[100.0, 1000.0]), fy),
+    ]
+    print(f"### Mood words as an auxiliary target: {len(data.y)} clips, {len(vocab)} mood words "
+          f"({fy[:, 1:].astype(float).sum(axis=1).mean():.1f} per clip), nested 5 x 4 folds, 5 seeds\n")
+    print("| model | nested macro-F1 (mean ± sd over repeats) | sd over folds | accuracy | most chosen | time (s) |")
+    print("|---|---|---|---|---|---|")
+    for label, factory, points, fit_y in runs:
+        t0 = time.perf_counter()
+        s = nested_cv(x, data.y, data.groups, factory, points, 5, 4, [0, 1, 2, 3, 4], fit_y).summary()
+        top = max(s["choices"].items(), key=lambda kv: kv[1])[0]
+        print(f"| {label} | {s['f1']:.3f} ± {s['f1_sd_repeats']:.3f} | {s['f1_sd_folds']:.3f} | {s['accuracy']:.3f} | "
+              f"{top} | {time.perf_counter() - t0:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
