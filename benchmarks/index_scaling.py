@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from mer.library import Library  # noqa: E402
 from mer.library import cluster  # noqa: E402
-from mer.library.indexer import commit_results  # noqa: E402
+from mer.library.indexer import commit_results, transaction  # noqa: E402
 from mer.library.store import connect  # noqa: E402
 
 PREVIEWS = 1_000_000
@@ -58,9 +58,7 @@ def merge_rate(db: Path, tmp: Path, shards: int = 60) -> float:
     t0 = time.perf_counter()
     for p in paths:
         rows = [{k: v for k, v in r.items() if k != "error"} for r in cluster.read_shard(p)]
-        target.execute("BEGIN IMMEDIATE")
-        commit_results(target, rows, [])
-        target.execute("COMMIT")
+        transaction(target, commit_results, rows, [])
     return shards * len(base) / (time.perf_counter() - t0)
 
 

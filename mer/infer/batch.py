@@ -41,16 +41,17 @@ def _init(model: Any, device: str, threads: int, backend: str) -> None:
     _PREDICTOR = Predictor(model, device, backend, threads)
 
 
-def _one(job: tuple[str, dict[str, Any]]) -> Result:
-    """Predict one file; never raises (the batch goes on)."""
-    path, options = job
-    if os.environ.get("MER_TEST_KILL_ON") == path:  # the reliability test's stand-in for an out-of-memory kill
+def predict_file(predictor: Any, path: str, options: dict[str, Any]) -> Result:
+    """Predict one file with ``predictor``; never raises: a failure becomes the Result's one-line
+    error (the batch goes on), and warnings raised meanwhile travel with it. Also what each
+    Ray worker of ``mer index --ray`` runs per file."""
+    if os.environ.get("MER_TEST_KILL_ON") == path:  # the reliability tests' stand-in for an out-of-memory kill
         os._exit(137)
     res = Result(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            res.prediction = _PREDICTOR(path, **options)
+            res.prediction = predictor(path, **options)
         except MERError as exc:
             res.error = str(exc)
         except MemoryError:
@@ -60,6 +61,11 @@ def _one(job: tuple[str, dict[str, Any]]) -> Result:
             res.traceback = traceback.format_exc()
     res.warnings = [str(w.message) for w in caught]
     return res
+
+
+def _one(job: tuple[str, dict[str, Any]]) -> Result:
+    path, options = job
+    return predict_file(_PREDICTOR, path, options)
 
 
 def run_batch(model: Any, paths: list[str], device: str = "auto", backend: str = "auto", workers: int = 0,

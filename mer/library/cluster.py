@@ -131,27 +131,21 @@ class ShardWriter:
         return {"shard": [str(shard)], "files": [len(rows)]}
 
     def _row(self, path: str, size: int, mtime_ns: int, sha1: str | None) -> dict[str, Any]:
-        from ..errors import MERError
+        from ..infer.batch import predict_file
         from .indexer import file_tags, sha1_file
         from .store import row_of_prediction
 
         failed = {"path": path, "size": size, "mtime_ns": mtime_ns}
-        if os.environ.get("MER_TEST_KILL_ON") == path:  # the tests' stand-in for a file that kills its worker
-            os._exit(137)
         if self.wrong_model:
             return {**failed, "error": f"{path}: {self.wrong_model}"}
+        res = predict_file(self.predictor, path, {"embeddings": self.embeddings})
+        if res.prediction is None:
+            return {**failed, "error": res.error or f"{path}: failed"}
         try:
-            pred = self.predictor(path, embeddings=self.embeddings)
             sha = sha1 or sha1_file(path)
-        except MERError as exc:
-            return {**failed, "error": str(exc)}
         except OSError as exc:
             return {**failed, "error": f"{path}: cannot be read ({exc.strerror or exc})"}
-        except MemoryError:
-            return {**failed, "error": f"{path}: out of memory while decoding; split the file or free memory"}
-        except Exception as exc:  # noqa: BLE001  (one line per file, the shard goes on)
-            return {**failed, "error": f"{path}: could not be processed ({type(exc).__name__}: {exc})"}
-        return row_of_prediction(pred, path, size, mtime_ns, sha, *file_tags(path))
+        return row_of_prediction(res.prediction, path, size, mtime_ns, sha, *file_tags(path))
 
 
 def _ray() -> Any:
@@ -282,9 +276,7 @@ def _pipeline_names(jobs: list[dict[str, Any]], model: str, digest: str, folder:
         yield str(row["shard"]), int(row["files"])
 
 
-def merge_shard(conn: sqlite3.Connection, path: Path,
-                commit: Callable[[sqlite3.Connection, list[dict[str, Any]], list[tuple]], None],
-                resume: bool = False) -> tuple[int, int, float, list[str]]:
+def merge_shard(conn: sqlite3.Connection, path: Path, resume: bool = False) -> tuple[int, int, float, list[str]]:
     """Merge one shard into the library in one transaction, then delete it. Rows of files that
     changed (size or mtime) since the shard was written are dropped: the next run plans them
     again. ``resume`` (a shard an interrupted run left): rows for which the library already
@@ -292,6 +284,8 @@ def merge_shard(conn: sqlite3.Connection, path: Path,
     an old shard never replaces newer work. Returns (rows merged, failures merged, audio
     seconds, errors)."""
     import datetime as dt
+
+    from .indexer import commit_results, transaction
 
     written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).replace(microsecond=0).isoformat()
     rows, failures, seconds, errors = [], [], 0.0, []
@@ -310,13 +304,7 @@ def merge_shard(conn: sqlite3.Connection, path: Path,
         else:
             rows.append({c: r[c] for c in SONG_COLUMNS})
             seconds += float(r["duration"] or 0.0)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        commit(conn, rows, failures)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    transaction(conn, commit_results, rows, failures)
     path.unlink(missing_ok=True)
     return len(rows), len(failures), seconds, errors
 

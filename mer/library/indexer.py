@@ -127,7 +127,8 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def _tx(conn: sqlite3.Connection, fn: Any, *args: Any) -> None:
+def transaction(conn: sqlite3.Connection, fn: Any, *args: Any) -> None:
+    """``fn(conn, *args)`` in one write transaction (rolled back if it raises)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         fn(conn, *args)
@@ -233,7 +234,7 @@ def _prune(conn: sqlite3.Connection, files: list[str], roots: list[str]) -> int:
         c.executemany("DELETE FROM songs WHERE path=?", gone)
         c.executemany("DELETE FROM failures WHERE path=?", gone_f)
 
-    _tx(conn, drop)
+    transaction(conn, drop)
     return len(gone)
 
 
@@ -293,7 +294,7 @@ def _open_shards(conn: sqlite3.Connection, folder: Path, ray: str | None, retry_
     with run_lock(folder, "shard"):
         cluster.clean_temporaries(folder)
         for shard in cluster.pending_shards(folder):  # an interrupted run's work: merged, not redone
-            merged, failed, _, errors = cluster.merge_shard(conn, shard, commit_results, resume=True)
+            merged, failed, _, errors = cluster.merge_shard(conn, shard, resume=True)
             stats.resumed += merged
             stats.resumed_failed += failed
             stats.errors += [] if retry_failed else errors
@@ -308,7 +309,7 @@ def _index_files(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], b
     files, roots = scan(paths)
     stats.found = len(files)
     jobs, edits = _plan(conn, files, bundle.digest, retry_failed, stats)
-    _tx(conn, _apply, edits)
+    transaction(conn, _apply, edits)
     conn.execute("INSERT INTO meta(key, value) VALUES ('model', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                  (model_spec(bundle),))
     if prune:
@@ -357,12 +358,12 @@ def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device:
                 rows.append(row_of_prediction(res.prediction, job.path, job.size, job.mtime_ns, sha,
                                               *file_tags(job.path)))
             if len(rows) + len(failures) >= commit_every or time.monotonic() - last > COMMIT_SECONDS:
-                _tx(conn, flush)
+                transaction(conn, flush)
                 rows.clear()
                 failures.clear()
                 last = time.monotonic()
         if rows or failures:
-            _tx(conn, flush)
+            transaction(conn, flush)
     finally:
         bar.close()
 
@@ -383,7 +384,7 @@ def _predict_on_ray(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, 
         todo = [{"path": j.path, "size": j.size, "mtime_ns": j.mtime_ns, "sha1": j.sha1} for j in jobs]
         for shard, n in cluster.predict_shards(todo, model_spec(bundle), bundle.digest, folder, workers,
                                                shard_files or cluster.SHARD_FILES, device, backend, embeddings):
-            _, failed, seconds, errors = cluster.merge_shard(conn, shard, commit_results)
+            _, failed, seconds, errors = cluster.merge_shard(conn, shard)
             stats.failed += failed
             stats.errors += errors
             stats.audio_seconds += seconds
@@ -392,7 +393,7 @@ def _predict_on_ray(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, 
         by_path = {j.path: j for j in jobs}
         dead = [by_path[p] for p in cluster.killers(folder) if p in by_path]
         why = "the Ray worker predicting it died (out of memory, or a decoder crash); --retry-failed tries it again"
-        _tx(conn, commit_results, [], [(j.path, j.size, j.mtime_ns, f"{j.path}: {why}") for j in dead])
+        transaction(conn, commit_results, [], [(j.path, j.size, j.mtime_ns, f"{j.path}: {why}") for j in dead])
         named = f"; recorded as failed: {', '.join(j.path for j in dead)}" if dead else ""
         raise MERError(f"the Ray run stopped ({cluster.failure_line(exc)}){named}; {bar.n} of {len(jobs)} files "
                        "were merged, and a rerun of the same command goes on from there") from None
