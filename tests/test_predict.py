@@ -224,3 +224,16 @@ def test_top_level_predict_returns_a_typed_prediction(tmp_path):
     pred = mer.predict(path, model="fast")
     assert isinstance(pred, mer.Prediction)
     assert pred.quadrant == quadrant(pred.valence, pred.arousal).name and len(pred.curve) == 8
+
+
+def test_outputs_stay_on_the_canonical_scale(shared):
+    """Linear heads can overshoot [-1, 1] (the default's 2 Hz valence reached 1.1 on this
+    chorus); every output is kept on the scale, before the quadrant agreement."""
+    from mer.infer.inference import agree
+
+    out = agree({"static": np.array([1.3, -2.0], np.float32), "dynamic": np.array([[1.2, 0.1], [-1.5, 0.9]])})
+    np.testing.assert_array_equal(out["static"], [1.0, -1.0])
+    np.testing.assert_array_equal(out["dynamic"], np.array([[1.0, 0.1], [-1.0, 0.9]], np.float32))
+    p = predict(shared("pmemo-samples", "108.mp3"))
+    curve = np.asarray(p.curve)
+    assert np.abs(curve).max() <= 1.0 and curve[:, 0].max() == 1.0  # it reaches the edge: the clip acted

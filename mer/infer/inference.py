@@ -19,6 +19,7 @@ Audio shorter than one 0.5 s step is padded with silence's features. Outputs are
 ``{"static": (2,), "dynamic": (n, 2), ["tags": (K,)], ...}`` with ``n`` the number of 0.5 s
 steps (:mod:`mer.grid`), valence first.
 
+Every model's ``static`` and ``dynamic`` values are kept on the canonical scale [-1, 1].
 Quadrant models (a ``"quadrant"`` output: logits of Q1..Q4) also get ``"quadrant_probs"``
 ``(4,)``, their softmax, and the two outputs are made to agree (:func:`agree`): the
 quadrant is the most probable one, and the static (valence, arousal) point is moved onto the
@@ -230,8 +231,13 @@ EDGE = 1e-4
 
 
 def agree(out: Outputs) -> Outputs:
-    """Add ``quadrant_probs`` and move ``static`` into the most probable quadrant (see the
-    module docstring); outputs without quadrant logits are returned as they are."""
+    """Keep ``static`` and ``dynamic`` on the canonical scale [-1, 1] (linear heads can
+    overshoot: the default's 2 Hz valence reached 1.1), then add ``quadrant_probs`` and move
+    ``static`` into the most probable quadrant (see the module docstring)."""
+    over = {k: np.clip(out[k], -1.0, 1.0).astype(np.float32) for k in ("static", "dynamic")
+            if k in out and np.abs(out[k]).max(initial=0.0) > 1.0}
+    if over:
+        out = {**out, **over}
     if "quadrant" not in out:
         return out
     z = np.asarray(out["quadrant"], dtype=np.float64)
