@@ -164,14 +164,10 @@ def connect(address: str, workers: int = 0) -> Callable[[], None]:
         return lambda: None
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     local = {"address": "local", "num_cpus": workers or os.cpu_count() or 1, **quiet}  # never another cluster
+    if address == "auto":
+        address = running_cluster() or "local"  # Ray's own "auto" retries a dead cluster's address for minutes
     if address == "local":
         ray.init(**local)
-    elif address == "auto":
-        running = running_cluster()  # Ray's own "auto" retries a dead cluster's address for minutes
-        if running:
-            ray.init(address=running, **quiet)
-        else:
-            ray.init(**local)
     else:
         try:
             ray.init(address=address, **quiet)

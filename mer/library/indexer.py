@@ -37,6 +37,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import ConfigError, MERError, MERWarning
 from ..hub import Bundle, bundled_models
+from . import cluster
 from .store import now, row_of_prediction, upsert_songs
 
 COMMIT_EVERY = 20  # files per transaction
@@ -260,16 +261,14 @@ def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "
     if shard_files is not None and shard_files < 1:
         raise ConfigError(f"--shard-files must be 1 or more (got {shard_files})")
     db_file = conn.execute("PRAGMA database_list").fetchone()[2]
-    folder = Path(db_file + ".shards") if ray is None or shards is None else Path(shards).resolve()
+    folder = cluster.shard_dir(db_file, shards)
     with contextlib.ExitStack() as held:
         if ray is not None or any(folder.glob("shard-*.parquet")):
             held.enter_context(_open_shards(conn, folder, ray, retry_failed, stats))
         _index_files(conn, paths, bundle, device, backend, workers, embeddings, prune, retry_failed, progress,
                      commit_every, ray, folder, shard_files, stats)
     if ray is not None or folder.is_dir():
-        from .cluster import tidy
-
-        tidy(folder)
+        cluster.tidy(folder)
     stats.seconds = time.perf_counter() - t0
     return stats
 
@@ -281,7 +280,6 @@ def _open_shards(conn: sqlite3.Connection, folder: Path, ray: str | None, retry_
     Ray run left there (its failures' errors are reported unless they are to be retried); for
     a Ray run, check the address and that the folder takes files."""
     from ..io import run_lock
-    from . import cluster
 
     if ray is not None:
         cluster.check_address(ray)
@@ -374,11 +372,8 @@ def _predict_on_ray(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, 
     """Predict ``jobs`` on Ray (:mod:`mer.library.cluster`), merging each shard as it is written."""
     from tqdm import tqdm
 
-    from . import cluster
-
+    stop = cluster.connect(address, workers)  # one line, not an ImportError, when the extra is missing
     import ray
-
-    stop = cluster.connect(address, workers)
     bar = tqdm(total=len(jobs), unit="file", desc="index (ray)", file=sys.stderr, disable=not progress, leave=False)
     try:
         todo = [{"path": j.path, "size": j.size, "mtime_ns": j.mtime_ns, "sha1": j.sha1} for j in jobs]
