@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -288,3 +289,30 @@ def test_nan_truncated_loud_and_non_regular_inputs(tmp_path):
         os.mkfifo(tmp_path / "pipe.wav")
         with pytest.raises(AudioError, match="not a regular file"):
             audio.info(tmp_path / "pipe.wav")
+
+
+def test_truncated_ogg_is_reported_not_taken_for_a_short_file(tmp_path):
+    # Ogg declares no length (decoders read it off the last page), so a cut file decodes as a
+    # shorter, apparently whole one unless its pages are checked
+    y = synth.clip(0.2, 0.2, 12.0, 44100)
+    sf.write(tmp_path / "whole.ogg", y, 44100, format="OGG", subtype="VORBIS")
+    data = (tmp_path / "whole.ogg").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a whole file: no warning at all
+        whole, _ = audio.load(tmp_path / "whole.ogg")
+    assert abs(len(whole) / 44100 - 12.0) < 0.05
+    (tmp_path / "cut.ogg").write_bytes(data[: len(data) // 2])
+    with pytest.warns(MERWarning, match="cut.ogg: truncated Ogg file: its last page is cut short; results cover"):
+        cut, _ = audio.load(tmp_path / "cut.ogg")
+    assert 2.0 < len(cut) / 44100 < 10.0
+    boundary = data.rfind(b"OggS")  # cut exactly between pages: every page whole, no end of stream
+    (tmp_path / "at_page.ogg").write_bytes(data[:boundary])
+    with pytest.warns(MERWarning, match="ends without an end-of-stream page"):
+        audio.load(tmp_path / "at_page.ogg")
+    # 'OggS' inside the audio data of a whole file must not be taken for a page
+    from mer.audio.sniff import ogg_truncation
+
+    fake = data[:-200] + b"OggS\x00\x00" + data[-194:]  # a capture pattern in the last page's body
+    (tmp_path / "fake.ogg").write_bytes(fake)
+    assert ogg_truncation(tmp_path / "fake.ogg") is None
+    assert ogg_truncation(tmp_path / "whole.ogg") is None

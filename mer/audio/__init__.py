@@ -24,7 +24,8 @@ Errors are :class:`AudioError` naming the file: missing path, a directory or oth
 non-regular file, an empty file, a file no decoder can read (and, when only PyAV could and
 it is not installed, which ``pip install`` adds it), an mp3 whose last frame is cut short,
 NaN or infinite samples, a file with no samples, an offset past the end. Silent (peak below
--80 dBFS), very short (< 1 s), truncated (fewer samples than the header says) or
+-80 dBFS), very short (< 1 s), truncated (fewer samples than the header says; an Ogg file
+whose last page is cut or has no end-of-stream flag, since Ogg declares no length) or
 far-outside-[-1, 1] audio gives a :class:`MERWarning`, not an error. Files are opened through
 Python file objects (by both decoders), so names that are not valid UTF-8 work too.
 

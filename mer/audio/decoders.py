@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import AudioError
-from .sniff import PYAV_INSTALL, AudioInfo, import_av, wav_missing_bytes
+from .sniff import PYAV_INSTALL, AudioInfo, import_av, ogg_truncation, wav_missing_bytes
 
 PYAV_SEEK_SECONDS = 30.0  # PyAV files: offsets beyond this seek (else decode from the start and drop)
 
@@ -81,9 +81,11 @@ class Sndfile:
         if meta.format in ("MPEG", "MP3"):  # mp3 frame counts are estimates
             return None
         short = header_shortfall(meta, start, remaining, read, slack=meta.samplerate // 10)
-        if short or meta.format != "WAV" or start or remaining is not None or not read:
+        if short or start or remaining is not None or not read:
             return short
-        missing = wav_missing_bytes(meta.path)
+        if meta.format == "OGG":
+            return ogg_truncation(meta.path)
+        missing = wav_missing_bytes(meta.path) if meta.format == "WAV" else 0
         return f"truncated WAV: {missing} bytes of audio the header declares are missing" if missing else None
 
 
@@ -125,7 +127,10 @@ class PyAV:
     def shortfall(self, meta: AudioInfo, start: int, remaining: int | None, read: int) -> str | None:
         if not meta.format.startswith(self._INDEXED):  # raw streams: the length is a bitrate estimate
             return None
-        return header_shortfall(meta, start, remaining, read, slack=meta.samplerate // 10 + meta.frames // 50)
+        short = header_shortfall(meta, start, remaining, read, slack=meta.samplerate // 10 + meta.frames // 50)
+        if short or not meta.format.startswith("ogg") or start or remaining is not None or not read:
+            return short
+        return ogg_truncation(meta.path)  # Ogg's length comes from its last page: a cut file looks whole
 
     @staticmethod
     def _av(path: Path) -> ModuleType:

@@ -165,6 +165,55 @@ def reason(exc: BaseException) -> str:
     return text.rstrip(".")[:1].lower() + text.rstrip(".")[1:]
 
 
+OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header, lacing table, body: the largest page the format allows
+
+
+def _ogg_page_end(buf: bytes, pos: int) -> int | None:
+    """End offset of the Ogg page whose header starts at ``pos`` (may lie past ``buf``), or None
+    when its header or lacing table is itself cut off."""
+    if pos + 27 > len(buf) or pos + 27 + buf[pos + 26] > len(buf):
+        return None
+    n = buf[pos + 26]
+    return pos + 27 + n + sum(buf[pos + 27:pos + 27 + n])
+
+
+def ogg_truncation(path: Path) -> str | None:
+    """Why an Ogg file (Vorbis, Opus, FLAC in Ogg) looks cut off, or None when it ends whole.
+
+    Ogg files declare no length: decoders take it from the last page, so a file cut in half
+    decodes as a shorter, apparently fine file. Walks the pages of the last two maximum page
+    sizes from the first ``OggS`` whose page chain reaches the end of the file: a last page
+    that runs past the end, or a whole last page without the end-of-stream flag, is a cut.
+    A chain must pass one page boundary (or start the file) before it is trusted, so ``OggS``
+    bytes inside compressed audio are not mistaken for a page."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        first = max(0, size - 2 * OGG_MAX_PAGE)
+        fh.seek(first)
+        tail = fh.read()
+    start = tail.find(b"OggS")
+    while start >= 0:
+        pos, links = start, 0
+        while True:
+            end = _ogg_page_end(tail, pos)
+            trusted = links > 0 or first + start == 0
+            if end is None or end > len(tail):
+                if trusted:
+                    return "truncated Ogg file: its last page is cut short"
+                break
+            if end == len(tail):
+                if trusted and not tail[pos + 5] & 0x04:
+                    return "truncated Ogg file: it ends without an end-of-stream page"
+                if trusted:
+                    return None
+                break
+            if tail[end:end + 4] != b"OggS":
+                break
+            pos, links = end, links + 1
+        start = tail.find(b"OggS", start + 1)
+    return None
+
+
 def wav_missing_bytes(path: Path) -> int:
     """How many bytes of the ``data`` chunk a WAV header declares beyond the end of the file
     (libsndfile quietly reads what is there)."""
