@@ -58,7 +58,26 @@ def test_graph_is_kept_reused_and_rebuilt_when_damaged(tmp_path: Path):
     damaged.write_bytes(b"not a graph" * 10)
     with pytest.warns(MERWarning, match="rebuilding"):
         rebuilt = ann.AnnIndex(x[:2_000], cache=tmp_path)
-    assert rebuilt.built and rebuilt.search(x[5], 1)[0][0] == 5
+    assert rebuilt.search(x[5], 1)[0][0] == 5
+    assert rebuilt.grown_from == 1_000  # made again from the kept graph of its first 1,000 rows
+    assert not ann.AnnIndex(x[:2_000], cache=tmp_path).built  # and the damaged file replaced
+
+
+def test_a_library_that_grew_extends_its_kept_graph(tmp_path: Path):
+    x = structured(4_000, seed=3)
+    first = ann.AnnIndex(x[:3_000], cache=tmp_path)
+    assert first.built and first.grown_from == 0
+    grown = ann.AnnIndex(x, cache=tmp_path)  # 1,000 new songs, appended as the library keeps them
+    assert not grown.built and grown.grown_from == 3_000 and len(grown) == 4_000 and grown.path.is_file()
+    exact = ExactIndex(x.copy(), "cosine")  # (it normalises its matrix in place)
+    hits = sum(len(set(grown.search(x[i], 10)[0]) & set(exact.search(x[i], 10)[0])) for i in range(2_950, 3_050))
+    assert hits / 1_000 >= 0.95  # old and new rows are found alike
+    assert first.path.is_file()  # the old graph is kept (two per library), untouched
+    reread = ann.AnnIndex(x, cache=tmp_path)  # the next process maps the extended graph as it is
+    assert not reread.built and reread.grown_from == 0
+    changed = x.copy()
+    changed[10] += 1.0  # a song re-indexed: its row changed, so no kept graph is a prefix
+    assert ann.AnnIndex(changed, cache=tmp_path).built
 
 
 def test_auto_rule_and_missing_extra(monkeypatch: pytest.MonkeyPatch):

@@ -8,8 +8,10 @@ same cosine query from a usearch HNSW graph in well under a millisecond, at a re
 
 Building the graph is the expensive part (minutes for a million rows), so it is saved in
 ``<db>.ann/`` under a key made of the embeddings' bytes and memory-mapped by the next
-process that loads the same embeddings; a library that changed gets a new graph (the two
-newest are kept). A graph file that cannot be read is rebuilt.
+process that loads the same embeddings. A library that only grew (its rows are kept in id
+order, so new songs come last) gets its kept graph extended by the new rows, which costs
+what those rows cost; any other change (a song re-indexed or removed) builds a new graph.
+The two newest graphs are kept. A graph file that cannot be read is rebuilt.
 
 :func:`index_factory` picks per matrix: the (valence, arousal) plane is always exact (2-d);
 sound embeddings use the graph for ``"ann"``, and for ``"auto"`` when the extra is installed
@@ -36,6 +38,13 @@ EXPANSION_SEARCH = 128  # candidate list while searching (recall vs speed)
 KEEP = 2  # graph files kept per library
 
 
+def graph_name(m: np.ndarray) -> str:
+    """File name of the graph of float32 matrix ``m``: a hash of its bytes and the graph's settings."""
+    h = hashlib.blake2b(np.ascontiguousarray(m).tobytes(), digest_size=10)
+    h.update(f"M{CONNECTIVITY} ef{EXPANSION_ADD} f16".encode())  # the graph's settings are part of it
+    return f"{h.hexdigest()}-{len(m)}x{m.shape[1]}.usearch"
+
+
 def available() -> bool:
     """Whether the ann extra (usearch) is installed."""
     return importlib.util.find_spec("usearch") is not None
@@ -56,34 +65,55 @@ class AnnIndex:
         self.n, self.dim = m.shape if m.ndim == 2 else (0, 0)
         self.path = None
         self.built = False
+        self.grown_from = 0  # rows of the kept graph this one extended (0: restored whole or built)
         if cache is not None and self.n:
-            h = hashlib.blake2b(m.tobytes(), digest_size=10)
-            h.update(f"M{CONNECTIVITY} ef{EXPANSION_ADD} f16".encode())  # the graph's settings are part of it
-            self.path = Path(cache) / f"{h.hexdigest()}-{self.n}x{self.dim}.usearch"
-        self.index = self._restore(Index) if self.path is not None and self.path.is_file() else None
+            self.path = Path(cache) / graph_name(m)
+        self.index = self._restore(Index, self.path, self.n) if self.path is not None and self.path.is_file() else None
+        add_from = 0
+        if self.index is None and self.path is not None:
+            self.index, add_from = self._grown(Index, m)
         if self.index is None:
             self.index = Index(ndim=max(self.dim, 1), metric="cos", dtype="f16", connectivity=CONNECTIVITY,
                                expansion_add=EXPANSION_ADD)
-            if self.n >= ANN_MIN_ROWS:  # minutes: say so rather than look stuck
-                warnings.warn(f"building the approximate search graph of {self.n:,} songs (minutes, once"
+        if self.n - add_from and (add_from or len(self.index) == 0):
+            if self.n - add_from >= ANN_MIN_ROWS:  # minutes: say so rather than look stuck
+                what = f"adding {self.n - add_from:,} songs to" if add_from else "building"
+                warnings.warn(f"{what} the approximate search graph of {self.n:,} songs (minutes, once"
                               + (f"; kept in {self.path.parent}" if self.path else "") + ")", MERWarning, stacklevel=3)
-            if self.n:
-                self.index.add(np.arange(self.n, dtype=np.uint64), m, threads=threads or os.cpu_count() or 1)
-            self.built = True
+            self.index.add(np.arange(add_from, self.n, dtype=np.uint64), m[add_from:],
+                           threads=threads or os.cpu_count() or 1)
+            self.built, self.grown_from = not add_from, add_from
             self._save()
+        elif not self.n:
+            self.built = True
         self.index.expansion_search = expansion_search
 
-    def _restore(self, index_cls: type) -> object | None:
+    @staticmethod
+    def _restore(index_cls: type, path: Path, n: int, view: bool = True) -> object | None:
         try:
-            index = index_cls.restore(str(self.path), view=True)
+            index = index_cls.restore(str(path), view=view)
         except (RuntimeError, ValueError, OSError) as exc:
-            warnings.warn(f"{self.path}: unreadable search graph ({exc}); rebuilding it", MERWarning, stacklevel=3)
+            warnings.warn(f"{path}: unreadable search graph ({exc}); rebuilding it", MERWarning, stacklevel=4)
             return None
-        if index is None or len(index) != self.n or index.ndim != self.dim:
-            warnings.warn(f"{self.path}: search graph does not match the library; rebuilding it", MERWarning,
-                          stacklevel=3)
+        if index is None or len(index) != n:
+            warnings.warn(f"{path}: search graph does not match the library; rebuilding it", MERWarning, stacklevel=4)
             return None
         return index
+
+    def _grown(self, index_cls: type, m: np.ndarray) -> tuple[object | None, int]:
+        """(a kept graph of the first rows of ``m``, loaded to be extended, its row count), or (None, 0)."""
+        assert self.path is not None
+        for old in sorted(self.path.parent.glob(f"*x{self.dim}.usearch"), key=lambda p: p.stat().st_mtime_ns,
+                          reverse=True)[:KEEP]:
+            try:
+                n0 = int(old.stem.rsplit("-", 1)[1].split("x")[0])
+            except (IndexError, ValueError):
+                continue
+            if 0 < n0 < self.n and old.name == graph_name(m[:n0]):
+                index = self._restore(index_cls, old, n0, view=False)
+                if index is not None:
+                    return index, n0
+        return None, 0
 
     def _save(self) -> None:
         if self.path is None:
