@@ -19,7 +19,7 @@ C chosen in inner folds, runs on the same folds. Prints one markdown table.
 
 Usage (from the repository root; needs the train extra and ../shared/data)::
 
-    python benchmarks/finetune_4q.py [--seeds 0 1] [--epochs 12]
+    python benchmarks/finetune_4q.py [--seeds 0 1 2 3 4] [--epochs 10]
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def predict(tail: Tail, cache, idx) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--crop", type=float, default=15.0, help="seconds per training crop")
     ap.add_argument("--lr", type=float, default=1e-4, help="learning rate of the musicnn layers (head: 10x)")
     args = ap.parse_args()

@@ -74,9 +74,16 @@ def require(module: str, purpose: str) -> None:
         raise ConfigError(f"{purpose} needs {module}, which is not installed: {install_hint(module)}")
 
 
+#: commands whose own extra installs every optional package they import (so one line does it all)
+COMMAND_EXTRAS = {"export": ("export", {"torch", "onnx", "onnxscript"})}
+
+
 def missing_extra(exc: ModuleNotFoundError, command: str) -> ConfigError | None:
-    """The one-line error for an optional package missing at run time, or None for other imports."""
+    """The one-line error for an optional package missing at run time, or None for other imports.
+    A command with its own extra (``mer export``) names that extra, not the package's usual one."""
     name = (exc.name or "").split(".")[0]
     if name not in EXTRAS:
         return None
-    return ConfigError(f"`mer {command}` needs {name}, which is not installed: {install_hint(name)}")
+    extra, covers = COMMAND_EXTRAS.get(command, (None, set()))
+    hint = f"pip install 'mer-toolkit[{extra}]'" if name in covers else install_hint(name)
+    return ConfigError(f"`mer {command}` needs {name}, which is not installed: {hint}")

@@ -43,6 +43,7 @@ def test_predict_runs_without_torch_or_matplotlib(wav_file):
     (["predict", "WAV", "--plot", "x.png"], "plot"),
     (["predict", "WAV", "--model", "fast"], "train"),
     (["train", "--dataset", "folder", "--root", "ROOT", "--out", "OUT"], "train"),
+    (["export", "--runtime", "--model", "default"], "export"),  # its own extra, which brings torch too
 ])
 def test_missing_extra_is_one_line_naming_the_install(wav_file, tmp_path, args, extra):
     args = [a.replace("WAV", str(wav_file)).replace("ROOT", str(tmp_path)).replace("OUT", str(tmp_path / "o"))
@@ -59,3 +60,6 @@ def test_models_lists_the_bundled_models_first_even_without_torch():
     lines = res.stdout.splitlines()
     assert lines[0].startswith("Bundled") and any(line.startswith("| default | 2 |") for line in lines)
     assert "pip install 'mer-toolkit[train]'" in res.stdout
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    assert "ONNX Runtime (ready)" in rows["default"]  # runs on the slim install
+    assert "PyTorch, not installed: pip install 'mer-toolkit[train]'" in rows["fast"]  # says so before predict does

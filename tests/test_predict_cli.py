@@ -84,6 +84,7 @@ def test_segments_scales_parts_stdin_and_output_file(long_wav, tmp_path):
     assert [(float(r["start"]), float(r["end"])) for r in rows] == [(0, 20), (20, 40), (40, 60), (60, 80)]
     for r in rows:
         assert 0 <= float(r["valence"]) <= 1 and abs(sum(float(r[f"p_q{i}"]) for i in range(1, 5)) - 1) < 1e-3
+        assert r["model"] == "default" and len(r["weights_sha1"]) == 40  # every row names what made it
     # a part of the file, from standard input, to a file written atomically
     out = tmp_path / "part.jsonl"
     out.write_text("previous results\n")
@@ -92,6 +93,7 @@ def test_segments_scales_parts_stdin_and_output_file(long_wav, tmp_path):
     assert res.returncode == 0, res.stderr
     doc = json.loads(out.read_text())
     assert doc["path"] == "-" and abs(doc["duration"] - 20.0) < 0.05 and len(doc["times"]) == 40
+    assert doc["times"][0] == 10.5 and doc["times"][-1] == 30.0  # the file's clock, not the part's
     # a failing run leaves the previous output as it was
     bad = _mer("predict", str(long_wav), "--model", "no_such_model", "-o", str(out))
     assert bad.returncode == 1 and json.loads(out.read_text())["path"] == "-"
@@ -119,6 +121,9 @@ def test_python_api_arrays_parts_segments_embeddings_and_many(long_wav, music, t
     part = mer.predict(long_wav, offset=10, duration=20)
     cropped = mer.predict(y[10 * sr:30 * sr], sr=sr)
     assert abs(part.valence - cropped.valence) < 2e-3 and abs(part.duration - 20) < 0.05
+    assert part.times[0] == 10.5 and np.allclose(part.curve, cropped.curve, atol=2e-3)
+    parts = mer.predict(long_wav, offset=20, duration=20, segments=10).segments
+    assert [(s.start, s.end) for s in parts] == [(20, 30), (30, 40)]  # segment bounds in file time too
     whole = mer.predict(long_wav, segments=1000, embeddings=True)
     assert len(whole.segments) == 1 and whole.segments[0].valence == whole.valence
     assert whole.step_embeddings.shape == (len(whole.times), 200)

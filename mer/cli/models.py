@@ -7,25 +7,31 @@ import argparse
 
 def _bundled() -> None:
     """The ready-to-use models shipped in the package, with their cards' headline figures."""
+    import importlib.util
+
+    from ..errors import install_hint
     from ..hub import Bundle, bundled_models
 
-    print("Bundled, ready to use (`mer predict --model NAME`):\n")
-    print("| name | version | architecture | quadrant macro-F1 on 4Q | weights SHA-1 | card |")
-    print("|---|---|---|---|---|---|")
+    torch = importlib.util.find_spec("torch") is not None
+    print("Bundled (`mer predict --model NAME`):\n")
+    print("| name | version | architecture | quadrant macro-F1 on 4Q | runs on | weights SHA-1 | card |")
+    print("|---|---|---|---|---|---|---|")
     for name in bundled_models():
         b = Bundle.resolve(name)
         nested = b.meta.get("nested")
         figure = (f"{nested['f1']:.3f} ± {nested['f1_sd_repeats']:.3f} (nested CV)" if nested
                   else b.meta.get("headline", "see card"))
         card = b.card.relative_to(b.card.parents[2]) if b.card else "-"
-        print(f"| {name} | {b.version} | {b.architecture} | {figure} | {b.digest[:12]} | {card} |")
+        engine = ("ONNX Runtime (ready)" if b.graphs else
+                  "PyTorch (ready)" if torch else f"PyTorch, not installed: {install_hint('torch')}")
+        print(f"| {name} | {b.version} | {b.architecture} | {figure} | {engine} | {b.digest[:12]} | {card} |")
     print()
 
 
 def _models(args: argparse.Namespace) -> int:
-    _bundled()
     import importlib.util
 
+    _bundled()
     if importlib.util.find_spec("torch") is None:
         print("The architecture zoo (untrained; for `mer train --model NAME`) needs PyTorch: "
               "pip install 'mer-toolkit[train]'")

@@ -77,7 +77,7 @@ class Writer:
 
     COLUMNS = ("path", "valence", "arousal", "quadrant", "quadrant_words", "duration", *PROBS, "confidence",
                "model", "weights_sha1")
-    SEGMENT_COLUMNS = ("path", "start", "end", "valence", "arousal", "quadrant", *PROBS)
+    SEGMENT_COLUMNS = ("path", "start", "end", "valence", "arousal", "quadrant", *PROBS, "model", "weights_sha1")
 
     def __init__(self, fmt: str, scale: str, segments: bool, emit: Callable[[str], None], width: int = 40) -> None:
         self.fmt, self.scale, self.segments, self.emit, self.n, self.width = fmt, scale, segments, emit, 0, width
@@ -98,14 +98,15 @@ class Writer:
     def add(self, pred: Any, shown: str) -> None:
         d = pred.on_scale(self.scale)
         d["path"] = shown
+        made_by = {"model": d.get("model", ""), "weights_sha1": d.get("weights_sha1", "")}  # on every row
         if self.fmt == "csv" and self.segments:
             for s in d.get("segments", []):
-                self.emit(self._csv([shown] + [s.get(c, "") for c in self.SEGMENT_COLUMNS[1:]]))
+                self.emit(self._csv([shown] + [{**s, **made_by}.get(c, "") for c in self.SEGMENT_COLUMNS[1:]]))
         elif self.fmt == "csv":
             self.emit(self._csv([d.get(c, "") for c in self.COLUMNS]))
         elif self.fmt == "jsonl" and self.segments:
             for s in d.get("segments", []):
-                self.emit(json.dumps({"path": shown, **s}))
+                self.emit(json.dumps({"path": shown, **s, **made_by}))
         elif self.fmt == "jsonl":
             self.emit(json.dumps(d))
         elif self.fmt == "json":

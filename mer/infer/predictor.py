@@ -140,7 +140,8 @@ class Predictor:
                  embeddings: bool = False, progress: "Callable[[float], None] | None" = None) -> Prediction:
         """Predict a file (``offset``/``duration`` in seconds select a part) or a waveform
         ``(n,)`` / ``(channels, n)`` at ``sr`` Hz. ``segments``: also one result per that many
-        seconds. ``embeddings``: also the clip and per-step embeddings (per-step-embedding
+        seconds. With an ``offset``, the curve's ``times`` and the segments' bounds are file
+        times (a part from 20 s has its first step at 20.5 s); ``duration`` is the part's. ``embeddings``: also the clip and per-step embeddings (per-step-embedding
         models such as the default). ``progress(fraction)``: called as a file is decoded."""
         t0 = time.perf_counter()
         if isinstance(source, np.ndarray):
@@ -155,8 +156,11 @@ class Predictor:
             x, name = self.inference.features(source, offset=offset, duration=duration, progress=progress), str(source)
         out = self.inference(x)
         pred = self.finish(name, x.shape[-1], out, 0.0)
+        if offset:  # the curve's times and the segments' bounds are on the file's own clock
+            pred.times = np.round(pred.times + offset, 3)
         if segments:
-            pred.segments = [self._segment(a, b, o, pred.duration) for a, b, o in self.inference.segments(x, segments)]
+            pred.segments = [self._segment(a + offset, b + offset, o, pred.duration + offset)
+                             for a, b, o in self.inference.segments(x, segments)]
         if embeddings:
             if not self.engine.local:
                 from ..errors import ConfigError
@@ -169,7 +173,7 @@ class Predictor:
 
     def _segment(self, start: float, end: float, out: Outputs, duration: float) -> Segment:
         v, a = _clean(out["static"][0]), _clean(out["static"][1])
-        return Segment(start, round(min(end, duration), 3), v, a, quadrant(v, a).name, _probs(out))
+        return Segment(round(start, 3), round(min(end, duration), 3), v, a, quadrant(v, a).name, _probs(out))
 
     def finish(self, path: str, n_frames: int, out: Outputs, seconds: float) -> Prediction:
         if not np.isfinite(out["static"]).all() or not np.isfinite(out["dynamic"]).all():

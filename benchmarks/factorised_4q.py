@@ -1,0 +1,79 @@
+"""A factorised quadrant head: P(quadrant) = P(valence sign) x P(arousal sign). Nested CV, as the default's.
+
+The default's quadrant head is a multinomial logistic regression (four weight vectors) on the
+musicnn MSD mean+sd embedding of loudness-normalised audio. On the maintainers' held-out
+clips every system fails on valence at low arousal; a head with two binary logistic
+regressions (positive valence: Q1+Q4 against Q2+Q3; high arousal: Q1+Q2 against Q3+Q4), each
+fit on all clips of the training part, is the more constrained alternative: it cannot learn a
+different valence direction for calm and for agitated music. Scored with the default's
+repeated nested protocol (5 outer x 4 inner artist-grouped folds, 5 seeds; C chosen inside),
+beside the shipped candidate, in the same process. Prints one markdown table.
+
+Usage (from the repository root; needs the train extra and ../shared/data)::
+
+    python benchmarks/factorised_4q.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+QUADRANTS = np.array(["Q1", "Q2", "Q3", "Q4"])
+
+
+class SignLR:
+    """Two binary logistic regressions (valence sign, arousal sign); quadrant probabilities are their products."""
+
+    def __init__(self, C: float = 0.01) -> None:
+        self.C = C
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> SignLR:
+        from mer.train.probe import make_model
+
+        y = np.asarray(y)
+        self.valence = make_model("lr", C=self.C).fit(X, np.isin(y, ["Q1", "Q4"]))
+        self.arousal = make_model("lr", C=self.C).fit(X, np.isin(y, ["Q1", "Q2"]))
+        self.classes_ = QUADRANTS
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        pv = self.valence.predict_proba(X)[:, list(self.valence.classes_).index(True)]
+        pa = self.arousal.predict_proba(X)[:, list(self.arousal.classes_).index(True)]
+        return np.stack([pv * pa, (1 - pv) * pa, (1 - pv) * (1 - pa), pv * (1 - pa)], axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def main() -> None:
+    from mer.train.config import read_yaml
+    from mer.train.nested import grid, nested_cv
+    from mer.train.probe import ProbeData, make_model
+
+    doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
+    doc["root"] = str(DATA / "4q-dev")
+    doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
+    data = ProbeData(doc, progress=False)
+    X = data.features("meanstd", 0.139)
+    points = grid(C=[0.003, 0.01, 0.03, 0.1, 0.3])
+    print(f"### Factorised quadrant head: {len(data.y)} clips, nested 5 x 4 folds, 5 seeds\n")
+    print("| head | nested macro-F1 (mean ± sd over repeats) | sd over folds | accuracy | most chosen | time (s) |")
+    print("|---|---|---|---|---|---|")
+    for label, factory in (("reference: multinomial LR (shipped)", lambda **p: make_model("lr", **p)),
+                           ("factorised: valence-sign LR x arousal-sign LR", lambda **p: SignLR(**p))):
+        t0 = time.perf_counter()
+        s = nested_cv(X, data.y, data.groups, factory, points, 5, 4, [0, 1, 2, 3, 4]).summary()
+        top = max(s["choices"].items(), key=lambda kv: kv[1])[0]
+        print(f"| {label} | {s['f1']:.3f} ± {s['f1_sd_repeats']:.3f} | {s['f1_sd_folds']:.3f} | {s['accuracy']:.3f} | "
+              f"{top} | {time.perf_counter() - t0:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
