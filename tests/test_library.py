@@ -365,3 +365,12 @@ def test_mood_search_on_4q_dev(shared, tmp_path: Path):
             shares[word] = sum(Path(s["path"]).parent.name == want for s in found) / len(found)
     print(f"top-20 shares: calm -> Q4 {shares['calm']:.0%}, angry -> Q2 {shares['angry']:.0%}")
     assert shares["calm"] >= 0.6 and shares["angry"] >= 0.6
+
+
+def test_summary_line_says_how_many_were_indexed_when_some_failed():
+    from mer.cli.index import summary
+    from mer.library.indexer import IndexStats
+
+    line = summary(IndexStats(found=6, predicted=6, new=6, failed=4, seconds=2.0))
+    assert line.startswith("index: 6 files, 6 predicted (6 new), 2 indexed, ") and "4 failed" in line
+    assert "indexed" not in summary(IndexStats(found=2, predicted=2, new=2, seconds=1.0))  # all in: no repetition

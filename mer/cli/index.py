@@ -23,6 +23,8 @@ def summary(stats: object) -> str:
                                       ("retried", s.retried)) if n]
     if detail:
         parts[-1] += f" ({', '.join(detail)})"
+    if s.failed and s.predicted:  # "6 predicted, 4 failed" alone reads as if all six were added
+        parts.append(f"{max(0, s.predicted - s.failed)} indexed")
     parts += [f"{n} {k}" for k, n in (("unchanged", s.unchanged), ("touched", s.touched), ("moved", s.moved),
                                       ("copied", s.copied), ("failed", s.failed),
                                       ("skipped (failed before; --retry-failed)", s.skipped_failed),

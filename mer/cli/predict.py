@@ -177,7 +177,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError("use --plot FILE.png for one file or --plot-dir DIR for many, not both")
     files, errors = _expand(args.paths)
     if args.plot and len(files) > 1:
-        raise ConfigError(f"--plot writes one picture but {len(files)} files were given; use --plot-dir DIR")
+        raise ConfigError(f"--plot writes one picture but the input holds {len(files)} audio files; use --plot-dir DIR")
     if args.plot or args.plot_dir:
         require("matplotlib", "--plot/--plot-dir")
     if args.segments is not None and args.segments <= 0:
