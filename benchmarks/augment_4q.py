@@ -23,14 +23,10 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from nested4q import C_GRID, LEVEL, REFERENCE, header, load, row
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
-LEVEL = 0.139
 SR = 16000
 VARIANTS = {"speed 0.92": ("speed", 0.92), "speed 1.08": ("speed", 1.08),
             "tilt -1.5 dB/oct": ("tilt", -1.5), "tilt +1.5 dB/oct": ("tilt", 1.5)}
@@ -103,35 +99,20 @@ class AugmentedLR:
 
 
 def main() -> None:
-    from mer.train.config import read_yaml
-    from mer.train.nested import grid, nested_cv
-    from mer.train.probe import ProbeData, pool
+    from mer.train.nested import grid
+    from mer.train.probe import pool
 
-    doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
-    doc["root"] = str(DATA / "4q-dev")
-    doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
-    data = ProbeData(doc, progress=False)
-    names = [None, *VARIANTS]
-    bank = [pool(embeddings(data.tracks, v), "meanstd") for v in names]
+    data = load()
+    bank = [pool(embeddings(data.tracks, v), "meanstd") for v in (None, *VARIANTS)]
     idx = np.arange(len(data.y))[:, None].astype(float)
-    points = grid(C=[0.003, 0.01, 0.03, 0.1, 0.3])
-    runs = [("reference: LR on mean+sd embedding of loudness-normalised audio (shipped)", ()),
-            ("+ speed copies (0.92, 1.08)", (1, 2)),
-            ("+ tilt copies (-1.5, +1.5 dB/oct)", (3, 4))]
-    print(f"### Training on augmented copies: {len(data.y)} clips, nested 5 x 4 folds, 5 seeds\n")
     shift = np.mean([np.linalg.norm(b - bank[0], axis=1).mean() for b in bank[1:]]) / np.linalg.norm(
         bank[0] - bank[0].mean(0), axis=1).mean()
-    print(f"(mean distance of an augmented copy from its original, relative to the spread of the originals: "
-          f"{shift:.2f})\n")
-    print("| training data | nested macro-F1 (mean ± sd over repeats) | sd over folds | accuracy | most chosen | time (s) |")
-    print("|---|---|---|---|---|---|")
-    for label, use in runs:
-        t0 = time.perf_counter()
-        s = nested_cv(idx, data.y, data.groups, lambda C, u=use: AugmentedLR(bank, u, C), points, 5, 4,
-                      [0, 1, 2, 3, 4]).summary()
-        top = max(s["choices"].items(), key=lambda kv: kv[1])[0]
-        print(f"| {label} | {s['f1']:.3f} ± {s['f1_sd_repeats']:.3f} | {s['f1_sd_folds']:.3f} | {s['accuracy']:.3f} | "
-              f"{top} | {time.perf_counter() - t0:.0f} |", flush=True)
+    header("Training on augmented copies", "training data", len(data.y),
+           f"(mean distance of an augmented copy from its original, relative to the spread of the originals: "
+           f"{shift:.2f})")
+    for label, use in ((REFERENCE, ()), ("+ speed copies (0.92, 1.08)", (1, 2)),
+                       ("+ tilt copies (-1.5, +1.5 dB/oct)", (3, 4))):
+        row(label, idx, data, lambda C, u=use: AugmentedLR(bank, u, C), grid(C=C_GRID))
 
 
 if __name__ == "__main__":

@@ -16,15 +16,9 @@ Usage (from the repository root; needs the train extra and ../shared/data)::
 
 from __future__ import annotations
 
-import sys
-import time
-from pathlib import Path
-
 import numpy as np
+from nested4q import C_GRID, REFERENCE, header, load, row
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
 QUADRANTS = np.array(["Q1", "Q2", "Q3", "Q4"])
 
 
@@ -53,26 +47,14 @@ class SignLR:
 
 
 def main() -> None:
-    from mer.train.config import read_yaml
-    from mer.train.nested import grid, nested_cv
-    from mer.train.probe import ProbeData, make_model
+    from mer.train.nested import grid
+    from mer.train.probe import make_model
 
-    doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
-    doc["root"] = str(DATA / "4q-dev")
-    doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
-    data = ProbeData(doc, progress=False)
+    data = load()
     X = data.features("meanstd", 0.139)
-    points = grid(C=[0.003, 0.01, 0.03, 0.1, 0.3])
-    print(f"### Factorised quadrant head: {len(data.y)} clips, nested 5 x 4 folds, 5 seeds\n")
-    print("| head | nested macro-F1 (mean ± sd over repeats) | sd over folds | accuracy | most chosen | time (s) |")
-    print("|---|---|---|---|---|---|")
-    for label, factory in (("reference: multinomial LR (shipped)", lambda **p: make_model("lr", **p)),
-                           ("factorised: valence-sign LR x arousal-sign LR", lambda **p: SignLR(**p))):
-        t0 = time.perf_counter()
-        s = nested_cv(X, data.y, data.groups, factory, points, 5, 4, [0, 1, 2, 3, 4]).summary()
-        top = max(s["choices"].items(), key=lambda kv: kv[1])[0]
-        print(f"| {label} | {s['f1']:.3f} ± {s['f1_sd_repeats']:.3f} | {s['f1_sd_folds']:.3f} | {s['accuracy']:.3f} | "
-              f"{top} | {time.perf_counter() - t0:.0f} |", flush=True)
+    header("Factorised quadrant head", "head", len(data.y))
+    row(REFERENCE, X, data, lambda **p: make_model("lr", **p), grid(C=C_GRID))
+    row("factorised: valence-sign LR x arousal-sign LR", X, data, lambda **p: SignLR(**p), grid(C=C_GRID))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,10 @@ Usage (from the repository root; needs the train extra and ../shared/data)::
 from __future__ import annotations
 
 import csv
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
+from nested4q import C_GRID, DATA, LEVEL, REFERENCE, load, row
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
 
 
 class MoodStack:
@@ -69,15 +64,11 @@ class MoodStack:
 
 
 def main() -> None:
-    from mer.train.config import read_yaml
-    from mer.train.nested import grid, nested_cv
-    from mer.train.probe import ProbeData, make_model
+    from mer.train.nested import grid
+    from mer.train.probe import make_model
 
-    doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
-    doc["root"] = str(DATA / "4q-dev")
-    doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
-    data = ProbeData(doc, progress=False)
-    x = data.features("meanstd", 0.139)
+    data = load()
+    x = data.features("meanstd", LEVEL)
     with open(DATA / "4q-dev" / "panda_dataset_taffc_metadata.csv", encoding="latin-1") as fh:
         meta = {r["Song"]: r for r in csv.DictReader(fh)}
     words = [{w.strip().lower() for w in meta[t.track_id]["MoodsStrSplit"].split(";") if w.strip()}
@@ -86,24 +77,15 @@ def main() -> None:
     fy = np.empty((len(data.y), 1 + len(vocab)), dtype=object)
     fy[:, 0] = data.y
     fy[:, 1:] = np.array([[w in ws for w in vocab] for ws in words], float)
-    runs = [
-        ("reference: LR on mean+sd embedding of loudness-normalised audio (shipped)",
-         lambda **p: make_model("lr", **p), grid(C=[0.003, 0.01, 0.03, 0.1, 0.3]), None),
-        ("stack: LR on [embedding, out-of-fold mood-word predictions]",
-         lambda **p: MoodStack(**p), grid(C=[0.003, 0.01, 0.03, 0.1], alpha=[100.0, 1000.0]), fy),
-        ("bottleneck: LR on mood-word predictions only",
-         lambda **p: MoodStack(only_moods=True, **p), grid(C=[0.01, 0.03, 0.1, 0.3, 1.0], alpha=[100.0, 1000.0]), fy),
-    ]
     print(f"### Mood words as an auxiliary target: {len(data.y)} clips, {len(vocab)} mood words "
           f"({fy[:, 1:].astype(float).sum(axis=1).mean():.1f} per clip), nested 5 x 4 folds, 5 seeds\n")
     print("| model | nested macro-F1 (mean ± sd over repeats) | sd over folds | accuracy | most chosen | time (s) |")
     print("|---|---|---|---|---|---|")
-    for label, factory, points, fit_y in runs:
-        t0 = time.perf_counter()
-        s = nested_cv(x, data.y, data.groups, factory, points, 5, 4, [0, 1, 2, 3, 4], fit_y).summary()
-        top = max(s["choices"].items(), key=lambda kv: kv[1])[0]
-        print(f"| {label} | {s['f1']:.3f} ± {s['f1_sd_repeats']:.3f} | {s['f1_sd_folds']:.3f} | {s['accuracy']:.3f} | "
-              f"{top} | {time.perf_counter() - t0:.0f} |", flush=True)
+    row(REFERENCE, x, data, lambda **p: make_model("lr", **p), grid(C=C_GRID))
+    row("stack: LR on [embedding, out-of-fold mood-word predictions]", x, data, lambda **p: MoodStack(**p),
+        grid(C=[0.003, 0.01, 0.03, 0.1], alpha=[100.0, 1000.0]), fy)
+    row("bottleneck: LR on mood-word predictions only", x, data, lambda **p: MoodStack(only_moods=True, **p),
+        grid(C=[0.01, 0.03, 0.1, 0.3, 1.0], alpha=[100.0, 1000.0]), fy)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from nested4q import C_GRID, LEVEL, REFERENCE, header, load, row
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first
 MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
@@ -111,35 +108,23 @@ class TonalStack:
 
 
 def main() -> None:
-    from mer.train.config import read_yaml
-    from mer.train.nested import grid, nested_cv
-    from mer.train.probe import ProbeData, make_model
+    from mer.train.nested import grid
+    from mer.train.probe import make_model
 
-    doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
-    doc["root"] = str(DATA / "4q-dev")
-    doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
-    data = ProbeData(doc, progress=False)
-    emb = data.features("meanstd", 0.139)
+    data = load()
+    emb = data.features("meanstd", LEVEL)
     ton = features(data.tracks)
     q = data.y
-    print(f"### Key and mode features: {len(q)} clips, nested 5 x 4 folds, 5 seeds\n")
-    print("Mode (best major minus best minor key correlation), mean per quadrant: "
-          + ", ".join(f"{c} {ton[q == c, 2].mean():+.3f}" for c in ("Q1", "Q2", "Q3", "Q4")) + "\n")
-    runs = [("reference: LR on mean+sd embedding of loudness-normalised audio (shipped)", emb),
-            ("LR on [embedding, 20 tonal statistics]", np.hstack([emb, ton])),
-            ("LR on the 20 tonal statistics alone", ton),
-            ("LR on [embedding, 4 key/mode correlations]", np.hstack([emb, ton[:, :4]])),
-            ("stack: LR on [embedding, out-of-fold tonal-LR log-probabilities]", np.hstack([emb, ton]))]
-    print("| features | nested macro-F1 (mean ± sd over repeats) | sd over folds | accuracy | most chosen | time (s) |")
-    print("|---|---|---|---|---|---|")
-    for label, X in runs:
-        t0 = time.perf_counter()
-        factory = (lambda **p: TonalStack(ton.shape[1], **p)) if label.startswith("stack") else (
-            lambda **p: make_model("lr", **p))
-        s = nested_cv(X, q, data.groups, factory, grid(C=[0.003, 0.01, 0.03, 0.1, 0.3]), 5, 4, [0, 1, 2, 3, 4]).summary()
-        top = max(s["choices"].items(), key=lambda kv: kv[1])[0]
-        print(f"| {label} | {s['f1']:.3f} ± {s['f1_sd_repeats']:.3f} | {s['f1_sd_folds']:.3f} | {s['accuracy']:.3f} | "
-              f"{top} | {time.perf_counter() - t0:.0f} |", flush=True)
+    header("Key and mode features", "features", len(q),
+           "Mode (best major minus best minor key correlation), mean per quadrant: "
+           + ", ".join(f"{c} {ton[q == c, 2].mean():+.3f}" for c in ("Q1", "Q2", "Q3", "Q4")))
+    lr = lambda **p: make_model("lr", **p)  # noqa: E731
+    row(REFERENCE, emb, data, lr, grid(C=C_GRID))
+    row("LR on [embedding, 20 tonal statistics]", np.hstack([emb, ton]), data, lr, grid(C=C_GRID))
+    row("LR on the 20 tonal statistics alone", ton, data, lr, grid(C=C_GRID))
+    row("LR on [embedding, 4 key/mode correlations]", np.hstack([emb, ton[:, :4]]), data, lr, grid(C=C_GRID))
+    row("stack: LR on [embedding, out-of-fold tonal-LR log-probabilities]", np.hstack([emb, ton]), data,
+        lambda **p: TonalStack(ton.shape[1], **p), grid(C=C_GRID))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,58 @@
+"""What the #14 experiment scripts share: the 4Q dev clips as ``benchmarks/nested_4q.yaml`` sees
+them, and one markdown row per repeated nested estimate (5 outer x 4 inner artist-grouped
+folds, 5 split seeds; the grid point chosen inside), so every experiment is scored exactly as
+the shipped default was, beside it.
+
+Used by ``mood_words.py``, ``augment_4q.py``, ``tonal_4q.py`` and ``factorised_4q.py`` (run
+from the repository root: ``python benchmarks/NAME.py``; they need the train extra and
+``../shared/data``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+LEVEL = 0.139  # the default's loudness normalisation (RMS)
+REFERENCE = "reference: LR on mean+sd embedding of loudness-normalised audio (shipped)"
+C_GRID = [0.003, 0.01, 0.03, 0.1, 0.3]  # the shipped candidate's grid
+
+
+def load():  # noqa: ANN201  (mer.train.probe.ProbeData; imported lazily)
+    """The 600 4Q dev clips with their quadrants, artists and cached musicnn features."""
+    from mer.train.config import read_yaml
+    from mer.train.probe import ProbeData
+
+    doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
+    doc["root"] = str(DATA / "4q-dev")
+    doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
+    return ProbeData(doc, progress=False)
+
+
+def header(title: str, first: str, clips: int, note: str = "") -> None:
+    """The table's title, a ``note`` under it, and its header; ``first`` names its first column."""
+    print(f"### {title}: {clips} clips, nested 5 x 4 folds, 5 seeds\n")
+    if note:
+        print(note + "\n")
+    print(f"| {first} | nested macro-F1 (mean ± sd over repeats) | sd over folds | accuracy | most chosen | time (s) |")
+    print("|---|---|---|---|---|---|")
+
+
+def row(label: str, X: np.ndarray, data: Any, factory: Callable[..., Any], points: list[dict],
+        fit_y: np.ndarray | None = None) -> dict[str, Any]:
+    """Score ``factory`` over ``points`` with the default's nested protocol, print one row, return the summary."""
+    from mer.train.nested import nested_cv
+
+    t0 = time.perf_counter()
+    s = nested_cv(X, data.y, data.groups, factory, points, 5, 4, [0, 1, 2, 3, 4], fit_y).summary()
+    top = max(s["choices"].items(), key=lambda kv: kv[1])[0]
+    print(f"| {label} | {s['f1']:.3f} ± {s['f1_sd_repeats']:.3f} | {s['f1_sd_folds']:.3f} | {s['accuracy']:.3f} | "
+          f"{top} | {time.perf_counter() - t0:.0f} |", flush=True)
+    return s
