@@ -309,6 +309,12 @@ def test_truncated_ogg_is_reported_not_taken_for_a_short_file(tmp_path):
     (tmp_path / "at_page.ogg").write_bytes(data[:boundary])
     with pytest.warns(MERWarning, match="ends without an end-of-stream page"):
         audio.load(tmp_path / "at_page.ogg")
+    for extra in (1, 2, 3):  # cut a few bytes into the next page's capture pattern
+        (tmp_path / "in_header.ogg").write_bytes(data[:boundary + extra])
+        with pytest.warns(MERWarning, match="last page is cut short"):
+            audio.load(tmp_path / "in_header.ogg")
+    with pytest.warns(MERWarning, match="cut.ogg: truncated Ogg file"):  # from an offset, read to the end
+        audio.load(tmp_path / "cut.ogg", offset=1.0)
     # 'OggS' inside the audio data of a whole file must not be taken for a page
     from mer.audio.sniff import ogg_truncation
 

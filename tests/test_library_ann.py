@@ -80,6 +80,16 @@ def test_a_library_that_grew_extends_its_kept_graph(tmp_path: Path):
     assert ann.AnnIndex(changed, cache=tmp_path).built
 
 
+def test_temporaries_of_other_saves_are_neither_kept_graphs_nor_pruned_into(tmp_path: Path):
+    x = structured(1_500, dim=16, seed=4)
+    small = ann.AnnIndex(x[:1_000], cache=tmp_path)
+    stale = tmp_path / f".tmp-999-{small.path.name.replace('1000x16', '1200x16')}"
+    stale.write_bytes(b"half-written by a process that died")  # a save that never finished
+    ann.AnnIndex(x[:1_200] + 1.0, cache=tmp_path)  # another library state: a second graph is saved
+    assert small.path.is_file()  # the stale temporary did not take its place among the two kept
+    assert ann.AnnIndex(x, cache=tmp_path).grown_from == 1_000
+
+
 def test_auto_rule_and_missing_extra(monkeypatch: pytest.MonkeyPatch):
     x = structured(500)
     assert isinstance(ann.index_factory("auto")(x, "cosine"), ExactIndex)

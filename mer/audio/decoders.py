@@ -81,11 +81,11 @@ class Sndfile:
         if meta.format in ("MPEG", "MP3"):  # mp3 frame counts are estimates
             return None
         short = header_shortfall(meta, start, remaining, read, slack=meta.samplerate // 10)
-        if short or start or remaining is not None or not read:
+        if short or remaining is not None or not read:
             return short
-        if meta.format == "OGG":
+        if meta.format == "OGG":  # read to the end (from any offset): the last page tells
             return ogg_truncation(meta.path)
-        missing = wav_missing_bytes(meta.path) if meta.format == "WAV" else 0
+        missing = wav_missing_bytes(meta.path) if meta.format == "WAV" and not start else 0
         return f"truncated WAV: {missing} bytes of audio the header declares are missing" if missing else None
 
 
@@ -128,7 +128,7 @@ class PyAV:
         if not meta.format.startswith(self._INDEXED):  # raw streams: the length is a bitrate estimate
             return None
         short = header_shortfall(meta, start, remaining, read, slack=meta.samplerate // 10 + meta.frames // 50)
-        if short or not meta.format.startswith("ogg") or start or remaining is not None or not read:
+        if short or not meta.format.startswith("ogg") or remaining is not None or not read:
             return short
         return ogg_truncation(meta.path)  # Ogg's length comes from its last page: a cut file looks whole
 

@@ -170,7 +170,10 @@ OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header, lacing table, body: the largest p
 
 def _ogg_page_end(buf: bytes, pos: int) -> int | None:
     """End offset of the Ogg page whose header starts at ``pos`` (may lie past ``buf``), or None
-    when its header or lacing table is itself cut off."""
+    when its header or lacing table is itself cut off, or -1 when it is no page header (version
+    0, only the three defined flag bits)."""
+    if pos + 6 <= len(buf) and (buf[pos + 4] != 0 or buf[pos + 5] & ~0x07):
+        return -1
     if pos + 27 > len(buf) or pos + 27 + buf[pos + 26] > len(buf):
         return None
     n = buf[pos + 26]
@@ -197,7 +200,9 @@ def ogg_truncation(path: Path) -> str | None:
         while True:
             end = _ogg_page_end(tail, pos)
             trusted = links > 0 or first + start == 0
-            if end is None or end > len(tail):
+            if end == -1:
+                break
+            if end is None or end > len(tail) or (0 < len(tail) - end < 4 and b"OggS".startswith(tail[end:])):
                 if trusted:
                     return "truncated Ogg file: its last page is cut short"
                 break

@@ -11,6 +11,7 @@ def _bundled() -> None:
 
     from ..errors import install_hint
     from ..hub import Bundle, bundled_models
+    from ..infer.backends import onnx_status
 
     torch = importlib.util.find_spec("torch") is not None
     print("Bundled (`mer predict --model NAME`):\n")
@@ -22,7 +23,7 @@ def _bundled() -> None:
         figure = (f"{nested['f1']:.3f} ± {nested['f1_sd_repeats']:.3f} (nested CV)" if nested
                   else b.meta.get("headline", "see card"))
         card = b.card.relative_to(b.card.parents[2]) if b.card else "-"
-        engine = ("ONNX Runtime (ready)" if b.graphs else
+        engine = ("ONNX Runtime (ready)" if onnx_status(b) is None else
                   "PyTorch (ready)" if torch else f"PyTorch, not installed: {install_hint('torch')}")
         print(f"| {name} | {b.version} | {b.architecture} | {figure} | {engine} | {b.digest[:12]} | {card} |")
     print()

@@ -45,6 +45,20 @@ def graph_name(m: np.ndarray) -> str:
     return f"{h.hexdigest()}-{len(m)}x{m.shape[1]}.usearch"
 
 
+def kept_graphs(folder: Path, pattern: str = "*.usearch") -> list[Path]:
+    """The graph files in ``folder``, newest first: not the hidden temporaries a save writes first
+    (another process may be writing one), and not a file another process removes meanwhile."""
+    dated = []
+    for path in folder.glob(pattern):
+        if path.name.startswith("."):
+            continue
+        try:
+            dated.append((path.stat().st_mtime_ns, path))
+        except OSError:  # renamed or pruned by another process since the listing
+            continue
+    return [path for _, path in sorted(dated, reverse=True)]
+
+
 def available() -> bool:
     """Whether the ann extra (usearch) is installed."""
     return importlib.util.find_spec("usearch") is not None
@@ -91,7 +105,8 @@ class AnnIndex:
     @staticmethod
     def _restore(index_cls: type, path: Path, n: int, view: bool = True) -> object | None:
         try:
-            index = index_cls.restore(str(path), view=view)
+            # the file keeps the graph's connectivity but not the build-time candidate list: pass ours
+            index = index_cls.restore(str(path), view=view, expansion_add=EXPANSION_ADD)
         except (RuntimeError, ValueError, OSError) as exc:
             warnings.warn(f"{path}: unreadable search graph ({exc}); rebuilding it", MERWarning, stacklevel=4)
             return None
@@ -103,8 +118,7 @@ class AnnIndex:
     def _grown(self, index_cls: type, m: np.ndarray) -> tuple[object | None, int]:
         """(a kept graph of the first rows of ``m``, loaded to be extended, its row count), or (None, 0)."""
         assert self.path is not None
-        for old in sorted(self.path.parent.glob(f"*x{self.dim}.usearch"), key=lambda p: p.stat().st_mtime_ns,
-                          reverse=True)[:KEEP]:
+        for old in kept_graphs(self.path.parent, f"*x{self.dim}.usearch")[:KEEP]:
             try:
                 n0 = int(old.stem.rsplit("-", 1)[1].split("x")[0])
             except (IndexError, ValueError):
@@ -128,8 +142,7 @@ class AnnIndex:
                           "process builds it again", MERWarning, stacklevel=3)
             tmp.unlink(missing_ok=True)
             return
-        graphs = sorted(self.path.parent.glob("*.usearch"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-        for old in graphs[KEEP:]:
+        for old in kept_graphs(self.path.parent)[KEEP:]:
             old.unlink(missing_ok=True)
 
     def __len__(self) -> int:
