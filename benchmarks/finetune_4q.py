@@ -28,14 +28,9 @@ import argparse
 import copy
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
-LEVEL = 0.139
+from nested4q import C_GRID, LEVEL, load
 
 
 def cache_trunk(items: list, model) -> list[tuple]:
@@ -171,14 +166,10 @@ def main() -> None:
 
     from mer.features import FeatureConfig
     from mer.models import create_model
-    from mer.train.config import read_yaml
     from mer.train.nested import grid, group_kfold, inner_select, macro_f1
-    from mer.train.probe import ProbeData, make_model
+    from mer.train.probe import make_model
 
-    doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
-    doc["root"] = str(DATA / "4q-dev")
-    doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
-    data = ProbeData(doc, progress=False)
+    data = load()
     X = data.features("meanstd", LEVEL)
     model = create_model("musicnn", feature=FeatureConfig(level=LEVEL), source="msd").eval()
     t0 = time.perf_counter()
@@ -192,7 +183,7 @@ def main() -> None:
         for f, (tr, te) in enumerate(group_kfold(data.y, data.groups, 5, seed)):
             t1 = time.perf_counter()
             params, _, _ = inner_select(X[tr], data.y[tr], data.groups[tr], lambda **p: make_model("lr", **p),
-                                        grid(C=[0.003, 0.01, 0.03, 0.1, 0.3]), 4, 1000 * seed + f + 1, classes,
+                                        grid(C=C_GRID), 4, 1000 * seed + f + 1, classes,
                                         data.y[tr])
             preds["reference: shipped probe (C chosen inside)"][te] = make_model("lr", **params).fit(
                 X[tr], data.y[tr]).predict(X[te])
