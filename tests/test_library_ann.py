@@ -37,7 +37,11 @@ def test_recall_against_exact_and_exclusion(tmp_path: Path):
         want, want_sim = exact.search(q, 10)
         hits += len(set(got) & set(want))
         assert np.all(np.diff(sim) <= 1e-6), "best first"
-        np.testing.assert_allclose(sim[0], want_sim[0], atol=2e-3)  # same scale: cosine similarity
+        # same scale as exact search: each score is the cosine similarity of the row it names (float16
+        # vectors in the graph); which rows come back is the approximate part, measured by recall below
+        cos = x[got] @ q / np.linalg.norm(x[got], axis=1) / np.linalg.norm(q)
+        np.testing.assert_allclose(sim, cos, atol=2e-3)
+        assert sim[0] <= want_sim[0] + 2e-3
     assert hits / 500 >= 0.95
     got, _ = approx.search(x[7], 5, exclude=np.array([7]))
     assert 7 not in got and len(got) == 5
