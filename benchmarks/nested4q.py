@@ -3,7 +3,7 @@ them, and one markdown row per repeated nested estimate (5 outer x 4 inner artis
 folds, 5 split seeds; the grid point chosen inside), so every experiment is scored exactly as
 the shipped default was, beside it.
 
-Used by ``mood_words.py``, ``augment_4q.py``, ``tonal_4q.py``, ``factorised_4q.py`` and
+Used by ``mood_words.py``, ``augment_4q.py``, ``tonal_4q.py``, ``heads_4q.py`` and
 ``finetune_4q.py`` (the loader only). Run them from the repository root (``python
 benchmarks/NAME.py``); they need the train extra and ``../shared/data``.
 """
