@@ -1,17 +1,26 @@
 """How far the 2 Hz curve follows listeners' per-second annotations, beside naive curves.
 
-On the emoMusic clips with per-second labels (``../shared/data/emomusic-mini``: 10 clips,
-45 s, labels from 15 s), per song: Pearson r between each curve and the human curve, then
-mean ± sd over songs (MediaEval's way). Curves: the model's, the model's smoothed by a
-moving mean (5 and 21 steps), the clip's loudness (mean log-mel per step), and a time ramp.
+Every clip in ``../shared/data`` with human per-second labels: the 10 emoMusic clips
+(``emomusic-mini``: 45 s, labels from 15 s, [-1, 1]) and the 4 PMEmo samples
+(``pmemo-samples/*.json``: choruses, labels from 15.5 s, [0, 1] -> 2x - 1). Per song, the
+MediaEval metrics (Pearson r and RMSE between a curve and the human curve, on the canonical
+[-1, 1] scale, over the labelled steps), then mean ± sd over songs, per source and for all.
 
-    python benchmarks/curves.py [--model default] [--root ../shared/data/emomusic-mini]
+Curves: the model's; the model's smoothed by a moving mean (5 and 21 steps); the clip's
+loudness (mean log-mel per step: r only, it is on no valence/arousal scale); a time ramp
+(r only); and two flat curves for RMSE: the model's own static prediction held for the whole
+clip (what a curve must beat to say anything about within-song change) and 0 (neutral). A
+flat curve has no per-song r.
+
+    python benchmarks/curves.py [--model default] [--data ../shared/data]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,50 +28,87 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mer.datasets import load_dataset  # noqa: E402
+from mer import metrics  # noqa: E402
+from mer.datasets import Track, load_dataset  # noqa: E402
 from mer.datasets.items import targets  # noqa: E402
 from mer.infer import Inference  # noqa: E402
 
+SCALED = ("model", "model, 5-step moving mean", "model, 21-step moving mean", "flat: model's static value",
+          "flat: 0 (neutral)")
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(b)
-    a, b = a[ok], b[ok]
-    return float("nan") if len(a) < 3 or a.std() == 0 or b.std() == 0 else float(np.corrcoef(a, b)[0, 1])
+
+def pmemo_samples(folder: Path) -> list[Track]:
+    """The PMEmo sample clips (``<id>.mp3`` + ``<id>.json`` with ``dynamic.t/v/a`` on [0, 1])."""
+    tracks = []
+    for meta in sorted(folder.glob("*.json")):
+        doc = json.loads(meta.read_text())
+        if not isinstance(doc, dict) or "dynamic" not in doc:
+            continue  # index.json
+        d = doc["dynamic"]
+        dyn = np.stack([np.asarray(d["v"], float), np.asarray(d["a"], float)], axis=1) * 2 - 1
+        tracks.append(Track(str(doc["id"]), folder / f"{doc['id']}.mp3", times=np.asarray(d["t"], float),
+                            dynamic=dyn.astype(np.float32), artist=doc.get("artist")))
+    return tracks
 
 
 def smooth(x: np.ndarray, k: int) -> np.ndarray:
     return np.convolve(np.pad(x, k // 2, mode="edge"), np.ones(k) / k, "valid")
 
 
+def curves(inference: Inference, track: Track) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(human curve (n, 2) with NaN where unlabelled, {name: curve (n, 2)})."""
+    x = inference.features(track.audio_path)
+    out = inference(x)
+    curve, static = out["dynamic"], out["static"]
+    n = len(curve)
+    _, human = targets(track, n)
+    per_step = x[0].mean(axis=0)
+    step = inference.feature.frames_per_second / 2
+    loud = np.array([per_step[int(i * step):int((i + 1) * step)].mean() for i in range(n)])
+    return human, {
+        "model": curve,
+        "model, 5-step moving mean": np.stack([smooth(curve[:, d], 5) for d in (0, 1)], 1),
+        "model, 21-step moving mean": np.stack([smooth(curve[:, d], 21) for d in (0, 1)], 1),
+        "flat: model's static value": np.tile(np.asarray(static, float).reshape(1, 2), (n, 1)),
+        "flat: 0 (neutral)": np.zeros((n, 2)),
+        "loudness (mean log-mel)": np.stack([loud, loud], 1),
+        "time ramp": np.stack([np.arange(n, dtype=float)] * 2, 1),
+    }
+
+
+def score(pairs: list[tuple[np.ndarray, np.ndarray]], metric, d: int) -> str:  # noqa: ANN001
+    ys, ps = [], []
+    for human, c in pairs:
+        ok = np.isfinite(human[:, d])
+        ys.append(human[ok, d])
+        ps.append(c[ok, d])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # flat curves: r undefined, shown as n/a
+        mean, sd, n = metrics.per_song(metric, ys, ps)
+    return "n/a" if n == 0 else f"{mean:+.3f} ± {sd:.3f}" if metric is metrics.pearson else f"{mean:.3f} ± {sd:.3f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "emomusic-mini"))
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     args = ap.parse_args()
+    data = Path(args.data)
     inference = Inference.open(args.model)
-    tracks = [t for t in load_dataset("emomusic", args.root).tracks() if t.dynamic is not None]
-    scores: dict[str, list[list[float]]] = {}
-    for t in tracks:
-        x = inference.features(t.audio_path)
-        curve = inference(x)["dynamic"]
-        n = len(curve)
-        _, human = targets(t, n)
-        per_step = x[0].mean(axis=0)
-        step = inference.feature.frames_per_second / 2
-        loud = np.array([per_step[int(i * step):int((i + 1) * step)].mean() for i in range(n)])
-        curves = {"model": curve, "model, 5-step moving mean": np.stack([smooth(curve[:, d], 5) for d in (0, 1)], 1),
-                  "model, 21-step moving mean": np.stack([smooth(curve[:, d], 21) for d in (0, 1)], 1),
-                  "loudness (mean log-mel)": np.stack([loud, loud], 1),
-                  "time ramp": np.stack([np.arange(n, dtype=float)] * 2, 1)}
-        for name, c in curves.items():
-            scores.setdefault(name, []).append([pearson(c[:, d], human[:, d]) for d in (0, 1)])
-    print(f"{len(tracks)} clips of {args.root}, model {args.model}\n")
-    print("| curve | valence per-song r | arousal per-song r |")
-    print("|---|---|---|")
-    for name, rows in scores.items():
-        a = np.array(rows)
-        print(f"| {name} | {np.nanmean(a[:, 0]):+.3f} ± {np.nanstd(a[:, 0]):.3f} | "
-              f"{np.nanmean(a[:, 1]):+.3f} ± {np.nanstd(a[:, 1]):.3f} |")
+    sources = {"emoMusic": [t for t in load_dataset("emomusic", data / "emomusic-mini").tracks() if t.dynamic is not None],
+               "PMEmo": pmemo_samples(data / "pmemo-samples")}
+    results = {name: [curves(inference, t) for t in tracks] for name, tracks in sources.items()}
+    results["all"] = [r for name in sources for r in results[name]]
+    print(f"model {args.model}; per-song Pearson r and RMSE against the human per-second labels (canonical "
+          f"[-1, 1]), mean ± sd over songs\n")
+    print("| curve | songs | valence r | arousal r | valence RMSE | arousal RMSE |")
+    print("|---|---|---|---|---|---|")
+    for name in results["all"][0][1]:
+        for src, rows in results.items():
+            pairs = [(human, c[name]) for human, c in rows]
+            rms = [score(pairs, metrics.rmse, d) if name in SCALED else "n/a" for d in (0, 1)]
+            print(f"| {name} | {src} ({len(rows)}) | {score(pairs, metrics.pearson, 0)} | "
+                  f"{score(pairs, metrics.pearson, 1)} | {rms[0]} | {rms[1]} |")
 
 
 if __name__ == "__main__":

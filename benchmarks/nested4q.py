@@ -3,8 +3,8 @@ them, and one markdown row per repeated nested estimate (5 outer x 4 inner artis
 folds, 5 split seeds; the grid point chosen inside), so every experiment is scored exactly as
 the shipped default was, beside it.
 
-Used by ``mood_words.py``, ``augment_4q.py``, ``tonal_4q.py``, ``heads_4q.py`` and
-``finetune_4q.py`` (the loader only). Run them from the repository root (``python
+Used by ``mood_words.py``, ``augment_4q.py``, ``tonal_4q.py``, ``heads_4q.py``,
+``fusion_4q.py`` and ``finetune_4q.py`` (the loader only). Run them from the repository root (``python
 benchmarks/NAME.py``); they need the train extra and ``../shared/data``.
 """
 
@@ -25,12 +25,14 @@ REFERENCE = "reference: LR on mean+sd embedding of loudness-normalised audio (sh
 C_GRID = [0.003, 0.01, 0.03, 0.1, 0.3]  # the shipped candidate's grid
 
 
-def load():  # noqa: ANN201  (mer.train.probe.ProbeData; imported lazily)
-    """The 600 4Q dev clips with their quadrants, artists and cached musicnn features."""
+def load(source: str = "msd"):  # noqa: ANN201  (mer.train.probe.ProbeData; imported lazily)
+    """The 600 4Q dev clips with their quadrants, artists and cached musicnn features
+    (``source``: the musicnn weights, "msd" as the default's or "mtt")."""
     from mer.train.config import read_yaml
     from mer.train.probe import ProbeData
 
     doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
+    doc["backbone"] = {"model": "musicnn", "model_args": {"source": source}}
     doc["root"] = str(DATA / "4q-dev")
     doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
     return ProbeData(doc, progress=False)
@@ -47,11 +49,15 @@ def header(title: str, first: str, clips: int, note: str = "") -> None:
 
 def row(label: str, X: np.ndarray, data: Any, factory: Callable[..., Any], points: list[dict],
         fit_y: np.ndarray | None = None) -> dict[str, Any]:
-    """Score ``factory`` over ``points`` with the default's nested protocol, print one row, return the summary."""
+    """Score ``factory`` over ``points`` with the default's nested protocol, print one row, return the
+    summary (with ``confusion``: rows true Q1..Q4, columns predicted, summed over the 5 repeats)."""
     from mer.train.nested import nested_cv
 
     t0 = time.perf_counter()
-    s = nested_cv(X, data.y, data.groups, factory, points, 5, 4, [0, 1, 2, 3, 4], fit_y).summary()
+    res = nested_cv(X, data.y, data.groups, factory, points, 5, 4, [0, 1, 2, 3, 4], fit_y)
+    s = res.summary()
+    s["confusion"] = [[int(sum(((res.y == a) & (p == b)).sum() for p in res.pred)) for b in res.classes]
+                      for a in res.classes]  # rows true Q1..Q4, columns predicted, summed over the repeats
     top = max(s["choices"].items(), key=lambda kv: kv[1])[0]
     print(f"| {label} | {s['f1']:.3f} ± {s['f1_sd_repeats']:.3f} | {s['f1_sd_folds']:.3f} | {s['accuracy']:.3f} | "
           f"{top} | {time.perf_counter() - t0:.0f} |", flush=True)
