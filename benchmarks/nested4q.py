@@ -4,8 +4,8 @@ folds, 5 split seeds; the grid point chosen inside), so every experiment is scor
 the shipped default was, beside it.
 
 Used by ``mood_words.py``, ``augment_4q.py``, ``tonal_4q.py``, ``heads_4q.py``,
-``fusion_4q.py`` and ``finetune_4q.py`` (the loader only). Run them from the repository root (``python
-benchmarks/NAME.py``); they need the train extra and ``../shared/data``.
+``robust_4q.py``, ``fusion_4q.py`` and ``finetune_4q.py`` (the loader only). Run them from
+the repository root (``python benchmarks/NAME.py``); they need the train extra and ``../shared/data``.
 """
 
 from __future__ import annotations
