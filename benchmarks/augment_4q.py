@@ -25,7 +25,7 @@ import sys
 import time
 
 import numpy as np
-from nested4q import C_GRID, LEVEL, REFERENCE, header, load, row
+from nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, header, load, row
 
 SR = 16000
 VARIANTS = {"speed 0.92": ("speed", 0.92), "speed 1.08": ("speed", 1.08),
@@ -73,7 +73,7 @@ def embeddings(tracks: list, variant: str | None) -> list[np.ndarray]:
     return out
 
 
-class AugmentedLR:
+class AugmentedLR(ProbabilityClassifier):
     """Standardise + logistic regression, fit on the training clips and their augmented copies.
 
     ``X`` holds clip indices (one column); ``bank[v][i]`` is clip i's features under variant v
@@ -93,9 +93,6 @@ class AugmentedLR:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict_proba(self.bank[0][X[:, 0].astype(int)])
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 def main() -> None:

@@ -33,10 +33,6 @@ from mer.datasets import Track, load_dataset  # noqa: E402
 from mer.datasets.items import targets  # noqa: E402
 from mer.infer import Inference  # noqa: E402
 
-SCALED = ("model", "model, 5-step moving mean", "model, 21-step moving mean", "flat: model's static value",
-          "flat: 0 (neutral)")
-
-
 def pmemo_samples(folder: Path) -> list[Track]:
     """The PMEmo sample clips (``<id>.mp3`` + ``<id>.json`` with ``dynamic.t/v/a`` on [0, 1])."""
     tracks = []
@@ -55,8 +51,9 @@ def smooth(x: np.ndarray, k: int) -> np.ndarray:
     return np.convolve(np.pad(x, k // 2, mode="edge"), np.ones(k) / k, "valid")
 
 
-def curves(inference: Inference, track: Track) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(human curve (n, 2) with NaN where unlabelled, {name: curve (n, 2)})."""
+def curves(inference: Inference, track: Track) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, bool]]]:
+    """(human curve (n, 2) with NaN where unlabelled, {name: (curve (n, 2), on the valence/arousal
+    scale, so that an RMSE means something)})."""
     x = inference.features(track.audio_path)
     out = inference(x)
     curve, static = out["dynamic"], out["static"]
@@ -66,17 +63,18 @@ def curves(inference: Inference, track: Track) -> tuple[np.ndarray, dict[str, np
     step = inference.feature.frames_per_second / 2
     loud = np.array([per_step[int(i * step):int((i + 1) * step)].mean() for i in range(n)])
     return human, {
-        "model": curve,
-        "model, 5-step moving mean": np.stack([smooth(curve[:, d], 5) for d in (0, 1)], 1),
-        "model, 21-step moving mean": np.stack([smooth(curve[:, d], 21) for d in (0, 1)], 1),
-        "flat: model's static value": np.tile(np.asarray(static, float).reshape(1, 2), (n, 1)),
-        "flat: 0 (neutral)": np.zeros((n, 2)),
-        "loudness (mean log-mel)": np.stack([loud, loud], 1),
-        "time ramp": np.stack([np.arange(n, dtype=float)] * 2, 1),
+        "model": (curve, True),
+        "model, 5-step moving mean": (np.stack([smooth(curve[:, d], 5) for d in (0, 1)], 1), True),
+        "model, 21-step moving mean": (np.stack([smooth(curve[:, d], 21) for d in (0, 1)], 1), True),
+        "flat: model's static value": (np.tile(np.asarray(static, float).reshape(1, 2), (n, 1)), True),
+        "flat: 0 (neutral)": (np.zeros((n, 2)), True),
+        "loudness (mean log-mel)": (np.stack([loud, loud], 1), False),
+        "time ramp": (np.stack([np.arange(n, dtype=float)] * 2, 1), False),
     }
 
 
-def score(pairs: list[tuple[np.ndarray, np.ndarray]], metric, d: int) -> str:  # noqa: ANN001
+def score(pairs: list[tuple[np.ndarray, np.ndarray]], metric, d: int, fmt: str) -> str:  # noqa: ANN001
+    """``metric`` per song on dimension ``d`` over the labelled steps: "mean ± sd", or n/a."""
     ys, ps = [], []
     for human, c in pairs:
         ok = np.isfinite(human[:, d])
@@ -85,7 +83,7 @@ def score(pairs: list[tuple[np.ndarray, np.ndarray]], metric, d: int) -> str:  #
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # flat curves: r undefined, shown as n/a
         mean, sd, n = metrics.per_song(metric, ys, ps)
-    return "n/a" if n == 0 else f"{mean:+.3f} ± {sd:.3f}" if metric is metrics.pearson else f"{mean:.3f} ± {sd:.3f}"
+    return "n/a" if n == 0 else f"{mean:{fmt}} ± {sd:.3f}"
 
 
 def main() -> None:
@@ -103,12 +101,12 @@ def main() -> None:
           f"[-1, 1]), mean ± sd over songs\n")
     print("| curve | songs | valence r | arousal r | valence RMSE | arousal RMSE |")
     print("|---|---|---|---|---|---|")
-    for name in results["all"][0][1]:
+    for name, (_, scaled) in results["all"][0][1].items():
         for src, rows in results.items():
-            pairs = [(human, c[name]) for human, c in rows]
-            rms = [score(pairs, metrics.rmse, d) if name in SCALED else "n/a" for d in (0, 1)]
-            print(f"| {name} | {src} ({len(rows)}) | {score(pairs, metrics.pearson, 0)} | "
-                  f"{score(pairs, metrics.pearson, 1)} | {rms[0]} | {rms[1]} |")
+            pairs = [(human, c[name][0]) for human, c in rows]
+            r = [score(pairs, metrics.pearson, d, "+.3f") for d in (0, 1)]
+            rms = [score(pairs, metrics.rmse, d, ".3f") if scaled else "n/a" for d in (0, 1)]
+            print(f"| {name} | {src} ({len(rows)}) | {r[0]} | {r[1]} | {rms[0]} | {rms[1]} |")
 
 
 if __name__ == "__main__":

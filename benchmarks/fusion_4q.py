@@ -24,10 +24,10 @@ Usage (from the repository root; needs the train extra and ../shared/data)::
 from __future__ import annotations
 
 import numpy as np
-from nested4q import C_GRID, LEVEL, REFERENCE, header, load, row
+from nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, header, load, row
 
 
-class LateFusion:
+class LateFusion(ProbabilityClassifier):
     """One standardised logistic regression per column block; probabilities averaged with weights ``w``."""
 
     def __init__(self, blocks: list[slice], C: float = 0.01, w: float = 0.5) -> None:
@@ -42,9 +42,6 @@ class LateFusion:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return sum(w * m.predict_proba(X[:, b]) for w, m, b in zip(self.weights, self.models, self.blocks))
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 def main() -> None:

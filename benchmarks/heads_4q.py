@@ -21,12 +21,12 @@ Usage (from the repository root; needs the train extra and ../shared/data)::
 from __future__ import annotations
 
 import numpy as np
-from nested4q import C_GRID, REFERENCE, header, load, row
+from nested4q import C_GRID, REFERENCE, ProbabilityClassifier, header, load, row
 
 QUADRANTS = np.array(["Q1", "Q2", "Q3", "Q4"])
 
 
-class SignLR:
+class SignLR(ProbabilityClassifier):
     """Two binary logistic regressions (valence sign, arousal sign); quadrant probabilities are their products."""
 
     def __init__(self, C: float = 0.01) -> None:
@@ -45,9 +45,6 @@ class SignLR:
         pv = self.valence.predict_proba(X)[:, list(self.valence.classes_).index(True)]
         pa = self.arousal.predict_proba(X)[:, list(self.arousal.classes_).index(True)]
         return np.stack([pv * pa, (1 - pv) * pa, (1 - pv) * (1 - pa), pv * (1 - pa)], axis=1)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 def main() -> None:

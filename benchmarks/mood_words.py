@@ -24,11 +24,11 @@ from __future__ import annotations
 import csv
 
 import numpy as np
-from nested4q import C_GRID, DATA, LEVEL, REFERENCE, load, row
+from nested4q import C_GRID, DATA, LEVEL, REFERENCE, ProbabilityClassifier, load, row
 
 
 
-class MoodStack:
+class MoodStack(ProbabilityClassifier):
     """Quadrant classifier with mood-word targets; ``fit(X, fy)``: ``fy[:, 0]`` the quadrant,
     ``fy[:, 1:]`` the clip's mood-word indicators (what ``nested_cv``'s ``fit_y`` passes)."""
 
@@ -58,9 +58,6 @@ class MoodStack:
         z = self.scale.transform(X)
         p = self.ridge.predict(z)
         return self.lr.predict_proba(self.scale2.transform(p if self.only else np.hstack([z, p])))
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 def main() -> None:

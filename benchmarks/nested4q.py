@@ -38,6 +38,16 @@ def load(source: str = "msd"):  # noqa: ANN201  (mer.train.probe.ProbeData; impo
     return ProbeData(doc, progress=False)
 
 
+class ProbabilityClassifier:
+    """Base of the scripts' own models: ``predict`` is the most probable of ``classes_``
+    (subclasses set ``classes_`` in ``fit`` and define ``predict_proba``)."""
+
+    classes_: np.ndarray
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
 def header(title: str, first: str, clips: int, note: str = "") -> None:
     """The table's title, a ``note`` under it, and its header; ``first`` names its first column."""
     print(f"### {title}: {clips} clips, nested 5 x 4 folds, 5 seeds\n")
@@ -51,13 +61,14 @@ def row(label: str, X: np.ndarray, data: Any, factory: Callable[..., Any], point
         fit_y: np.ndarray | None = None) -> dict[str, Any]:
     """Score ``factory`` over ``points`` with the default's nested protocol, print one row, return the
     summary (with ``confusion``: rows true Q1..Q4, columns predicted, summed over the 5 repeats)."""
+    from mer.metrics import confusion_matrix
     from mer.train.nested import nested_cv
 
     t0 = time.perf_counter()
     res = nested_cv(X, data.y, data.groups, factory, points, 5, 4, [0, 1, 2, 3, 4], fit_y)
     s = res.summary()
-    s["confusion"] = [[int(sum(((res.y == a) & (p == b)).sum() for p in res.pred)) for b in res.classes]
-                      for a in res.classes]  # rows true Q1..Q4, columns predicted, summed over the repeats
+    labels = tuple(res.classes)
+    s["confusion"] = sum(confusion_matrix(res.y, p, labels) for p in res.pred).tolist()
     top = max(s["choices"].items(), key=lambda kv: kv[1])[0]
     print(f"| {label} | {s['f1']:.3f} ± {s['f1_sd_repeats']:.3f} | {s['f1_sd_folds']:.3f} | {s['accuracy']:.3f} | "
           f"{top} | {time.perf_counter() - t0:.0f} |", flush=True)

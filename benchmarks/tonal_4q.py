@@ -29,7 +29,7 @@ import sys
 import time
 
 import numpy as np
-from nested4q import C_GRID, LEVEL, REFERENCE, header, load, row
+from nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, header, load, row
 
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first
 MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -77,7 +77,7 @@ def features(tracks: list) -> np.ndarray:
     return x
 
 
-class TonalStack:
+class TonalStack(ProbabilityClassifier):
     """Late fusion: a logistic regression on the tonal statistics alone, its out-of-fold (5-fold,
     inside the training part) log-probabilities appended to the embedding, then the quadrant LR.
     ``X`` is ``[embedding, tonal]``; ``n_tonal`` its last columns."""
@@ -102,9 +102,6 @@ class TonalStack:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         p = self.tonal.predict_proba(X[:, -self.n:])
         return self.lr.predict_proba(np.hstack([X[:, :-self.n], np.log(p + 1e-6)]))
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 def main() -> None:
