@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import audio
 from .errors import AudioError, MERError
-from .io import atomic_path, clean_stale_temps
+from .io import atomic_path, clean_stale_temps, refuse_collisions
 from .workers import pool
 
 
@@ -62,6 +62,9 @@ def _complete_wav(path: Path) -> bool:
 
 def _targets(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     if src.is_file():
+        refuse_collisions([src], [("DST", dst)], "the input")
+        if dst.suffix.lower() != ".wav" and dst.exists() and not dst.is_dir():
+            raise MERError(f"{dst}: DST is a file but not a .wav; give a folder or a NAME.wav to write")
         out = dst if dst.suffix.lower() == ".wav" else dst / (src.stem + ".wav")
         return [(src, out)]
     if not src.is_dir():
@@ -100,19 +103,14 @@ def convert(
     clean_stale_temps(dst if dst.is_dir() else dst.parent, recursive=dst.is_dir())  # left by a killed run
     report = ConvertReport()
     todo: list[tuple[Path, Path]] = []
-    seen: dict[Path, Path] = {}
-    for s, d in _targets(src, dst):
-        if d.resolve() == s.resolve():  # whatever the flags: never write over the input
-            report.failed.append((s, f"{s}: the output would replace its own input; choose another DST folder"))
-        elif d in seen:
-            report.failed.append((s, f"{s}: would overwrite {d}, also made from {seen[d]}; rename one of them"))
-        elif d.exists() and not overwrite and _complete_wav(d):
+    targets = _targets(src, dst)
+    # whatever the flags, before any work: no output is an input (of this file or another) or another's output
+    refuse_collisions([s for s, _ in targets], [(f"output of {s}:", d) for s, d in targets], "an input")
+    for s, d in targets:
+        if d.exists() and not overwrite and _complete_wav(d):
             report.skipped.append(d)
         else:
-            seen[d] = s
             todo.append((s, d))
-    for _, err in report.failed:  # refused before any work: said once each, like failures later
-        print(f"mer: error: {err}", file=sys.stderr)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     bar = tqdm(total=len(todo), unit="file", desc="convert", disable=not progress or not todo)
     try:

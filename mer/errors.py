@@ -15,6 +15,9 @@ from typing import Any, Callable
 class MERError(Exception):
     """Base class of every error mer raises on purpose."""
 
+    #: the CLI's exit status for this error (2 for usage errors, see :class:`UsageError`)
+    exit_status = 1
+
 
 class AudioError(MERError):
     """An audio file is missing, unreadable, empty or otherwise unusable."""
@@ -26,6 +29,13 @@ class DatasetError(MERError):
 
 class ConfigError(MERError):
     """A configuration value, flag or YAML key is invalid."""
+
+
+class UsageError(ConfigError):
+    """Flags that cannot work together (an output that is also an input, a port in use): the
+    CLI exits with status 2, as for a flag argparse rejects, before any work is done."""
+
+    exit_status = 2
 
 
 class ModelError(MERError):

@@ -4,6 +4,9 @@ Pattern: write to a temporary file in the destination folder, flush it to disk, 
 ``os.replace`` it over the target. An interruption (Ctrl-C, kill -9, a full disk) leaves
 either the old file or the new one, never a truncated mix; the temporary file is removed
 on any exception. A full disk is reported as ``disk full: PATH`` (an :class:`MERError`).
+Only regular files are replaced: a symlink is followed, a character device or a FIFO
+(``-o /dev/null``) is written in place, anything else is refused. :func:`refuse_collisions`
+keeps every command's outputs off its own inputs (compared as files, not as strings).
 
 Temporary names carry the writer's process id (``.NAME.mer-PID-XXXX.ext``), so what a
 killed process left behind is recognised and removed by :func:`clean_stale_temps`, which
@@ -18,24 +21,39 @@ import errno
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-from .errors import MERError
+from .errors import MERError, UsageError
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it is renamed onto ``target``.
+    """Yield a path to write ``target``'s new content to; on success it becomes ``target``.
+
+    A regular file (or a new path) is written to a temporary file beside it that is renamed
+    over it at the end. A symlink is resolved first, so the link stays a link and its target
+    gets the new content. A character device or a FIFO (``/dev/null``, ``>(gzip > x.gz)``)
+    is written in place, as every Unix tool does: renaming over it would replace a node that
+    is not ours. A folder, a block device or a socket is refused with :class:`MERError`.
 
     ``suffix`` defaults to the target's own suffix, so libraries that infer the format from
     the extension (soundfile, numpy) still do the right thing.
     """
-    target = Path(target)
+    target = Path(os.path.realpath(target)) if Path(target).is_symlink() else Path(target)
+    kind = special_kind(target)
+    if kind in ("character device", "FIFO"):
+        try:
+            yield target
+        except OSError as exc:
+            raise _os_error(exc, target) from None
+        return
+    if kind is not None:
+        raise MERError(f"{target}: is a {kind}; mer writes only regular files, character devices and pipes: "
+                       "give a file name")
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir():
-        raise MERError(f"{target}: is a folder; give a file name")
     name = target.name[:120]  # the temporary name stays under the 255-byte limit of file names
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.mer-{os.getpid()}-",
@@ -60,6 +78,56 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def special_kind(path: str | os.PathLike) -> str | None:
+    """What stands at ``path`` when it is not a regular file: "folder", "character device",
+    "block device", "FIFO" or "socket"; None for a regular file or nothing (symlinks followed)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    for test, kind in ((stat.S_ISDIR, "folder"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return None
+
+
+def _identity(path: str | os.PathLike) -> tuple:
+    """What makes two paths one file: device and inode when it exists (hard links, symlinks,
+    ``./x`` and ``x`` agree, as :func:`os.path.samefile`), else the resolved path."""
+    try:
+        st = os.stat(path)
+        return ("inode", st.st_dev, st.st_ino)
+    except (OSError, ValueError):
+        return ("path", os.path.normcase(os.path.realpath(path)))
+
+
+def refuse_collisions(inputs: Iterable[str | os.PathLike], outputs: Iterable[tuple[str, str | os.PathLike | None]],
+                      input_label: str = "an input") -> None:
+    """Raise :class:`UsageError` (exit status 2) when an output of a run is one of its inputs or
+    another of its outputs, before any work is done, naming both.
+
+    ``outputs``: (flag, path) pairs such as ``("-o", "out.csv")``; None paths are ignored.
+    Character devices and FIFOs may be named by several outputs (``-o /dev/null --plot
+    /dev/null``); nothing is ever written over an input, whatever its kind."""
+    seen: dict[tuple, tuple[str, str]] = {}
+    for flag, path in outputs:
+        if path is None or str(path) == "-":
+            continue
+        key = _identity(path)
+        if key in seen and special_kind(path) not in ("character device", "FIFO"):
+            other_flag, other = seen[key]
+            raise UsageError(f"{flag} {path} and {other_flag} {other} are the same file; give each output its own name")
+        seen[key] = (flag, str(path))
+    for path in inputs:  # by inode, and by name for outputs that do not exist yet ("new/../in.wav")
+        for key in (_identity(path), ("path", os.path.normcase(os.path.realpath(path)))):
+            if key not in seen:
+                continue
+            flag, out = seen[key]
+            raise UsageError(f"{flag} {out} is {input_label} of this run ({path}); choose another output path, "
+                             "nothing was written")
 
 
 def _os_error(exc: OSError, target: Path) -> MERError:

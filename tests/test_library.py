@@ -374,3 +374,20 @@ def test_summary_line_says_how_many_were_indexed_when_some_failed():
     line = summary(IndexStats(found=6, predicted=6, new=6, failed=4, seconds=2.0))
     assert line.startswith("index: 6 files, 6 predicted (6 new), 2 indexed, ") and "4 failed" in line
     assert "indexed" not in summary(IndexStats(found=2, predicted=2, new=2, seconds=1.0))  # all in: no repetition
+
+
+def test_random_bytes_in_the_middle_of_a_library_are_one_line(tmp_path: Path, music: Path):
+    db = tmp_path / "music.sqlite"
+    with Library(db) as lib:
+        lib.index(music, workers=1, progress=False)
+    data = bytearray(db.read_bytes())
+    middle = slice(4096, len(data) - 4096)  # every page but the first and the last: the header still says SQLite
+    data[middle] = np.random.default_rng(0).integers(0, 256, middle.stop - middle.start, dtype=np.uint8).tobytes()
+    db.write_bytes(bytes(data))
+    for run in (lambda: cli("search", db, "--va", "0,0"), lambda: cli("index", music, "--db", db),
+                lambda: Library(db).songs()):
+        with pytest.raises(LibraryError) as caught:
+            run()
+        message = str(caught.value)
+        assert message.startswith(f"{db}: is not a mer library or is corrupt") and "\n" not in message
+        assert "restore it" in message and "index again into a new file" in message

@@ -119,7 +119,7 @@ def test_convert_never_writes_over_its_input_and_cleans_killed_temps(tmp_path):
     sf.write(src / "a.wav", synth.clip(0.2, 0.2, 2.0, 48000, seed=1), 48000, subtype="PCM_24")
     before = (src / "a.wav").read_bytes()
     res = _mer("convert", str(src), str(src), "--overwrite", "-q")
-    assert res.returncode == 1 and "replace its own input" in res.stderr
+    assert res.returncode == 2 and "is an input of this run" in res.stderr
     assert (src / "a.wav").read_bytes() == before
     out = tmp_path / "out"
     out.mkdir()

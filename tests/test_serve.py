@@ -3,6 +3,7 @@ a real headless Chromium (skipped with the reason where Chromium or Playwright i
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -35,6 +36,11 @@ def predictor() -> Predictor:
     return Predictor("default")
 
 
+def _client(app, **kw) -> TestClient:
+    """The framework's test client, asking for the server by a name it answers to."""
+    return TestClient(app, base_url="http://127.0.0.1:8000", **kw)
+
+
 def _wav_bytes(seconds: float = 4.0, seed: int = 0) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, synth.clip(0.5, 0.5, seconds, 16000, seed=seed), 16000, format="WAV")
@@ -52,7 +58,7 @@ def _wait(client: TestClient, job_id: str, timeout: float = 120) -> dict:
 
 
 def test_health_models_and_a_prediction_equal_to_mer_predict(predictor, tmp_path):
-    with TestClient(create_app(predictor)) as client:
+    with _client(create_app(predictor)) as client:
         assert client.get("/api/health").json()["status"] == "ok"
         m = client.get("/api/models").json()
         assert m["current"]["model"] == "default" and m["current"]["quadrant_probabilities"] is True
@@ -71,7 +77,7 @@ def test_health_models_and_a_prediction_equal_to_mer_predict(predictor, tmp_path
 
 def test_real_clip(predictor, shared):
     clip = shared("pmemo-samples", "108.mp3")
-    with TestClient(create_app(predictor)) as client:
+    with _client(create_app(predictor)) as client:
         res = client.post("/api/predict", files=[("files", ("108.mp3", clip.read_bytes(), "audio/mpeg"))])
         job = _wait(client, res.json()["jobs"][0]["id"])
         ref = predictor(clip)
@@ -79,7 +85,7 @@ def test_real_clip(predictor, shared):
 
 
 def test_bad_files_get_a_per_file_error_judged_by_decoding(predictor, bad_corpus):
-    with TestClient(create_app(predictor)) as client:
+    with _client(create_app(predictor)) as client:
         files = [("files", (p.name, p.read_bytes(), "audio/mpeg")) for p in bad_corpus.values() if p.is_file()]
         files.append(("files", ("real-but-named.txt", _wav_bytes(), "text/plain")))  # a WAV named .txt: fine
         res = client.post("/api/predict", files=files)
@@ -100,7 +106,7 @@ def test_hostile_names_never_become_paths(predictor, tmp_path):
     folder = app.state.queue.folder
     names = ["../../etc/passwd", "/etc/shadow.mp3", "..\\..\\win.ini", "a" * 1000 + ".wav", "ünïcødé 🎵.wav",
              "null\x00byte.wav", "", ".hidden"]
-    with TestClient(app) as client:
+    with _client(app) as client:
         res = client.post("/api/predict", files=[("files", (n, _wav_bytes(1.0, seed=i), "audio/wav"))
                                                  for i, n in enumerate(names)])
         assert res.status_code == 200, res.text
@@ -114,7 +120,7 @@ def test_hostile_names_never_become_paths(predictor, tmp_path):
 
 
 def test_limits_give_413_and_429_and_nothing_else_is_disturbed(predictor):
-    with TestClient(create_app(predictor, max_upload_mb=0.05, max_files=2, max_jobs=2)) as client:
+    with _client(create_app(predictor, max_upload_mb=0.05, max_files=2, max_jobs=2)) as client:
         big = client.post("/api/predict", files=[("files", ("big.wav", _wav_bytes(5.0), "audio/wav"))])
         assert big.status_code == 413 and "larger than" in big.json()["error"]
         many = client.post("/api/predict", files=[("files", (f"{i}.wav", b"x", "audio/wav")) for i in range(3)])
@@ -124,14 +130,14 @@ def test_limits_give_413_and_429_and_nothing_else_is_disturbed(predictor):
         assert not list(client.app.state.queue.folder.glob("*")) or True
         none = client.post("/api/predict", data={"x": "1"})
         assert none.status_code == 400 and "no files" in none.json()["error"]
-    with TestClient(create_app(predictor, max_jobs=1)) as client:
+    with _client(create_app(predictor, max_jobs=1)) as client:
         busy = client.post("/api/predict", files=[("files", (f"{i}.wav", _wav_bytes(1.0), "audio/wav")) for i in range(2)])
         assert busy.status_code == 429 and "try again" in busy.json()["error"]
         assert client.get("/api/health").status_code == 200
 
 
 def test_token_guards_the_page_and_the_api(predictor):
-    with TestClient(create_app(predictor, token="s3cret")) as client:
+    with _client(create_app(predictor, token="s3cret")) as client:
         assert client.get("/api/health").status_code == 401
         assert client.get("/").status_code == 401
         assert client.get("/api/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -156,9 +162,9 @@ class FakeLibrary:
 def test_library_audio_by_id_only_with_range_requests(predictor, tmp_path):
     song = tmp_path / "song.wav"
     song.write_bytes(_wav_bytes(4.0))
-    with TestClient(create_app(predictor)) as client:
+    with _client(create_app(predictor)) as client:
         assert client.get("/api/library/songs").status_code == 404
-    with TestClient(create_app(predictor, library=FakeLibrary(song))) as client:
+    with _client(create_app(predictor, library=FakeLibrary(song))) as client:
         assert client.get("/api/library/songs").json()["songs"][0]["id"] == 1
         full = client.get("/api/library/audio/1")
         assert full.status_code == 200 and full.content == song.read_bytes()
@@ -171,7 +177,7 @@ def test_library_audio_by_id_only_with_range_requests(predictor, tmp_path):
 @pytest.mark.slow
 def test_twenty_concurrent_uploads_finish_correctly_and_health_stays_fast(predictor, shared):
     clips = sorted(shared("4q-dev").glob("Q2/*.mp3"))[:20]
-    with TestClient(create_app(predictor, workers=2)) as client:
+    with _client(create_app(predictor, workers=2)) as client:
         ids, lock = {}, threading.Lock()
 
         def send(p: Path) -> None:
@@ -325,7 +331,7 @@ def test_library_view_in_a_real_browser(tmp_path):
 def test_long_file_reports_progress(predictor, tmp_path):
     long = tmp_path / "ten-minutes.wav"
     sf.write(long, np.tile(synth.clip(0.3, 0.3, 10.0, 16000, seed=2), 60), 16000)
-    with TestClient(create_app(predictor)) as client:
+    with _client(create_app(predictor)) as client:
         res = client.post("/api/predict", files=[("files", ("ten-minutes.wav", long.read_bytes(), "audio/wav"))])
         job_id, seen = res.json()["jobs"][0]["id"], set()
         while True:
@@ -356,3 +362,385 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_upload(tmp_path):
     server.send_signal(2)  # Ctrl-C
     assert server.wait(timeout=30) == 0
     assert not any(p.name.startswith("mer-serve-") for p in tmp_path.iterdir()), before
+
+
+# ------------------------------------------------------------------ hostile input (the probe's findings)
+MiB = 1 << 20
+BOUNDARY = b"mer-test-boundary"
+
+
+def _multipart(files: list[tuple[bytes, int]]):  # noqa: ANN202
+    """A multipart body of zero-filled files (name, bytes), yielded 1 MiB at a time, as a client streams it."""
+    for name, size in files:
+        yield (b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="files"; filename="' + name
+               + b'"\r\nContent-Type: audio/wav\r\n\r\n')
+        for _ in range(size // MiB):
+            yield bytes(MiB)
+        yield b"\r\n"
+    yield b"--" + BOUNDARY + b"--\r\n"
+
+
+def _post_streamed(app, chunks, length: int | None = None) -> tuple[int, dict, int]:  # noqa: ANN001
+    """POST ``chunks`` to /api/predict straight through ASGI (chunked unless ``length``): the status,
+    the JSON answer and how many bytes the app read of the body before it answered."""
+    import asyncio
+    import json
+
+    it, consumed, sent = iter(chunks), 0, []
+
+    async def receive() -> dict:
+        nonlocal consumed
+        chunk = next(it, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        consumed += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"multipart/form-data; boundary=" + BOUNDARY),
+               (b"content-length", str(length).encode()) if length is not None else (b"transfer-encoding", b"chunked")]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/predict", "raw_path": b"/api/predict", "query_string": b"", "root_path": "",
+             "headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:])), consumed
+
+
+def test_chunked_upload_over_the_file_limit_stops_at_the_limit_and_keeps_nothing(predictor):
+    app = create_app(predictor, max_upload_mb=5)
+    try:
+        status, body, read = _post_streamed(app, _multipart([(b"big.flac", 200 * MiB)]))
+        assert status == 413 and "big.flac is larger than 5 MB" in body["error"] and "--max-upload-mb" in body["error"]
+        assert read < 7 * MiB, read / MiB  # not the 200 MiB the client offered
+        assert list(app.state.queue.folder.iterdir()) == [] and not app.state.queue.jobs
+    finally:
+        app.state.queue.close()
+
+
+def test_upload_with_a_length_is_cut_at_the_file_limit_and_the_request_limit(predictor):
+    app = create_app(predictor, max_upload_mb=5, max_files=4)  # 20 MB per upload
+    try:
+        one = [(b"one.wav", 18 * MiB)]
+        length = sum(map(len, _multipart(one)))  # under the upload's limit: the file's is checked as it streams
+        status, body, read = _post_streamed(app, _multipart(one), length=length)
+        assert status == 413 and "one.wav is larger than 5 MB" in body["error"] and read < 7 * MiB, read / MiB
+        assert list(app.state.queue.folder.iterdir()) == []
+    finally:
+        app.state.queue.close()
+    few = create_app(predictor, max_upload_mb=5, max_files=4, max_request_mb=10)
+    try:
+        three = [(b"a.wav", 4 * MiB), (b"b.wav", 4 * MiB), (b"c.wav", 4 * MiB)]  # each fits, all do not
+        status, body, read = _post_streamed(few, _multipart(three))
+        assert status == 413 and "10 MB in all" in body["error"] and "--max-request-mb" in body["error"]
+        assert read < 12 * MiB, read / MiB  # 10 MB and the chunk that crossed it
+        status, body, read = _post_streamed(few, _multipart(three), length=sum(map(len, _multipart(three))))
+        assert status == 413 and read == 0 and "at most 5 MB per file and 10 MB per upload" in body["error"]
+        assert list(few.state.queue.folder.iterdir()) == [] and not few.state.queue.jobs
+    finally:
+        few.state.queue.close()
+
+
+class Spy:
+    """A predictor that records how it was called (to see where decoding was told to stop)."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor, self.calls = predictor, []
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.predictor, name)
+
+    def __call__(self, path, **kw):  # noqa: ANN001, ANN204
+        self.calls.append(kw)
+        return self.predictor(path, **kw)
+
+
+def _flac_with_unknown_length(seconds: float) -> bytes:
+    """A FLAC file whose header claims no length (STREAMINFO total samples 0): only decoding tells."""
+    buf = io.BytesIO()
+    sf.write(buf, synth.clip(0.2, 0.2, seconds, 16000, seed=5), 16000, format="FLAC")
+    data = bytearray(buf.getvalue())
+    assert data[:4] == b"fLaC"
+    packed = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)  # sample rate | channels | bits | samples
+    data[18:26] = packed.to_bytes(8, "big")
+    return bytes(data)
+
+
+def test_decoded_length_is_capped_by_the_header_and_while_decoding(predictor):
+    spy = Spy(predictor)
+    with _client(create_app(spy, max_minutes=0.1)) as client:  # 6 s
+        res = client.post("/api/predict", files=[("files", ("long.wav", _wav_bytes(10.0), "audio/wav")),
+                                                 ("files", ("lying.flac", _flac_with_unknown_length(10.0), "audio/flac")),
+                                                 ("files", ("short.wav", _wav_bytes(4.0), "audio/wav"))])
+        jobs = {j["name"]: _wait(client, j["id"]) for j in res.json()["jobs"]}
+    long, lying, short = jobs["long.wav"], jobs["lying.flac"], jobs["short.wav"]
+    assert long["state"] == "error" and "long.wav: 0.2 minutes long" in long["error"]
+    assert "at most 0.1 minutes" in long["error"] and "--max-minutes" in long["error"]
+    assert lying["state"] == "error" and "lying.flac: longer than that" in lying["error"], lying
+    assert short["state"] == "done" and abs(short["result"]["duration"] - 4.0) < 0.1
+    assert len(spy.calls) == 2  # the long file was refused from its header, before any decoding
+    assert any(c.get("duration") == pytest.approx(6 + 1.0) for c in spy.calls)  # the liar: told to stop at the cap
+
+
+def test_only_this_servers_host_names_are_answered():
+    from mer.serve.app import allowed_hosts, host_name
+
+    assert [host_name(h) for h in ("LocalHost:08000", "[::1]:8000", "127.0.0.1", "example.com.", "[::1", "a:b")] == \
+        ["localhost", "::1", "127.0.0.1", "example.com", None, None]
+    assert allowed_hosts("0.0.0.0") is None and "box" in allowed_hosts("0.0.0.0", ["Box"])
+    assert "192.168.1.5" in allowed_hosts("192.168.1.5") and allowed_hosts("::") is None
+    assert allowed_hosts("::1") == {"127.0.0.1", "localhost", "::1"}
+
+
+def test_dns_rebinding_gets_421_and_nothing_of_the_library(predictor, tmp_path):
+    song = tmp_path / "song.wav"
+    song.write_bytes(_wav_bytes(2.0))
+    app = create_app(predictor, library=FakeLibrary(song))
+    with TestClient(app, base_url="http://evil.example:8000") as evil:
+        for path in ("/api/library/songs", "/api/library/audio/1", "/api/jobs", "/", "/static/app.js"):
+            r = evil.get(path)
+            assert r.status_code == 421 and str(song) not in r.text, path
+        assert "--allow-host" in evil.get("/api/jobs").json()["error"]
+        assert evil.post("/api/predict", files=[("files", ("a.wav", b"x"))]).status_code == 421
+    for base in ("http://localhost:8000", "http://LOCALHOST", "http://[::1]:8000", "http://127.0.0.1:9"):
+        assert TestClient(app, base_url=base).get("/api/library/songs").status_code == 200, base
+    anywhere = create_app(predictor, host="0.0.0.0")  # meant to be reached by other names
+    assert TestClient(anywhere, base_url="http://my-box:8000").get("/api/health").status_code == 200
+    named = create_app(predictor, host="0.0.0.0", allow_hosts=["my-box"])
+    assert TestClient(named, base_url="http://my-box:8000").get("/api/health").status_code == 200
+    behind_a_proxy = TestClient(named, base_url="http://127.0.0.1:8000")  # the proxy rewrote Host; Origin is the name
+    assert behind_a_proxy.post("/api/predict", files=[("files", ("a.wav", _wav_bytes(1.0)))],
+                               headers={"Origin": "https://my-box"}).status_code == 200
+    assert TestClient(named, base_url="http://evil.example:8000").get("/api/health").status_code == 421
+    for a in (app, anywhere, named):
+        a.state.queue.close()
+
+
+def test_cross_site_uploads_are_refused_and_queue_nothing(predictor):
+    files = [("files", ("a.wav", _wav_bytes(1.0), "audio/wav"))]
+    app = create_app(predictor)
+    with _client(app) as client:
+        for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Origin": "http://127.0.0.1:9999"},
+                        {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}):
+            r = client.post("/api/predict", files=files, headers=headers)
+            assert r.status_code == 403 and "cross-site" in r.json()["error"], headers
+        assert not app.state.queue.jobs and list(app.state.queue.folder.iterdir()) == []
+        assert client.get("/api/jobs", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+        page = {"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "same-origin"}  # what the page's fetch sends
+        assert client.post("/api/predict", files=files, headers=page).status_code == 200
+        assert client.post("/api/predict", files=files).status_code == 200  # no Origin: curl, scripts
+        assert client.get("/", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # a link to the page
+    anywhere = create_app(predictor, host="0.0.0.0")  # any Host is answered, but the Origin check holds
+    with TestClient(anywhere, base_url="http://my-box:8000") as client:
+        assert client.post("/api/predict", files=files, headers={"Origin": "http://evil.example"}).status_code == 403
+        assert client.post("/api/predict", files=files, headers={"Origin": "http://my-box:8000"}).status_code == 200
+    js = (REPO / "mer" / "serve" / "static" / "app.js").read_text()
+    assert "fetch(path" in js and "http" not in js.split("async function api", 1)[1].split("}", 1)[0]
+
+
+def test_each_browser_sees_its_own_jobs_and_the_token_holder_all(predictor):
+    app = create_app(predictor)
+    with _client(app) as alice:
+        first = alice.get("/")
+        cookie = first.headers["set-cookie"].lower()
+        assert "mer_client=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+        job_id = alice.post("/api/predict", files=[("files", ("alice.wav", _wav_bytes(1.0)))]).json()["jobs"][0]["id"]
+        assert [j["id"] for j in alice.get("/api/jobs").json()["jobs"]] == [job_id]
+        bob = _client(app)
+        assert bob.get("/api/jobs").json()["jobs"] == []  # another browser: nothing of Alice's
+        assert bob.get("/api/jobs?all=1").status_code == 403  # no token: nobody sees all
+        _wait(alice, job_id)
+    with _client(create_app(predictor, token="t0k")) as admin:
+        h = {"Authorization": "Bearer t0k"}
+        admin.post("/api/predict", files=[("files", ("x.wav", _wav_bytes(1.0)))], headers=h)
+        admin.cookies.clear()
+        assert admin.get("/api/jobs", headers=h).json()["jobs"] == []
+        assert len(admin.get("/api/jobs?all=1", headers=h).json()["jobs"]) == 1
+
+
+def test_docs_need_the_token_and_the_token_can_stay_out_of_ps(predictor, tmp_path, monkeypatch):
+    with _client(create_app(predictor, token="s3cret")) as client:
+        for path in ("/docs", "/openapi.json"):
+            assert client.get(path).status_code == 401, path
+        docs = client.get("/docs?token=s3cret")
+        assert docs.status_code == 200 and "/openapi.json?token=s3cret" in docs.text
+        assert client.get("/openapi.json?token=s3cret").json()["info"]["title"] == "mer"
+    from mer.cli.serve import _token
+    from mer.errors import ConfigError
+
+    (tmp_path / "token").write_text("from-file\n")
+    assert _token(argparse.Namespace(token=None, token_file=str(tmp_path / "token"))) == "from-file"
+    monkeypatch.setenv("MER_TOKEN", "from-env")
+    assert _token(argparse.Namespace(token=None, token_file=None)) == "from-env"
+    (tmp_path / "empty").write_text("\n")
+    for bad in ("empty", "missing"):
+        with pytest.raises(ConfigError, match="--token-file"):
+            _token(argparse.Namespace(token=None, token_file=str(tmp_path / bad)))
+
+
+def test_security_headers_and_a_policy_the_page_passes(predictor):
+    import re
+
+    with _client(create_app(predictor)) as client:
+        for path in ("/", "/api/health", "/static/app.js", "/api/jobs/nope"):
+            h = client.get(path).headers
+            assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY", path
+            assert "frame-ancestors 'none'" in h["content-security-policy"], path
+        csp = client.get("/").headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "'unsafe-eval'" not in csp
+    html = (REPO / "mer" / "serve" / "static" / "index.html").read_text()
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert scripts and all('src="/static/' in s for s in scripts)  # no inline script: 'self' is enough
+    assert not re.search(r"\son[a-z]+=", html)  # no inline event handlers either
+    assert all(u.startswith("/") for u in re.findall(r'(?:src|href)="([^"#]+)"', html))  # nothing from elsewhere
+
+
+def _real_library(db: Path, song: Path):  # noqa: ANN202
+    """A real library file holding one song, opened as `mer serve --library` opens it."""
+    from mer.library import Library
+    from mer.library.store import connect, now, upsert_songs
+
+    conn = connect(db, create=True)
+    conn.execute("BEGIN")
+    upsert_songs(conn, [{"path": str(song), "size": song.stat().st_size, "mtime_ns": 1, "sha1": "0" * 40,
+                         "duration": 2.0, "model": "default", "model_version": "2", "weights_sha1": "w",
+                         "valence": 0.1, "arousal": 0.2, "quadrant": "Q1", "indexed_at": now()}])
+    conn.execute("COMMIT")
+    conn.close()
+    return Library(db)
+
+
+def test_audio_id_out_of_range_is_404_not_500(predictor, tmp_path):
+    song = tmp_path / "song.wav"
+    song.write_bytes(_wav_bytes(2.0))
+    lib = _real_library(tmp_path / "music.sqlite", song)
+    with _client(create_app(predictor, library=lib)) as client:
+        sid = client.get("/api/library/songs").json()["songs"][0]["id"]
+        assert client.get(f"/api/library/audio/{sid}").content == song.read_bytes()
+        for bad in ("99999999999999999999", "9223372036854775808", "-1", "1e3", "abc"):
+            r = client.get(f"/api/library/audio/{bad}")
+            assert r.status_code == 404 and "no song" in r.json()["error"], bad
+
+
+@pytest.fixture
+def serve_main(monkeypatch, capsys):  # noqa: ANN201
+    """`mer serve ARGS` in this process with the serving itself replaced: (exit status, stderr)."""
+    import uvicorn
+
+    import mer.serve.app as served
+    from mer.cli import main
+
+    def never(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(served, "run", never, raising=False)
+    monkeypatch.setattr(uvicorn, "run", never)
+
+    def call(*args: str) -> tuple[int, str]:
+        status = main(["serve", "--port", str(_free_port()), *args])
+        return status, capsys.readouterr().err
+    return call
+
+
+def test_bad_limits_are_refused_with_one_line(serve_main):
+    for flag in ("--max-upload-mb", "--max-minutes", "--max-request-mb", "--read-timeout"):
+        for value in ("nan", "inf", "-inf", "0", "-3"):
+            status, err = serve_main(f"{flag}={value}")
+            assert status != 0 and err.count("\n") == 1 and err.startswith(f"mer: error: {flag} "), (flag, value, err)
+            assert "positive number" in err and "ready" not in err
+
+
+def test_a_bad_library_is_refused_at_start(serve_main, tmp_path):
+    from mer.library import SCHEMA_VERSION
+    from mer.library.store import connect
+
+    song = tmp_path / "song.wav"
+    song.write_bytes(_wav_bytes(2.0))
+    (tmp_path / "text.sqlite").write_text("not a database at all, " * 200)
+    newer = tmp_path / "newer.sqlite"
+    connect(newer, create=True).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    damaged = tmp_path / "damaged.sqlite"
+    _real_library(damaged, song)
+    data = bytearray(damaged.read_bytes())
+    data[4096:len(data) - 1024] = np.random.default_rng(0).integers(0, 256, len(data) - 5120, dtype=np.uint8).tobytes()
+    damaged.write_bytes(bytes(data))
+    for name, why in (("missing.sqlite", "no such library"), ("text.sqlite", "not a mer library"),
+                      ("newer.sqlite", "upgrade mer"), ("damaged.sqlite", "is corrupt")):
+        status, err = serve_main("--library", str(tmp_path / name))
+        assert status != 0 and err.count("\n") == 1 and why in err and name in err, (name, err)
+        assert "ready" not in err and "Traceback" not in err
+
+
+def _serve_process(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mer", "serve", "--port", str(port), *args],
+                              stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    return server, port
+
+
+def test_a_busy_port_is_one_line_and_nothing_ready():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = subprocess.run([sys.executable, "-m", "mer", "serve", "--port", str(port)], capture_output=True,
+                                text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert server.returncode == 2, server.stderr
+    assert server.stderr == f"mer: error: --host 127.0.0.1: port {port} is in use; choose another with --port\n"
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bytes | None:
+    """What the server sent before it closed ``sock``, or None when it was still open after ``seconds``."""
+    sock.settimeout(seconds)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        pass
+    return got
+
+
+@pytest.mark.slow
+def test_a_real_server_drops_stalled_clients_and_oversized_chunked_uploads(tmp_path):
+    server, port = _serve_process("--max-upload-mb", "1", "--read-timeout", "1", env={"TMPDIR": str(tmp_path)})
+    try:
+        assert "mer serve: http://127.0.0.1" in server.stderr.readline()
+        silent, partial, body = (socket.create_connection(("127.0.0.1", port)) for _ in range(3))
+        partial.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        body.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n"
+                     b"Content-Type: multipart/form-data; boundary=x\r\n\r\n--x\r\n")
+        assert _closed_within(silent, 5) == b""
+        assert _closed_within(partial, 5) == b""
+        stalled = _closed_within(body, 5)
+        assert stalled is not None and stalled.startswith(b"HTTP/1.1 408"), stalled
+        # 50 MiB sent chunked against --max-upload-mb 1: the server answers 413 and stops reading
+        up = socket.create_connection(("127.0.0.1", port))
+        up.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+                   b"Content-Type: multipart/form-data; boundary=" + BOUNDARY + b"\r\n\r\n")
+        sent = 0
+        try:
+            for chunk in _multipart([(b"big.wav", 50 * MiB)]):
+                up.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _closed_within(up, 10) or b""
+        assert sent < 40 * MiB, sent / MiB
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        folder = next(tmp_path.glob("mer-serve-*"))
+        assert list(folder.iterdir()) == []
+        assert httpx_get(port, "/api/health") == 200  # and the server goes on
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def httpx_get(port: int, path: str) -> int:
+    import httpx
+
+    return httpx.get(f"http://127.0.0.1:{port}{path}").status_code

@@ -20,6 +20,8 @@ from .sniff import (PYAV_INSTALL, AudioInfo, check_path, import_av, leading_byte
 BLOCK_FRAMES = 1 << 20  # frames read per block at the native rate (~24 s at 44.1 kHz)
 SILENCE_PEAK = 1e-4  # -80 dBFS
 SHORT_SECONDS = 1.0
+MIN_RATE = 1000  # Hz: below it a file holds nothing of music (the band up to 500 Hz at most)
+LOW_RATE = 8000  # Hz: telephone quality; below it results are unreliable
 
 
 def info(path: str | os.PathLike) -> AudioInfo:
@@ -31,18 +33,33 @@ def info(path: str | os.PathLike) -> AudioInfo:
         if problem:
             raise AudioError(f"{p}: {problem}")
     try:
-        return SNDFILE.probe(p)
+        meta = SNDFILE.probe(p)
     except Exception as exc:  # noqa: BLE001  (libsndfile reports unknown formats with misleading messages)
         why = reason(exc)
+    else:
+        check_rate(meta.samplerate, p)
+        return meta
     if import_av() is None:
         if needs_pyav(p, head):
             raise AudioError(f"{p}: {PYAV_INSTALL}")
         raise AudioError(f"{p}: not a readable audio file ({why}); supported: wav, flac, ogg, mp3, aiff")
     try:
-        return PYAV.probe(p)
+        meta = PYAV.probe(p)
     except Exception as exc:  # noqa: BLE001  (FFmpeg's own error types)
         raise AudioError(f"{p}: not a readable audio file ({why}; FFmpeg: {reason(exc)}); supported: wav, flac, "
                          "ogg, mp3, aiff, m4a, aac, opus, webm, wma") from None
+    check_rate(meta.samplerate, p)
+    return meta
+
+
+def check_rate(rate: float, path: str | os.PathLike) -> None:
+    """Refuse a sample rate below :data:`MIN_RATE` (AudioError), warn below :data:`LOW_RATE`."""
+    if rate < MIN_RATE:
+        raise AudioError(f"{path}: sample rate {rate:g} Hz is too low to hold music (at least {MIN_RATE} Hz, "
+                         "usually 44100); is the header damaged? re-export the file")
+    if rate < LOW_RATE:
+        warnings.warn(f"{path}: sample rate {rate:g} Hz (below {LOW_RATE} Hz) keeps little of the music; "
+                      "results will be unreliable", MERWarning, stacklevel=3)
 
 
 def _mix(block: np.ndarray, mono: bool) -> np.ndarray:

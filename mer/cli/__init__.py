@@ -5,14 +5,18 @@ in :mod:`mer.cli._args`. Commands import the library lazily, inside their handle
 ``mer --help`` and the torch-free ``mer predict`` stay fast.
 
 ``parse_args(argv)`` is testable without running anything; ``main(argv)`` returns the exit
-status. Any :class:`MERError` becomes one line on stderr and exit status 1 (2 for usage
-errors, 130 for Ctrl-C); ``--debug`` shows the full traceback instead.
+status. Any :class:`MERError` becomes one line on stderr and its ``exit_status`` (1; 2 for
+usage errors such as an output that is also an input; 130 for Ctrl-C); ``--debug`` shows the
+full traceback instead. Standard output closed by its reader (``mer predict DIR | head -3``)
+ends the run quietly with status 0; standard output on a full disk says "disk full".
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 import traceback
 import warnings
@@ -72,6 +76,17 @@ def _main(argv: Sequence[str] | None) -> int:
             traceback.print_exc()
         else:
             print(f"mer: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        _silence_stdout()  # the reader (`| head -3`) has what it wanted: end quietly, like cat does
+        return 0
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not _writes_stdout(exc):
+            raise
+        _silence_stdout()
+        print("mer: error: disk full: standard output; free some space or write elsewhere (-o FILE)", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line unless --debug
         if args.debug:
@@ -79,6 +94,33 @@ def _main(argv: Sequence[str] | None) -> int:
         else:
             print(f"mer: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
         return 1
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (POLLERR on its write end)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows) or no real stdout: assume it is
+        return True
+
+
+def _writes_stdout(exc: OSError) -> bool:
+    """Whether a disk-full error came from standard output (file errors name their file)."""
+    return exc.filename is None
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so Python's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.scores import format_report
 
     options = parse_pairs(args.dataset_option, "--dataset-option")
+    if args.json:
+        from ..hub import Bundle, checkpoint_paths
+        from ..io import refuse_collisions
+
+        bundle = Bundle.resolve(args.model_path or args.model)
+        refuse_collisions([*checkpoint_paths(bundle.stem), args.root], [("--json", args.json)],
+                          "a file of the model or the dataset")
     result, ceiling = evaluate(args.model_path or args.model, args.dataset, args.root, options, device=args.device,
                                backend=args.backend, workers=args.workers, progress=not args.quiet,
                                allow_train_overlap=args.allow_train_overlap)

@@ -4,6 +4,7 @@ itself (``--runtime``); see :mod:`mer.infer.export`."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -16,6 +17,13 @@ def _export(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"--seconds {args.seconds:g}: the fixed input window must be 0.5 to 3600 seconds")
     bundle = Bundle.resolve(args.model)
+    if args.onnx:
+        from ..hub import checkpoint_paths
+        from ..io import refuse_collisions
+
+        onnx = Path(args.onnx)
+        refuse_collisions([*checkpoint_paths(bundle.stem), *(bundle.graphs or ())],
+                          [("--onnx", onnx), ("--onnx's description", onnx.with_suffix(".json"))], "a file of the model")
     if args.runtime:
         embed, head = export_runtime(bundle)
         print(f"wrote {embed} and {head}; `mer predict --model {args.model}` now runs them with onnxruntime")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ._args import add_model, add_quiet, add_workers, resolve_model
 
@@ -39,6 +40,9 @@ def summary(stats: object) -> str:
 def _index(args: argparse.Namespace) -> int:
     from ..library import Library
 
+    from ..io import refuse_collisions
+
+    refuse_collisions([p for p in args.paths if Path(p).is_file()], [("--db", args.db)], "an audio input")
     bundle = resolve_model(args.model)
     with Library(args.db) as lib:
         stats = lib.index(args.paths, model=bundle, workers=args.workers, prune=args.prune,

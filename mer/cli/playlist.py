@@ -23,6 +23,9 @@ def _playlist(args: argparse.Namespace) -> int:
         raise ConfigError(f"--minutes must be more than 0 (got {args.minutes:g})")
     if args.output and not any(args.output.lower().endswith(s) for s in FORMATS):
         raise ConfigError(f"{args.output}: unknown playlist format; name it .m3u8, .m3u, .csv or .json")
+    from ..io import refuse_collisions
+
+    refuse_collisions([args.db], [("-o", args.output)], "the library database")
     with Library(args.db) as lib:
         songs = lib.playlist(args.start, args.end, args.minutes)
         total = len(lib)

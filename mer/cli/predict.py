@@ -65,8 +65,12 @@ def _stdin_file(files: list[Path]) -> Iterator[dict[str, str]]:
         raise ConfigError("'-' (standard input) can be given once")
     with tempfile.TemporaryDirectory(prefix="mer-stdin-") as d:
         tmp = Path(d) / "stdin.audio"
-        with open(tmp, "wb") as fh:
-            shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+        try:
+            with open(tmp, "wb") as fh:
+                shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+        except OSError as exc:
+            raise ConfigError(f"standard input ('-') could not be stored in {d} ({exc.strerror}); free some space "
+                              "in the temporary folder (TMPDIR) or pass the file by name") from None
         if tmp.stat().st_size == 0:
             raise ConfigError("standard input ('-') is empty; pipe an audio file, e.g. `cat song.mp3 | mer predict -`")
         yield {str(tmp): "-"}
@@ -81,6 +85,7 @@ class Writer:
 
     def __init__(self, fmt: str, scale: str, segments: bool, emit: Callable[[str], None], width: int = 40) -> None:
         self.fmt, self.scale, self.segments, self.emit, self.n, self.width = fmt, scale, segments, emit, 0, width
+        self.started = False
 
     def _csv(self, row: Any) -> str:
         buf = io.StringIO()
@@ -88,6 +93,9 @@ class Writer:
         return buf.getvalue()
 
     def start(self) -> None:
+        """The header (csv, table) or the opening bracket (json): written with the first result,
+        so a run in which every input fails prints nothing on standard output."""
+        self.started = True
         if self.fmt == "csv":
             self.emit(self._csv(self.SEGMENT_COLUMNS if self.segments else self.COLUMNS))
         elif self.fmt == "table":
@@ -96,6 +104,8 @@ class Writer:
             self.emit("[")
 
     def add(self, pred: Any, shown: str) -> None:
+        if not self.started:
+            self.start()
         d = pred.on_scale(self.scale)
         d["path"] = shown
         made_by = {"model": d.get("model", ""), "weights_sha1": d.get("weights_sha1", "")}  # on every row
@@ -126,7 +136,7 @@ class Writer:
 
     def end(self) -> None:
         if self.fmt == "json":
-            self.emit("]")
+            self.emit("]" if self.started else "[]")
 
 
 def shorten(path: str, width: int) -> str:
@@ -159,7 +169,8 @@ def _plot_path(args: argparse.Namespace, shown: str, used: set[str]) -> Path | N
 
 @contextlib.contextmanager
 def _output(path: str | None) -> Iterator[TextIO]:
-    """Standard output, or ``path`` written atomically (renamed into place at the end)."""
+    """Standard output, or ``path`` written atomically (renamed into place at the end; left
+    untouched when the body raises :class:`_KeepOutput`)."""
     if not path:
         yield sys.stdout
         return
@@ -168,14 +179,26 @@ def _output(path: str | None) -> Iterator[TextIO]:
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{target}: is a folder; give -o a file name")
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        yield fh
+    try:
+        with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+    except _KeepOutput:  # nothing to write: the temporary file is gone, the old one stays
+        print(f"mer: {target} left as it was (no input could be predicted)", file=sys.stderr)
+
+
+class _KeepOutput(Exception):
+    """Raised inside :func:`_output` to leave ``-o FILE`` untouched."""
 
 
 def _predict(args: argparse.Namespace) -> int:
     if args.plot and args.plot_dir:
         raise ConfigError("use --plot FILE.png for one file or --plot-dir DIR for many, not both")
     files, errors = _expand(args.paths)
+    from ..io import refuse_collisions
+
+    refuse_collisions([f for f in files if str(f) != "-"],
+                      [("-o", args.output), ("--plot", args.plot), ("--embeddings", args.embeddings),
+                       ("--plot-dir", args.plot_dir)])
     if args.plot and len(files) > 1:
         raise ConfigError(f"--plot writes one picture but the input holds {len(files)} audio files; use --plot-dir DIR")
     if args.plot or args.plot_dir:
@@ -219,16 +242,15 @@ def _predict(args: argparse.Namespace) -> int:
 
         width = min(60, max([40] + [len(stdin_names.get(p, p)) for p in paths]))
         writer = Writer(args.format, args.scale, args.segments is not None, emit, width)
-        writer.start()
         try:
             for res in run_batch(bundle, paths, args.device, args.backend, args.workers, options):
                 bar.update(1)
                 shown = stdin_names.get(res.path, res.path)
                 for w in res.warnings:
-                    bar.write(f"mer: warning: {w}", file=sys.stderr)
+                    bar.write(f"mer: warning: {_named(w, stdin_names)}", file=sys.stderr)
                 if res.prediction is None:
                     failed += 1
-                    bar.write(f"mer: error: {res.error}", file=sys.stderr)
+                    bar.write(f"mer: error: {_named(res.error, stdin_names)}", file=sys.stderr)
                     if args.debug and res.traceback:
                         bar.write(res.traceback.rstrip(), file=sys.stderr)
                     continue
@@ -245,6 +267,8 @@ def _predict(args: argparse.Namespace) -> int:
         finally:
             bar.close()
             writer.end()
+        if args.output and not writer.n:
+            raise _KeepOutput  # every input failed: the previous -o FILE stays as it was
     if args.embeddings and kept:
         _save_embeddings(args.embeddings, kept, bundle)
         print(f"embeddings: {args.embeddings} ({len(kept)} files)", file=sys.stderr)
@@ -253,6 +277,14 @@ def _predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"mer: {failed} of {len(files) + len(errors)} input(s) failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _named(message: str | None, stdin_names: dict[str, str]) -> str:
+    """``message`` with the private copy of standard input called "standard input"."""
+    message = message or ""
+    for tmp in stdin_names:
+        message = message.replace(tmp, "standard input")
+    return message
 
 
 def _save_embeddings(path: str, kept: list[tuple[str, Any]], bundle: Any) -> None:

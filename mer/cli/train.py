@@ -19,6 +19,8 @@ from ._args import add_quiet, parse_pairs
 
 #: dict fields take repeatable KEY=VALUE flags; these may be changed when resuming a run
 RESUMABLE = ("device", "workers", "cache_dir")
+#: what a run writes at the top of its folder
+RUN_FILES = ("config.yaml", "split.json", "summary.json", "summary.md")
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -77,6 +79,12 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("no run folder: pass --out RUN_DIR (or --resume RUN_DIR)")
     if not args.resume and Path(out, "summary.json").exists():
         raise ConfigError(f"{out} already holds a finished run; choose another --out or --resume it")
+    if not args.resume:  # a run writes these into --out: none of them may be the config or the dataset
+        from ..io import refuse_collisions
+
+        refuse_collisions([p for p in (args.config, cfg.root) if p],
+                          [("--out", out)] + [(f"--out {out}:", Path(out, n)) for n in RUN_FILES],
+                          "an input (the --config file or the dataset's --root)")
     summary = run(cfg, out, resume=bool(args.resume), progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         print(format_summary(summary))

@@ -62,11 +62,18 @@ def read_rows(path: Path, encoding: str = "utf-8") -> tuple[list[str], list[tupl
         with open(path, newline="", encoding=encoding) as fh:
             reader = csv.reader(fh)
             header = [norm_header(h) for h in next(reader, [])]
-            rows = [(reader.line_num, [clean(c) for c in row]) for row in reader if any(c.strip() for c in row)]
+            rows, start = [], reader.line_num + 1
+            for row in reader:  # a row's number is the line it starts on (a quoted cell may span lines)
+                if any("\n" in c or "\r" in c for c in row):
+                    raise DatasetError(f"{path} line {start}: a quote (\") opened on this line runs on to "
+                                       f"line {reader.line_num}; fix the quote on line {start}")
+                if any(c.strip() for c in row):
+                    rows.append((start, [clean(c) for c in row]))
+                start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not {encoding} text ({exc.reason}); is this the original file?") from None
     except csv.Error as exc:
-        raise DatasetError(f"{path}: malformed CSV ({exc})") from None
+        raise DatasetError(f"{path} line {start}: malformed CSV ({exc}); fix that line") from None
     while header and not header[-1]:
         header.pop()
     if not header:

@@ -91,6 +91,7 @@ class Inference:
         if y.ndim not in (1, 2) or y.size == 0 or not np.isfinite(y).all() or sr <= 0:
             raise AudioError(f"array input: need a non-empty finite (n,) or (channels, n) waveform and sr > 0 "
                              f"(got shape {y.shape}, sr {sr})")
+        audio.check_rate(sr, "array input")
         y = audio.ensure_channels(y, self.feature.channels)
         if sr != self.feature.sample_rate:
             y = np.stack([soxr.resample(ch, sr, self.feature.sample_rate, quality="HQ") for ch in y])

@@ -151,11 +151,12 @@ class Predictor:
                 raise ConfigError("a waveform needs its sample rate: predict(y, sr=44100)")
             y = source[..., int(round(offset * sr)):] if offset else source
             y = y[..., :int(round(duration * sr))] if duration else y
-            x, name = self.inference.features_of(y, sr), "<array>"
+            x, name, length = self.inference.features_of(y, sr), "<array>", y.shape[-1] / sr
         else:
             x, name = self.inference.features(source, offset=offset, duration=duration, progress=progress), str(source)
+            length = self._length(source, x.shape[-1], offset, duration)
         out = self.inference(x)
-        pred = self.finish(name, x.shape[-1], out, 0.0)
+        pred = self.finish(name, length, out, 0.0)
         if offset:  # the curve's times and the segments' bounds are on the file's own clock
             pred.times = np.round(pred.times + offset, 3)
         if segments:
@@ -175,7 +176,26 @@ class Predictor:
         v, a = _clean(out["static"][0]), _clean(out["static"][1])
         return Segment(round(start, 3), round(min(end, duration), 3), v, a, quadrant(v, a).name, _probs(out))
 
-    def finish(self, path: str, n_frames: int, out: Outputs, seconds: float) -> Prediction:
+    def _length(self, path: "str | os.PathLike", n_frames: int, offset: float, duration: float | None) -> float:
+        """Seconds of audio predicted: the file's own length (its header) less ``offset``, at
+        most ``duration``, and never more than the frames decoded cover (a cut file's header
+        promises more than it holds; the frames alone overshoot by up to one hop)."""
+        import warnings
+
+        from ..audio import info
+
+        with warnings.catch_warnings():  # the decoding already warned of what the header holds
+            warnings.simplefilter("ignore")
+            header = info(path)
+        part = max(0.0, header.duration - offset)
+        part = min(part, duration) if duration else part
+        if self.feature.resize_frames:  # a fixed number of frames says nothing about the length
+            return part
+        covered = n_frames / self.feature.frames_per_second
+        return min(part, covered) if part > 0 else covered
+
+    def finish(self, path: str, duration: float, out: Outputs, seconds: float) -> Prediction:
+        """The :class:`Prediction` of ``duration`` seconds of audio from the model's outputs."""
         if not np.isfinite(out["static"]).all() or not np.isfinite(out["dynamic"]).all():
             from ..errors import ModelError
 
@@ -189,7 +209,7 @@ class Predictor:
         if "tags" in out and names:
             top = np.argsort(-out["tags"])[:5]
             tags = {names[i]: round(float(out["tags"][i]), 3) for i in top}
-        return Prediction(path, n_frames / self.feature.frames_per_second, v, a, q.name, q.words,
+        return Prediction(path, duration, v, a, q.name, q.words,
                           step_times(len(curve)), curve, self.name, tags, seconds,
                           self.bundle.version, self.bundle.digest, _probs(out))
 

@@ -31,6 +31,7 @@ Schema (version 1)::
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import sqlite3
 from pathlib import Path
@@ -89,6 +90,64 @@ class LibraryError(MERError):
     """A library database that is missing, not a mer library, too new, or a bad query."""
 
 
+def corrupt(path: str | Path, exc: BaseException) -> LibraryError:
+    """The one-line error for a file SQLite cannot read as a database (damaged or foreign bytes)."""
+    return LibraryError(f"{path}: is not a mer library or is corrupt ({exc}); restore it from a backup, or index "
+                        "again into a new file with `mer index DIR --db NEW.sqlite`")
+
+
+def _translated(method: Any) -> Any:
+    """``method`` with SQLite's "malformed" / "not a database" errors (exactly
+    :class:`sqlite3.DatabaseError`; its subclasses, such as a locked database, stay as they are)
+    raised as :func:`corrupt`, naming the file."""
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:
+                raise
+            conn = self if isinstance(self, sqlite3.Connection) else self.connection
+            raise corrupt(getattr(conn, "path", "library"), exc) from None
+    return call
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose damaged-file errors name the library (see :func:`_translated`)."""
+
+    execute = _translated(sqlite3.Cursor.execute)
+    executemany = _translated(sqlite3.Cursor.executemany)
+    fetchone = _translated(sqlite3.Cursor.fetchone)
+    fetchmany = _translated(sqlite3.Cursor.fetchmany)
+    fetchall = _translated(sqlite3.Cursor.fetchall)
+    __next__ = _translated(sqlite3.Cursor.__next__)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection to a library file whose cursors are :class:`_Cursor` (``path``: the file)."""
+
+    path: Path
+
+    def cursor(self, factory: Any = _Cursor) -> sqlite3.Cursor:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().executemany(sql, parameters)
+
+    commit = _translated(sqlite3.Connection.commit)
+
+
+def check_integrity(conn: sqlite3.Connection, path: str | Path) -> None:
+    """Read every page of the library (``PRAGMA quick_check``): a :class:`LibraryError` when any is
+    damaged. Costs a full read of the file, so it is for start-up (``mer serve --library``)."""
+    problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+    if problem != "ok":
+        raise corrupt(path, sqlite3.DatabaseError(" ".join(str(problem).replace("*", "").split())))
+
+
 def now() -> str:
     """The current UTC time, ISO 8601 to the second."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -105,7 +164,9 @@ def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(str(path), timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(str(path), timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False,
+                               factory=_Connection)
+        conn.path = path
         conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode=WAL")

@@ -8,13 +8,20 @@ answer (``/api/health`` included) while files are predicted.
 
 Uploads live in a private temporary folder (mode 0700) under names the server makes
 (the job id, no extension: the type is judged by decoding); no user-supplied name ever
-becomes a path. A job's file is
-deleted when the job ends, the folder when the server shuts down. Limits: files per upload
-and jobs waiting or running at once (beyond them: :class:`Busy`).
+becomes a path. :func:`receive` streams a multipart body straight into that folder, counting
+bytes as they arrive: it stops reading at the first byte over a limit (per file, per request)
+and keeps nothing of a refused upload. A job's file is deleted when the job ends, the folder
+when the server shuts down.
+
+Limits: bytes per file and per upload, files per upload and jobs waiting or running at once
+(beyond them: :class:`TooLarge`, :class:`Busy`), and decoded minutes per file (checked from the
+header before decoding and enforced while decoding, so a header that lies is stopped too).
+Each job remembers the browser that sent it (``owner``), so one client's list shows its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import threading
@@ -25,12 +32,33 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, AsyncIterator
 
 from ..errors import MERError
 
+try:  # python-multipart >= 0.0.13 names its module python_multipart; older releases, multipart
+    from python_multipart.multipart import MultipartParser, parse_options_header
+except ImportError:  # pragma: no cover
+    from multipart.multipart import MultipartParser, parse_options_header  # type: ignore[no-redef]
+
+MB = 1024 * 1024
+SLACK_SECONDS = 1.0  # decoded past the --max-minutes cap, so a file that reaches it is told from one that ends there
+
+
 class Busy(MERError):
     """Too many jobs queued; try again later (HTTP 429)."""
+
+
+class TooLarge(MERError):
+    """An upload over a size or file-count limit (HTTP 413); nothing of it is kept."""
+
+
+class BadUpload(MERError):
+    """A body that is not a multipart upload with files (HTTP 400)."""
+
+
+class Stalled(MERError):
+    """A client stopped sending its upload (HTTP 408); nothing of it is kept."""
 
 
 @dataclass
@@ -38,6 +66,7 @@ class Job:
     id: str
     name: str  # what the user called the file: shown, never used as a path
     size: int
+    owner: str = ""  # the browser (cookie) that uploaded it; never shown
     state: str = "queued"  # queued, running, done, error
     progress: float = 0.0
     result: dict[str, Any] | None = None
@@ -52,6 +81,31 @@ class Job:
                 "warnings": self.warnings, "seconds": self.seconds}
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may cost: ``file_mb`` per file, ``request_mb`` in all, ``files`` files, and
+    at most ``timeout`` seconds of silence while its body arrives."""
+
+    file_mb: float = 200
+    request_mb: float | None = None  # None: files * file_mb
+    files: int = 50
+    timeout: float = 30.0
+
+    @property
+    def file_bytes(self) -> int:
+        return int(self.file_mb * MB)
+
+    @property
+    def request_bytes(self) -> int:
+        """The body's limit: the files' bytes plus room for the multipart headers around them."""
+        mb = self.files * self.file_mb if self.request_mb is None else self.request_mb
+        return int(mb * MB) + 64 * 1024 + 1024 * self.files
+
+    def describe(self) -> dict[str, Any]:
+        return {"max_upload_mb": self.file_mb, "max_files": self.files,
+                "max_request_mb": self.files * self.file_mb if self.request_mb is None else self.request_mb}
+
+
 def display_name(name: str | None) -> str:
     """A user's file name made safe to show: no folders, no control characters, at most 200 characters."""
     name = (name or "upload").replace("\\", "/").split("/")[-1]
@@ -60,10 +114,12 @@ def display_name(name: str | None) -> str:
 
 
 class JobQueue:
-    """Bounded jobs over one shared predictor (see the module docstring)."""
+    """Bounded jobs over one shared predictor (see the module docstring). ``max_minutes``: the
+    longest audio a job decodes (None: no limit)."""
 
-    def __init__(self, predictor: Any, workers: int = 2, max_jobs: int = 100, keep: int = 1000) -> None:
-        self.predictor, self.max_jobs, self.keep = predictor, max_jobs, keep
+    def __init__(self, predictor: Any, workers: int = 2, max_jobs: int = 100, keep: int = 1000,
+                 max_minutes: float | None = 30) -> None:
+        self.predictor, self.max_jobs, self.keep, self.max_minutes = predictor, max_jobs, keep, max_minutes
         self.folder = Path(tempfile.mkdtemp(prefix="mer-serve-"))  # 0700: private to this user
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
@@ -79,7 +135,7 @@ class JobQueue:
                 raise Busy(f"{self.active()} files are waiting or running (limit {self.max_jobs}); try again when "
                            "some have finished")
 
-    def path_for(self, job_id: str, name: str) -> Path:
+    def path_for(self, job_id: str, name: str = "") -> Path:
         """Where an upload is kept: the job id only, no extension, so its type is judged by
         decoding its content, never by what the user named it."""
         return self.folder / job_id
@@ -87,18 +143,45 @@ class JobQueue:
     def new_id(self) -> str:
         return uuid.uuid4().hex
 
-    def submit(self, job_id: str, name: str, path: Path, size: int) -> Job:
-        job = Job(job_id, display_name(name), size)
+    def submit(self, job_id: str, name: str, path: Path, size: int, owner: str = "") -> Job:
+        job = Job(job_id, display_name(name), size, owner)
         with self.lock:
             self.jobs[job_id] = job
             self._forget_old()
         self.pool.submit(self._run, job, path)
         return job
 
+    def owned_by(self, owner: str | None) -> list[Job]:
+        """The jobs one client sent (every job for ``owner=None``)."""
+        return [j for j in list(self.jobs.values()) if owner is None or (owner and j.owner == owner)]
+
     def _forget_old(self) -> None:
         finished = [j for j in self.jobs.values() if j.state in ("done", "error")]
         for j in sorted(finished, key=lambda j: j.created)[: max(0, len(self.jobs) - self.keep)]:
             del self.jobs[j.id]
+
+    def _too_long(self, name: str, minutes: float | None = None) -> MERError:
+        length = f"{minutes:.1f} minutes long" if minutes is not None else "longer than that"
+        return MERError(f"{name}: {length}; this server decodes at most {self.max_minutes:g} minutes per file "
+                        "(mer serve --max-minutes N); cut the file or predict it with `mer predict`")
+
+    def _predict(self, job: Job, path: Path, progress: Any) -> Any:
+        """The prediction, decoding at most ``max_minutes`` (plus a second, to tell a longer file)."""
+        if self.max_minutes is None:
+            return self.predictor(path, progress=progress)
+        from ..audio import info
+
+        cap = self.max_minutes * 60
+        meta = info(path)  # the header: a file that says it is too long is refused before decoding
+        if meta.duration > cap:
+            raise self._too_long(job.name, meta.duration / 60)
+        # libsndfile stops at the frame count its header gives (mp3 excepted: an estimate); for
+        # every other file the decoder is told to stop at the cap, whatever the header says
+        exact = meta.decoder == "sndfile" and meta.frames > 0 and meta.format not in ("MPEG", "MP3")
+        pred = self.predictor(path, duration=None if exact else cap + SLACK_SECONDS, progress=progress)
+        if pred.duration > cap:
+            raise self._too_long(job.name)
+        return pred
 
     def _run(self, job: Job, path: Path) -> None:
         job.state = "running"
@@ -110,7 +193,7 @@ class JobQueue:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                pred = self.predictor(path, progress=progress)
+                pred = self._predict(job, path, progress)
             job.warnings = [str(w.message).replace(str(path), job.name) for w in caught]
             result = pred.to_dict()
             result["path"] = job.name
@@ -130,3 +213,118 @@ class JobQueue:
         """Stop taking work, finish what runs, delete every upload."""
         self.pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- receiving an upload -----------------------------------------------------------------------
+
+Saved = tuple[str, str, Path, int]  # job id, the user's name for the file, where it is, bytes
+
+
+def boundary_of(content_type: str) -> bytes:
+    """The multipart boundary of a Content-Type header, or :class:`BadUpload`."""
+    kind, options = parse_options_header(content_type or "")
+    if kind != b"multipart/form-data" or not options.get(b"boundary"):
+        raise BadUpload("no files: send one or more audio files in the form field 'files' (multipart/form-data)")
+    return options[b"boundary"]
+
+
+class _Parts:
+    """The callbacks of python-multipart's streaming parser: each file part of the field
+    ``files`` goes straight into its job's upload file, its bytes counted as they come."""
+
+    def __init__(self, queue: JobQueue, limits: Limits) -> None:
+        self.queue, self.limits = queue, limits
+        self.saved: list[Saved] = []
+        self.file: tuple[str, str, Path, IO[bytes]] | None = None  # the part being written
+        self.size = 0
+        self.headers: dict[bytes, bytes] = {}
+        self.field, self.value = bytearray(), bytearray()
+
+    def callbacks(self) -> dict[str, Any]:
+        return {"on_part_begin": self.begin, "on_header_field": lambda d, s, e: self.field.extend(d[s:e]),
+                "on_header_value": lambda d, s, e: self.value.extend(d[s:e]), "on_header_end": self.header_end,
+                "on_headers_finished": self.headers_finished, "on_part_data": self.data, "on_part_end": self.end}
+
+    def begin(self) -> None:
+        self.headers = {}
+
+    def header_end(self) -> None:
+        self.headers[bytes(self.field).strip().lower()] = bytes(self.value).strip()
+        self.field, self.value = bytearray(), bytearray()
+
+    def headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        if options.get(b"name") != b"files" or b"filename" not in options:
+            return  # another form field: read past it (its bytes count towards the upload's limit)
+        if len(self.saved) + 1 > self.limits.files:
+            raise TooLarge(f"more than {self.limits.files} files in one upload; at most {self.limits.files} "
+                           "(mer serve --max-files N)")
+        self.queue.reserve(len(self.saved) + 1)
+        job_id = self.queue.new_id()
+        name = options[b"filename"].decode("utf-8", "replace")
+        path = self.queue.path_for(job_id)
+        self.file, self.size = (job_id, name, path, open(path, "wb")), 0
+
+    def data(self, data: bytes, start: int, end: int) -> None:
+        if self.file is None:
+            return
+        self.size += end - start
+        if self.size > self.limits.file_bytes:
+            raise TooLarge(f"{display_name(self.file[1])} is larger than {self.limits.file_mb:g} MB "
+                           "(mer serve --max-upload-mb N); nothing of this upload was kept")
+        self.file[3].write(data[start:end])
+
+    def end(self) -> None:
+        if self.file is not None:
+            job_id, name, path, fh = self.file
+            fh.close()
+            self.saved.append((job_id, name, path, self.size))
+            self.file = None
+
+    def discard(self) -> None:
+        """Delete everything this upload wrote (the part being written too)."""
+        if self.file is not None:
+            self.file[3].close()
+            self.file[2].unlink(missing_ok=True)
+            self.file = None
+        for *_, path, _ in self.saved:
+            path.unlink(missing_ok=True)
+        self.saved = []
+
+
+async def receive(queue: JobQueue, content_type: str, chunks: AsyncIterator[bytes], limits: Limits) -> list[Saved]:
+    """Stream a multipart body into ``queue``'s folder; return the files it held.
+
+    Reading stops at the first byte over a limit (:class:`TooLarge`), when the queue is full
+    (:class:`Busy`), when the body is malformed (:class:`BadUpload`) or when it stops arriving
+    for ``limits.timeout`` seconds (:class:`Stalled`); then nothing of the upload is kept."""
+    parts = _Parts(queue, limits)
+    parser = MultipartParser(boundary_of(content_type), parts.callbacks())
+    total = 0
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), limits.timeout)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise Stalled(f"upload stalled: no data for {limits.timeout:g} s; nothing was kept") from None
+            total += len(chunk)
+            if total > limits.request_bytes:
+                raise TooLarge(f"upload larger than {limits.describe()['max_request_mb']:g} MB in all "
+                               "(mer serve --max-request-mb N); send fewer files at once")
+            try:
+                parser.write(chunk)
+            except (MERError, OSError):
+                raise
+            except Exception as exc:  # noqa: BLE001  (python-multipart's parse errors)
+                raise BadUpload(f"malformed upload ({exc}); send the files as multipart/form-data") from None
+        parser.finalize()
+        if parts.file is not None:
+            raise BadUpload("the upload ended in the middle of a file; send it again")
+        if not parts.saved:
+            raise BadUpload("no files: send one or more audio files in the form field 'files'")
+    except BaseException:
+        parts.discard()
+        raise
+    return parts.saved

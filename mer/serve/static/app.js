@@ -10,7 +10,7 @@ const QUAD = {
 };
 const params = new URLSearchParams(location.search);
 const state = { token: params.get("token"), jobs: new Map(), order: [], selected: null, sortKey: null, sortAsc: true,
-                limits: { max_upload_mb: 200, max_files: 50, max_jobs: 100 }, waiting: [], sending: false,
+                limits: { max_upload_mb: 200, max_files: 50, max_jobs: 100, max_request_mb: 10000 }, waiting: [], sending: false,
                 ws: null, playhead: 0, markerIndex: -1, planeChart: null, timeChart: null, overview: null,
                 library: [], region: null, libChart: null };
 window.merState = state; // for the browser test and for curious users
@@ -90,6 +90,18 @@ function upload(fileList) {
   sendWaiting();
 }
 
+// The next upload: at most `room` files and the server's bytes per upload (at least one file).
+function takePart(room) {
+  const most = (state.limits.max_request_mb || Infinity) * 1024 * 1024;
+  let n = 0, bytes = 0;
+  while (n < Math.min(room, state.waiting.length)) {
+    const size = state.jobs.get(state.waiting[n]).file.size;
+    if (n > 0 && bytes + size > most) break;
+    bytes += size; n += 1;
+  }
+  return state.waiting.splice(0, n);
+}
+
 async function sendWaiting() {
   if (state.sending) return;
   state.sending = true;
@@ -98,7 +110,7 @@ async function sendWaiting() {
       const active = [...state.jobs.values()].filter((j) => j.state === "queued" || j.state === "running").length;
       const room = Math.min(state.limits.max_files, state.limits.max_jobs - active);
       if (room <= 0) { await new Promise((r) => setTimeout(r, 500)); continue; }
-      const part = state.waiting.splice(0, room);
+      const part = takePart(room);
       const form = new FormData();
       part.forEach((id) => form.append("files", state.jobs.get(id).file, state.jobs.get(id).name));
       let res;
