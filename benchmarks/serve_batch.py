@@ -20,7 +20,8 @@ with sync_playwright() as pw:
     b = pw.chromium.launch(executable_path='/usr/bin/chromium', args=['--no-sandbox'])
     page = b.new_page(viewport={'width': 1280, 'height': 900})
     page.goto(f'http://127.0.0.1:{port}/')
-    page.wait_for_function("document.querySelector('#model').textContent.length > 0")
+    while not page.evaluate("document.querySelector('#model').textContent.length > 0"):  # not wait_for_function:
+        time.sleep(0.05)  # it evals its string in the page, which the page's CSP forbids
     page.set_input_files('#files', files)
     while True:
         st = page.evaluate("(() => { const j=[...window.merState.jobs.values()]; return {n:j.length, done:j.filter(x=>x.state==='done').length, err:j.filter(x=>x.state==='error').length, longp: (j.find(x=>x.name.startsWith('long'))||{}).progress} })()")

@@ -214,6 +214,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _until(page, expression: str, timeout: float = 30_000) -> None:  # noqa: ANN001
+    """Wait until ``expression`` is true in the page. Playwright's ``wait_for_function`` evaluates
+    its string with eval inside the page, which the page's Content-Security-Policy forbids (as it
+    should); ``page.evaluate`` goes through the DevTools protocol, outside the policy."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout / 1000:g} s: {expression}")
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def _served_page(*serve_args: str):  # noqa: ANN202
     """`mer serve` on a free port and a page on it in headless Chromium (audio may autoplay,
@@ -230,6 +241,7 @@ def _served_page(*serve_args: str):  # noqa: ANN202
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
             page.goto(f"http://127.0.0.1:{port}/")
             yield page, errors
             browser.close()
@@ -245,9 +257,9 @@ def test_page_in_a_real_browser(predictor, shared, tmp_path):
     bad = tmp_path / "not-audio.mp3"
     bad.write_text("this is text, not audio")
     with _served_page() as (page, errors):
-        page.wait_for_function("document.querySelector('#model').textContent.includes('default')")
+        _until(page, "document.querySelector('#model').textContent.includes('default')")
         page.set_input_files("#files", [str(clip), str(bad)])
-        page.wait_for_function("window.merState.jobs.size === 2 && "
+        _until(page, "window.merState.jobs.size === 2 && "
                                "[...window.merState.jobs.values()].every(j => j.state === 'done' || j.state === 'error')",
                                timeout=120_000)
         rows = page.locator("#table tbody tr")
@@ -258,12 +270,12 @@ def test_page_in_a_real_browser(predictor, shared, tmp_path):
         assert "not-audio.mp3" in page.locator("#table tbody tr.error").inner_text()
         # the plane has the trajectory, and playback moves the marker along it
         page.locator("#table tbody tr", has_text="108.mp3").click()
-        page.wait_for_function("window.merState.planeChart && window.merState.planeChart.data.datasets[0].data.length > 50")
-        page.wait_for_function("window.merState.ws && window.merState.ws.getDuration() > 0", timeout=30_000)
+        _until(page, "window.merState.planeChart && window.merState.planeChart.data.datasets[0].data.length > 50")
+        _until(page, "window.merState.ws && window.merState.ws.getDuration() > 0", timeout=30_000)
         page.evaluate("window.merState.ws.setTime(10)")
-        page.wait_for_function("window.merState.markerIndex === 20", timeout=10_000)
+        _until(page, "window.merState.markerIndex === 20", timeout=10_000)
         page.evaluate("window.merState.ws.play()")
-        page.wait_for_function("window.merState.playhead > 10.4", timeout=15_000)
+        _until(page, "window.merState.playhead > 10.4", timeout=15_000)
         moved = page.evaluate("window.merState.markerIndex")
         assert moved >= 20
         page.evaluate("window.merState.ws.pause()")
@@ -291,7 +303,7 @@ def test_library_view_in_a_real_browser(tmp_path):
         lib.index(music, workers=1, progress=False)
         songs = lib.songs()
     with _served_page("--library", str(db)) as (page, errors):
-        page.wait_for_function("window.merState.library.length === 6 && window.merState.libChart")
+        _until(page, "window.merState.library.length === 6 && window.merState.libChart")
         assert page.locator("#library").is_visible() and page.locator("#lib-list li").count() == 6
         assert "(6 songs)" in page.locator("#lib-count").inner_text()
         plotted = page.evaluate("window.merState.libChart.data.datasets[0].data.map(d => [d.x, d.y])")
@@ -313,14 +325,14 @@ def test_library_view_in_a_real_browser(tmp_path):
         page.mouse.move(box["x"] + to_px[1], box["y"] + to_px[3], steps=5)
         page.mouse.up()
         right = [s for s in songs if s["valence"] > 0.02]
-        page.wait_for_function(f"document.querySelectorAll('#lib-list li').length === {len(right)}")
+        _until(page, f"document.querySelectorAll('#lib-list li').length === {len(right)}")
         page.locator("#lib-clear").click()
         assert page.locator("#lib-list li").count() == 6
         # a click on a song plays it: its audio comes by id, and its line names it
         first = page.locator("#lib-list li").first
         sid = int(first.get_attribute("data-id"))
         first.click()
-        page.wait_for_function("document.querySelector('#lib-audio').duration > 3.9", timeout=15_000)
+        _until(page, "document.querySelector('#lib-audio').duration > 3.9", timeout=15_000)
         assert page.evaluate("document.querySelector('#lib-audio').src").endswith(f"/api/library/audio/{sid}")
         name = next(Path(s["path"]).name for s in songs if s["id"] == sid)
         assert name in page.locator("#lib-now").inner_text()
