@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from mer.library import Library  # noqa: E402
 from mer.library import cluster  # noqa: E402
-from mer.library.indexer import commit_results, transaction  # noqa: E402
+from mer.library.writes import commit_results, transaction  # noqa: E402
 from mer.library.store import connect  # noqa: E402
 
 PREVIEWS = 1_000_000

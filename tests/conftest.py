@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +60,55 @@ def bad_corpus(tmp_path: Path, mp3_file: Path) -> dict[str, Path]:
     (d / "folder.mp3").mkdir()
     return {"empty": d / "empty.mp3", "text": d / "text.mp3", "truncated": d / "truncated.mp3",
             "header_only": d / "header_only.wav", "directory": d / "folder.mp3", "missing": d / "missing.mp3"}
+
+
+KILLER = '''"""A test's stand-in for a worker killed on one file (out of memory, a decoder crash): every
+Python process started with this folder on PYTHONPATH patches mer's per-file step so that the
+file {victim!r} ends its process with status 137, as the kernel's OOM killer would."""
+import os
+
+import mer.infer.batch as _batch
+
+_real = _batch.predict_file
+
+
+def _killing(predictor, path, options):
+    if os.path.abspath(path) == {victim!r}:
+        os._exit(137)
+    return _real(predictor, path, options)
+
+
+_batch.predict_file = _killing
+'''
+
+
+class KillOn:
+    """``kill_on(path)``: an environment (a dict for ``subprocess``, also set in ``os.environ``
+    for spawned workers) in which any new Python process that predicts ``path`` dies at once;
+    ``kill_on.stop()`` ends it. The stand-in is a ``sitecustomize`` module made here, so no
+    test hook lives in shipped code."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.saved = folder, os.environ.get("PYTHONPATH")
+
+    def __call__(self, path: str | os.PathLike) -> dict[str, str]:
+        self.folder.mkdir(exist_ok=True)
+        (self.folder / "sitecustomize.py").write_text(KILLER.format(victim=os.path.abspath(path)))
+        repo = str(Path(__file__).resolve().parents[1])
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(self.folder), repo] + ([self.saved] if self.saved else []))
+        return dict(os.environ)
+
+    def stop(self) -> None:
+        (self.folder / "sitecustomize.py").unlink(missing_ok=True)
+        if self.saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = self.saved
+
+
+@pytest.fixture
+def kill_on(tmp_path: Path):  # noqa: ANN201
+    """See :class:`KillOn`."""
+    killer = KillOn(tmp_path / "killer-site")
+    yield killer
+    killer.stop()

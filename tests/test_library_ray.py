@@ -261,20 +261,22 @@ def test_joining_a_running_cluster_by_address_and_through_ray_client(clips: Path
         head.wait(timeout=60)
 
 
-def test_a_file_that_kills_its_worker_ends_the_run_in_one_line_and_is_recorded(clips: Path, tmp_path: Path):
+def test_a_file_that_kills_its_worker_ends_the_run_in_one_line_and_is_recorded(clips: Path, tmp_path: Path,
+                                                                                kill_on):
     """A worker process dying on a file (out of memory, a decoder crash; here os._exit through
-    the MER_TEST_KILL_ON hook) is not retried for ever: the run stops with one error line that
+    the conftest.kill_on stand-in) is not retried for ever: the run stops with one error line that
     names the file, which is recorded as failed; the rerun merges what the workers wrote and
     finishes the rest."""
     db = tmp_path / "kill.sqlite"
     victim = str(sorted(clips.glob("*.mp3"))[5].resolve())
     argv = [sys.executable, "-m", "mer", "index", str(clips), "--db", str(db), "--ray", "local", "-j", "2",
             "--shard-files", "2", "-q"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, "MER_TEST_KILL_ON": victim})
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=kill_on(victim))
     assert out.returncode == 1, out.stderr[-2000:]
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("mer: error:")]
     assert len(errors) == 1 and f"recorded as failed: {victim}" in errors[0], out.stderr[-2000:]
     assert "Traceback" not in out.stderr
+    kill_on.stop()
     again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "1 skipped (failed before; --retry-failed)" in again.stderr

@@ -257,22 +257,19 @@ def test_symlinked_and_unreadable_folders_and_broken_outputs(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_worker_that_dies_fails_its_file_and_the_batch_goes_on(tmp_path):
-    from mer.infer.batch import run_batch
+def test_a_worker_that_dies_fails_its_file_and_the_batch_goes_on(tmp_path, kill_on):
+    from mer.infer.predictor import run_batch
 
     files = []
     for i in range(5):
         p = tmp_path / f"c{i}.wav"
         sf.write(p, synth.clip(0.2, 0.2, 2.0, 16000, seed=i), 16000)
         files.append(str(p))
-    killer = tmp_path / "kill.wav"  # named so the test's hook below kills the worker that gets it
+    killer = tmp_path / "kill.wav"  # the stand-in (conftest.kill_on) kills the worker that gets it
     sf.write(killer, synth.clip(0.2, 0.2, 2.0, 16000), 16000)
     order = files[:2] + [str(killer)] + files[2:]
-    os.environ["MER_TEST_KILL_ON"] = str(killer)
-    try:
-        results = list(run_batch("default", order, workers=2))
-    finally:
-        del os.environ["MER_TEST_KILL_ON"]
+    kill_on(killer)  # for the worker processes spawned below
+    results = list(run_batch("default", order, workers=2))
     assert [Path(r.path).name for r in results] == [Path(p).name for p in order]
     dead = [r for r in results if r.path == str(killer)][0]
     assert dead.prediction is None and "worker process predicting it died" in dead.error

@@ -222,7 +222,7 @@ def _predict(args: argparse.Namespace) -> int:
             clean_stale_temps(folder)  # what a killed run left half-written
     from tqdm import tqdm
 
-    from ..infer.batch import run_batch
+    from ..infer.predictor import run_batch
 
     options = {"offset": args.offset, "duration": args.duration, "segments": args.segments,
                "embeddings": bool(args.embeddings)}

@@ -1,8 +1,10 @@
 """Many files through one model: worker processes, input order, one failure never stops a batch.
 
-:func:`run_batch` is what ``mer predict`` and :meth:`mer.Predictor.predict_many` use. Each
-worker process (:func:`mer.workers.pool`: spawned, and gone when the parent dies) loads the model once; the
-files are handed out one at a time and the results come back in input order. A file that
+:func:`run` is what :func:`mer.infer.predictor.run_batch` (``mer predict``, ``mer index``,
+:meth:`mer.Predictor.predict_many`) uses. It takes a picklable ``make(threads)`` that builds the
+predictor, so this module knows nothing of the model: each worker process
+(:func:`mer.workers.pool`: spawned, and gone when the parent dies) calls it once; the files are
+handed out one at a time and the results come back in input order. A file that
 cannot be processed becomes a :class:`Result` with its one-line error (and, for ``--debug``,
 the traceback); warnings raised while predicting it travel with it.
 """
@@ -11,15 +13,16 @@ from __future__ import annotations
 
 import os
 import traceback
-from concurrent.futures.process import BrokenProcessPool
 import warnings
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import AudioError, MERError
 from ..workers import pool, thread_env
 
-_PREDICTOR = None
+#: a worker process's predictor, built once by :func:`_init` (the pool's initializer)
+_PREDICTOR: Any = None
 
 
 @dataclass
@@ -34,19 +37,15 @@ class Result:
         return AudioError(self.error or f"{self.path}: failed")
 
 
-def _init(model: Any, device: str, threads: int, backend: str) -> None:
+def _init(make: Callable[[int], Any], threads: int) -> None:
     global _PREDICTOR
-    from .predictor import Predictor
-
-    _PREDICTOR = Predictor(model, device, backend, threads)
+    _PREDICTOR = make(threads)
 
 
 def predict_file(predictor: Any, path: str, options: dict[str, Any]) -> Result:
     """Predict one file with ``predictor``; never raises: a failure becomes the Result's one-line
     error (the batch goes on), and warnings raised meanwhile travel with it. Also what each
     Ray worker of ``mer index --ray`` runs per file."""
-    if os.environ.get("MER_TEST_KILL_ON") == path:  # the reliability tests' stand-in for an out-of-memory kill
-        os._exit(137)
     res = Result(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -68,13 +67,14 @@ def _one(job: tuple[str, dict[str, Any]]) -> Result:
     return predict_file(_PREDICTOR, path, options)
 
 
-def run_batch(model: Any, paths: list[str], device: str = "auto", backend: str = "auto", workers: int = 0,
-              options: dict[str, Any] | None = None) -> Iterator[Result]:
-    """:class:`Result` s for ``paths`` in input order (see the module docstring)."""
+def run(make: Callable[[int], Any], paths: list[str], workers: int = 0,
+        options: dict[str, Any] | None = None) -> Iterator[Result]:
+    """:class:`Result` s for ``paths`` in input order (see the module docstring); ``make(threads)``
+    builds a predictor (called ``predictor(path, **options)``) using that many threads."""
     options = options or {}
     workers = workers or min(len(paths), os.cpu_count() or 1)
     if workers <= 1 or len(paths) < 3:
-        _init(model, device, max(1, os.cpu_count() or 1), backend)
+        _init(make, max(1, os.cpu_count() or 1))
         for p in paths:
             yield _one((p, options))
         return
@@ -82,7 +82,7 @@ def run_batch(model: Any, paths: list[str], device: str = "auto", backend: str =
     todo = list(paths)
     with thread_env(threads):
         while todo:  # a worker that dies (out of memory, killed) fails its file; a new pool takes the rest
-            executor = pool(workers, _init, (model, device, threads, backend))
+            executor = pool(workers, _init, (make, threads))
             futures = [executor.submit(_one, (p, options)) for p in todo]
             done = 0
             try:

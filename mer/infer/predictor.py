@@ -23,10 +23,11 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from ..grid import step_times
 from ..hub import Bundle
 from ..scales import from_canonical, quadrant
 from .inference import Inference, Outputs
+
+if TYPE_CHECKING:
+    from .batch import Result
 
 DEFAULT_MODEL = "default"
 DECIMALS = 4
@@ -219,10 +223,17 @@ class Predictor:
         core; each loads the model once). A file that fails yields its ``MERError`` instead,
         and the others go on. ``options``: as for ``__call__`` (offset, duration, segments,
         embeddings)."""
-        from .batch import run_batch
-
         for result in run_batch(self.bundle, [str(p) for p in paths], self.device, self.backend, workers, options):
             yield result.prediction if result.prediction is not None else result.error_object()
+
+
+def run_batch(model: "str | os.PathLike | Bundle", paths: list[str], device: str = "auto", backend: str = "auto",
+              workers: int = 0, options: dict[str, Any] | None = None) -> Iterator["Result"]:
+    """:class:`mer.infer.batch.Result` s of ``paths`` in input order, predicted by ``model`` in
+    ``workers`` processes (0: one per core), each loading it once; see :mod:`mer.infer.batch`."""
+    from .batch import run
+
+    return run(functools.partial(Predictor, model, device, backend), paths, workers, options)
 
 
 def _probs(out: Outputs) -> dict[str, float]:

@@ -5,7 +5,7 @@ static valence/arousal on the canonical scale [-1, 1], quadrant and its probabil
 2 Hz curve, top tags, the clip embedding); see :mod:`mer.library.store` for the schema.
 
 - :mod:`~mer.library.store`: schema, ``schema_version`` (``PRAGMA user_version``), migrations;
-- :mod:`~mer.library.indexer`: incremental, kill-safe indexing through :func:`mer.infer.batch.run_batch`;
+- :mod:`~mer.library.indexer`: incremental, kill-safe indexing through :func:`mer.infer.predictor.run_batch`;
 - :mod:`~mer.library.moods`: mood words -> (valence, arousal), after Russell's circumplex;
 - :mod:`~mer.library.search`: exact numpy nearest-neighbour search behind a pluggable interface;
 - :mod:`~mer.library.playlist`: mood-to-mood playlists and their M3U8/CSV/JSON files;

@@ -132,7 +132,7 @@ class ShardWriter:
 
     def _row(self, path: str, size: int, mtime_ns: int, sha1: str | None) -> dict[str, Any]:
         from ..infer.batch import predict_file
-        from .indexer import file_tags, sha1_file
+        from .writes import file_tags, sha1_file
         from .store import row_of_prediction
 
         failed = {"path": path, "size": size, "mtime_ns": mtime_ns}
@@ -281,7 +281,7 @@ def merge_shard(conn: sqlite3.Connection, path: Path, resume: bool = False) -> t
     seconds, errors)."""
     import datetime as dt
 
-    from .indexer import commit_results, transaction
+    from .writes import commit_results, transaction
 
     written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).replace(microsecond=0).isoformat()
     rows, failures, seconds, errors = [], [], 0.0, []

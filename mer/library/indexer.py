@@ -8,7 +8,7 @@ For every audio file under the given folders (absolute paths, resolved through l
   takes that row over (moved: the old path is gone; the row keeps its id) or a copy of it,
   without predicting;
 - **new, changed, or predicted by another model** (weights digest): predicted again through
-  :func:`mer.infer.batch.run_batch` (one worker process per core, results in input order,
+  :func:`mer.infer.predictor.run_batch` (one worker process per core, results in input order,
   ``embeddings=True`` for models with per-step embeddings);
 - **failed before** (a ``failures`` row with the same size and mtime): skipped unless
   ``retry_failed``; a file that fails is recorded there with its one-line error.
@@ -24,7 +24,6 @@ rest while the workers predict.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import os
 import sqlite3
@@ -38,11 +37,11 @@ from typing import Any, Iterable, Iterator
 from ..errors import ConfigError, MERError, MERWarning
 from ..hub import Bundle, bundled_models
 from . import cluster
-from .store import now, row_of_prediction, upsert_songs
+from .store import now, row_of_prediction
+from .writes import commit_results, file_tags, record_failures, sha1_file, transaction
 
 COMMIT_EVERY = 20  # files per transaction
 COMMIT_SECONDS = 10.0  # and at least this often (s) while results arrive
-_BLOCK = 1 << 20
 
 
 @dataclass
@@ -81,29 +80,6 @@ class _Job:
     reason: str  # new | changed | remodelled | retried
 
 
-def sha1_file(path: str | os.PathLike) -> str:
-    """SHA-1 hex digest of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        while block := fh.read(_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_tags(path: str) -> tuple[str | None, str | None]:
-    """(artist, title) from the file's tags when PyAV is installed and they are there."""
-    try:
-        import av
-    except ImportError:
-        return None, None
-    try:
-        with av.open(path, metadata_errors="ignore") as c:
-            meta = {k.lower(): v for k, v in (c.metadata or {}).items()}
-    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
-        return None, None
-    return (meta.get("artist") or None), (meta.get("title") or None)
-
-
 def model_spec(bundle: Bundle) -> str:
     """How the library remembers its model: the bundled name, else the checkpoint's absolute stem."""
     return bundle.name if bundle.name in bundled_models() else str(Path(bundle.stem).resolve())
@@ -126,17 +102,6 @@ def scan(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
 
 def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-
-
-def transaction(conn: sqlite3.Connection, fn: Any, *args: Any) -> None:
-    """``fn(conn, *args)`` in one write transaction (rolled back if it raises)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        fn(conn, *args)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _plan(conn: sqlite3.Connection, files: list[str], digest: str, retry_failed: bool,
@@ -208,22 +173,7 @@ def _apply(conn: sqlite3.Connection, edits: list[tuple[str, Any]]) -> None:
                          f"SELECT ?, ?, ?, ?, {cols} FROM songs WHERE id=?", (a[0], a[1], a[2], now(), a[3]))
             conn.execute("DELETE FROM failures WHERE path=?", (a[0],))
         elif kind == "fail":
-            _record_failures(conn, [a])
-
-
-def _record_failures(conn: sqlite3.Connection, failures: list[tuple]) -> None:
-    conn.executemany("INSERT INTO failures (path, size, mtime_ns, error, failed_at) VALUES (?, ?, ?, ?, ?) "
-                     "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
-                     "error=excluded.error, failed_at=excluded.failed_at", [(*f, now()) for f in failures])
-
-
-def commit_results(conn: sqlite3.Connection, rows: list[dict[str, Any]], failures: list[tuple]) -> None:
-    """Write predicted ``rows`` (replacing their paths' rows and failures) and ``failures``
-    ((path, size, mtime_ns, error): their stale rows go). Call inside a transaction."""
-    upsert_songs(conn, rows)
-    conn.executemany("DELETE FROM failures WHERE path=?", [(r["path"],) for r in rows])
-    conn.executemany("DELETE FROM songs WHERE path=?", [(f[0],) for f in failures])
-    _record_failures(conn, failures)
+            record_failures(conn, [a])
 
 
 def _prune(conn: sqlite3.Connection, files: list[str], roots: list[str]) -> int:
@@ -326,7 +276,7 @@ def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device:
              embeddings: bool, progress: bool, commit_every: int, stats: IndexStats) -> None:
     from tqdm import tqdm
 
-    from ..infer.batch import run_batch
+    from ..infer.predictor import run_batch
 
     by_path = {j.path: j for j in jobs}
     rows: list[dict[str, Any]] = []
