@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .meta import ModelMeta
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 
@@ -79,14 +80,14 @@ class Bundle:
 
     name: str  # the bundled name, or the path as the user gave it
     stem: Path  # STEM.safetensors + STEM.json
-    meta: dict[str, Any] = field(repr=False, compare=False)
+    meta: ModelMeta = field(repr=False, compare=False)  # the checkpoint's JSON, typed (mer.meta)
 
     @classmethod
     def resolve(cls, spec: "str | os.PathLike | Bundle") -> "Bundle":
         if isinstance(spec, Bundle):
             return spec
         name, stem = locate(spec)
-        return cls(name, stem, read_meta(stem))
+        return cls(name, stem, ModelMeta.from_dict(read_meta(stem)))
 
     # -- files ---------------------------------------------------------------------------
     @property
@@ -116,17 +117,17 @@ class Bundle:
     @property
     def version(self) -> str:
         """The model's own version (``model_version`` in its JSON), else the mer version that wrote it."""
-        return str(self.meta.get("model_version") or self.meta.get("versions", {}).get("mer", "unknown"))
+        return self.meta.version
 
     @property
     def architecture(self) -> str:
-        return str(self.meta["model"])
+        return self.meta.model
 
     @property
     def feature(self):  # noqa: ANN201  (mer.features.FeatureConfig; imported lazily, it pulls numpy)
         from .features import FeatureConfig
 
-        return FeatureConfig.from_dict(self.meta["feature"])
+        return FeatureConfig.from_dict(self.meta.feature)
 
     def provenance(self) -> dict[str, str]:
         """What every output records so results can be traced to the exact weights."""
@@ -136,7 +137,7 @@ class Bundle:
     @property
     def training(self) -> dict[str, Any]:
         """``{"dataset", "id_space", "fingerprint", "ids"}`` of the training clips, as far as recorded."""
-        return dict(self.meta.get("training") or {})
+        return dict(self.meta.training)
 
 
 def graph_paths(stem: str | os.PathLike) -> tuple[Path, Path]:

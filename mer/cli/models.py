@@ -19,9 +19,9 @@ def _bundled() -> None:
     print("|---|---|---|---|---|---|---|")
     for name in bundled_models():
         b = Bundle.resolve(name)
-        nested = b.meta.get("nested")
+        nested = b.meta.nested
         figure = (f"{nested['f1']:.3f} ± {nested['f1_sd_repeats']:.3f} (nested CV)" if nested
-                  else b.meta.get("headline", "see card"))
+                  else (b.meta.headline or "see card"))
         card = b.card.relative_to(b.card.parents[2]) if b.card else "-"
         engine = ("ONNX Runtime (ready)" if onnx_status(b) is None else
                   "PyTorch (ready)" if torch else f"PyTorch, not installed: {install_hint('torch')}")

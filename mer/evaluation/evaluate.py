@@ -43,12 +43,12 @@ def trained_ids(bundle: Bundle, ds: Dataset, split: Split | None = None, fingerp
     which of the same id space it saw (then it is assumed to have seen them all). The same
     data under another id space (a copied folder dataset) is recognised by its fingerprint."""
     rec = bundle.training
-    space = rec.get("id_space") or _space_of(bundle.meta.get("dataset", ""))
+    space = rec.get("id_space") or _space_of(bundle.meta.dataset or "")
     if space != ds.space and not (fingerprint and rec.get("fingerprint") == fingerprint):
         return set()
     if "ids" in rec:
         return {str(i) for i in rec["ids"]}
-    fold = bundle.meta.get("fold")
+    fold = bundle.meta.fold
     if split is not None and isinstance(fold, int) and fold < len(split.folds):
         return set(split.folds[fold][0])
     return None

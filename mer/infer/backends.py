@@ -63,16 +63,17 @@ class TorchBackend:
 
     kind = "torch"
 
-    def __init__(self, model: Any, meta: dict[str, Any], device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, model: Any, device: str = "cpu", threads: int = 0) -> None:
         import torch
 
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
         self.device = torch_device(device) if isinstance(device, str) else device
-        self.model, self.meta = model, meta
+        self.model = model
         self.model.to(self.device)
-        self.local = hasattr(self.model, "embed") and hasattr(self.model, "head")
+        caps = getattr(model, "capabilities", None)  # any nn.Module may be wrapped; mer's models declare it
+        self.local = bool(caps is not None and caps.step_embeddings)
         self.tag_names: list[str] = list(getattr(self.model, "tag_names", []))
 
     @classmethod
@@ -80,13 +81,13 @@ class TorchBackend:
         from ..models.checkpoint import load_checkpoint
 
         device = torch_device(device)  # a bad device fails before the weights are read
-        model, meta = load_checkpoint(bundle.stem)  # in eval mode
-        return cls(model, meta, device, threads)
+        model, _ = load_checkpoint(bundle.stem)  # in eval mode
+        return cls(model, device, threads)
 
     @classmethod
     def from_module(cls, model: Any, device: Any = "cpu") -> "TorchBackend":
         """Wrap a model being trained (the caller sets train/eval mode)."""
-        return cls(model, getattr(model, "spec", {}), device)
+        return cls(model, device)
 
     def _np(self, t: Any) -> np.ndarray:
         return t.float().cpu().numpy()
@@ -133,7 +134,6 @@ class OnnxBackend:
         except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types)
             raise ModelError(f"{embed_path}: unreadable ONNX graph ({str(exc).splitlines()[0]}); "
                              "rerun `mer export --runtime` or pass --backend torch") from None
-        self.meta = bundle.meta
         want = list(self.embed_session.get_inputs()[0].shape[1:3])  # (channels, bins) the graph was built for
         feature = bundle.feature
         if all(isinstance(d, int) for d in want) and want != [feature.channels, feature.n_bins]:
@@ -163,7 +163,7 @@ def onnx_status(bundle: Bundle) -> str | None:
     """None when the bundle's ONNX graphs can be used, else why not (one line)."""
     if bundle.graphs is None:
         hint = ("`mer export --runtime --model ...` writes them for models with per-step embeddings (musicnn)"
-                if bundle.architecture == "musicnn" else
+                if bundle.meta.capabilities.step_embeddings else
                 f"{bundle.architecture} models have none (only per-step-embedding models like musicnn do); "
                 "use --backend torch")
         return f"{bundle.name}: no ONNX graphs beside the checkpoint; {hint}"

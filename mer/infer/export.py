@@ -118,7 +118,7 @@ def export_runtime(model_spec: "str | os.PathLike | Bundle") -> tuple[Path, Path
     bundle = Bundle.resolve(model_spec)
     stem = bundle.stem
     model, meta = load_checkpoint(stem)
-    if not (hasattr(model, "embed") and hasattr(model, "head")):
+    if not model.capabilities.step_embeddings:
         raise ConfigError(f"{stem}: `--runtime` is for models with per-step embeddings (model.embed/head, e.g. "
                           f"musicnn); {meta['model']} runs with PyTorch, or export it with --onnx FILE")
     feature = FeatureConfig.from_dict(meta["feature"])

@@ -204,8 +204,8 @@ def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "
     t0 = time.perf_counter()
     stats = IndexStats()
     bundle = Bundle.resolve(model)
-    engine = choose_backend(bundle, device, backend)  # a bad model/device fails before any file is read
-    embeddings = engine == "onnx" or bundle.architecture == "musicnn"  # models with per-step embeddings
+    choose_backend(bundle, device, backend)  # a bad model/device fails before any file is read
+    embeddings = bundle.meta.capabilities.step_embeddings
     if ray is None and (shards is not None or shard_files is not None):
         raise ConfigError("--shards and --shard-files go with --ray ADDRESS")
     if shard_files is not None and shard_files < 1:

@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import ModelError
 from ..features import FeatureConfig
 from ..grid import n_steps
+from ..meta import Capabilities
 from .frontend import FrontEnd
 
 
@@ -31,6 +32,12 @@ class MERModel(nn.Module):
         if feature.resize_frames:
             raise ModelError("resize_frames is for the dense model's own input; remove it from the feature config "
                              "(--feature resize_frames=null)")
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model can do (saved in its checkpoint; see :mod:`mer.meta`). A model with
+        per-step embeddings or a frozen backbone overrides this."""
+        return Capabilities(quadrant=getattr(getattr(self, "heads", None), "quadrant", None) is not None)
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -24,6 +24,7 @@ from .._version import __version__
 from ..errors import ModelError
 from ..hub import checkpoint_paths, read_meta
 from ..io import atomic_path, write_json_atomic
+from ..meta import FORMAT, ModelMeta
 
 
 def save_checkpoint(model: "torch.nn.Module", path: str | os.PathLike, **meta: Any) -> Path:
@@ -37,10 +38,11 @@ def save_checkpoint(model: "torch.nn.Module", path: str | os.PathLike, **meta: A
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp))
-    doc = {"format": "mer-checkpoint/1", "model": model.spec["name"], "model_args": model.spec["args"],
-           "feature": model.spec["feature"], "label_scale": "canonical", "order": ["valence", "arousal"],
-           **meta, "versions": {"mer": __version__, "torch": torch.__version__, "python": platform.python_version()}}
-    write_json_atomic(info, doc)
+    doc = ModelMeta.from_dict({
+        **meta, "model": model.spec["name"], "model_args": model.spec["args"], "feature": model.spec["feature"],
+        "format": FORMAT, "capabilities": model.capabilities.to_dict(),
+        "versions": {"mer": __version__, "torch": torch.__version__, "python": platform.python_version()}})
+    write_json_atomic(info, doc.to_dict())
     return weights
 
 

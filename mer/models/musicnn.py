@@ -37,6 +37,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..features import FeatureConfig
+from ..meta import Capabilities
 from .base import MERModel, n_steps
 from .blocks import VAHeads
 from .registry import register_model
@@ -274,6 +275,11 @@ class Musicnn(MERModel):
         self.heads = VAHeads(200 if layer == "penultimate" else 2 * self.backbone["trunk"].dim, head_hidden,
                              head_dropout, head_stats, quadrant)
         self.tag_names = TAGS[source]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(step_embeddings=True, quadrant=self.heads.quadrant is not None,
+                            frozen_backbone=self.freeze, window_seconds=self.context)
 
     def train(self, mode: bool = True) -> "Musicnn":
         # a frozen backbone stays in eval mode (its running statistics, its fast form), set once

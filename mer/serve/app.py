@@ -286,7 +286,7 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 
 
 def _has_quadrants(predictor: Any) -> bool:
-    return bool(predictor.bundle.meta.get("model_args", {}).get("quadrant"))
+    return predictor.bundle.meta.capabilities.quadrant
 
 
 # -- serving -----------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
     if env.world > 1 and env.main:
         dist.barrier()
     by_id = {it.track_id: it for it in all_items}
-    embedded = bool(getattr(probe, "freeze", False)) and hasattr(probe, "embed")
+    embedded = probe.capabilities.frozen_backbone and probe.capabilities.step_embeddings
     if embedded:  # frozen backbone: compute its embeddings once, train the heads on them
         by_id = {it.track_id: it for it in embed_items(probe, all_items, cfg.cache_dir, progress and env.main)}
     meta = {"dataset": cfg.dataset, "dataset_root": str(Path(cfg.root).resolve()), "split": split.name,

@@ -1,0 +1,106 @@
+"""What a checkpoint says about itself, as one typed, versioned object (no torch here).
+
+A checkpoint is ``STEM.safetensors`` (weights) + ``STEM.json``; the JSON is read into a
+:class:`ModelMeta` (timm's ``PretrainedCfg`` idea): the model's name and arguments, its
+feature config, the label scale, provenance (training data, fold, version) and the model's
+:class:`Capabilities`. Every consumer reads attributes, never string keys, and asks the
+capabilities, never the model's name.
+
+Versions of the JSON (``format``):
+
+- ``mer-checkpoint/1``: no ``capabilities``. Read by inferring them once, here: in that format
+  only musicnn-based models had per-step embeddings, quadrant probabilities came from the
+  ``quadrant`` model argument and a backbone was frozen by ``freeze`` (its default: true).
+- ``mer-checkpoint/2``: ``capabilities`` written by the model itself (:attr:`mer.models.base.
+  MERModel.capabilities`) when it is saved.
+
+Keys this module does not know are kept in :attr:`ModelMeta.extra` and written back by
+:meth:`ModelMeta.to_dict`, so a newer mer's checkpoint survives a round trip through an older.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT = "mer-checkpoint/2"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do, declared by the model and saved with it.
+
+    ``step_embeddings``: ``embed(x) -> (B, n, D)`` per-step embeddings and ``head(seq)`` (the
+    library's per-step search, ``--embeddings``, the ONNX runtime graphs); ``quadrant``: it
+    outputs quadrant probabilities; ``frozen_backbone``: training computes the backbone's
+    embeddings once and fits only the heads; ``window_seconds``: the audio the backbone sees at
+    once (None: any length)."""
+
+    step_embeddings: bool = False
+    quadrant: bool = False
+    frozen_backbone: bool = False
+    window_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Capabilities":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class ModelMeta:
+    """The JSON half of a checkpoint (see the module docstring)."""
+
+    model: str
+    feature: dict[str, Any]
+    model_args: dict[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    format: str = FORMAT
+    label_scale: str = "canonical"
+    order: list[str] = field(default_factory=lambda: ["valence", "arousal"])
+    model_version: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    dataset: str | None = None
+    fold: int | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    nested: dict[str, Any] | None = None
+    headline: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept
+
+    @property
+    def version(self) -> str:
+        """The model's version: its own, else the mer version that trained it."""
+        return str(self.model_version or self.versions.get("mer", "unknown"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelMeta":
+        """Read any format's JSON (format 1 gets its capabilities inferred, see the module docstring)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra", "capabilities"}
+        kw = {k: d[k] for k in known if k in d and d[k] is not None}
+        caps = d.get("capabilities")
+        kw["capabilities"] = Capabilities.from_dict(caps) if isinstance(caps, dict) else _format1_capabilities(d)
+        return cls(**kw, extra={k: v for k, v in d.items() if k not in known and k != "capabilities"})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON to write: the known fields (None ones left out), the capabilities, the kept keys."""
+        out: dict[str, Any] = dict(self.extra)
+        for f in dataclasses.fields(self):
+            if f.name in ("extra", "capabilities"):
+                continue
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = value
+        out["capabilities"] = self.capabilities.to_dict()
+        return out
+
+
+def _format1_capabilities(d: dict[str, Any]) -> Capabilities:
+    """Capabilities of a ``mer-checkpoint/1`` JSON, which did not record them."""
+    args = d.get("model_args") or {}
+    musicnn = d.get("model") == "musicnn"  # format 1's only model with per-step embeddings
+    return Capabilities(step_embeddings=musicnn, quadrant=bool(args.get("quadrant")),
+                        frozen_backbone=musicnn and bool(args.get("freeze", True)))
