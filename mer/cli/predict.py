@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
 from ..errors import ConfigError, MERError, require
+from ..infer import schema
 from ._args import add_model, add_quiet, add_workers, resolve_model
 
 SCALES = ("canonical", "1-9", "0-1")
-PROBS = ("p_q1", "p_q2", "p_q3", "p_q4")
 
 
 def natural_key(path: Path) -> list:
@@ -79,9 +79,8 @@ def _stdin_file(files: list[Path]) -> Iterator[dict[str, str]]:
 class Writer:
     """Formats results (table, csv, json, jsonl) and hands each line to ``emit``."""
 
-    COLUMNS = ("path", "valence", "arousal", "quadrant", "quadrant_words", "duration", *PROBS, "confidence",
-               "model", "weights_sha1")
-    SEGMENT_COLUMNS = ("path", "start", "end", "valence", "arousal", "quadrant", *PROBS, "model", "weights_sha1")
+    COLUMNS = schema.FILE_COLUMNS  # the fields are defined once, in mer.infer.schema
+    SEGMENT_COLUMNS = schema.SEGMENT_COLUMNS
 
     def __init__(self, fmt: str, scale: str, segments: bool, emit: Callable[[str], None], width: int = 40) -> None:
         self.fmt, self.scale, self.segments, self.emit, self.n, self.width = fmt, scale, segments, emit, 0, width

@@ -213,9 +213,10 @@ class Predictor:
         if "tags" in out and names:
             top = np.argsort(-out["tags"])[:5]
             tags = {names[i]: round(float(out["tags"][i]), 3) for i in top}
-        return Prediction(path, duration, v, a, q.name, q.words,
-                          step_times(len(curve)), curve, self.name, tags, seconds,
-                          self.bundle.version, self.bundle.digest, _probs(out))
+        return Prediction(path=path, duration=duration, valence=v, arousal=a, quadrant=q.name,
+                          quadrant_words=q.words, times=step_times(len(curve)), curve=curve, model=self.name,
+                          tags=tags, seconds=seconds, model_version=self.bundle.version,
+                          weights_sha1=self.bundle.digest, probabilities=_probs(out))
 
     def predict_many(self, paths: Iterable[str | os.PathLike], workers: int = 0,
                      **options: Any) -> Iterator["Prediction | Exception"]:

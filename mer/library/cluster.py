@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError, require
+from ..infer.schema import KINDS
 from .store import SONG_COLUMNS
 
 SHARD_FILES = 32  # files per shard (one Ray Data batch)
@@ -62,10 +63,8 @@ def _pyarrow() -> Any:
 def shard_schema() -> Any:
     """The Parquet schema of a shard: the ``songs`` columns (all nullable) and ``error``."""
     pa = _pyarrow()
-    kinds = {"size": pa.int64(), "mtime_ns": pa.int64(), "dim": pa.int32(), "curve": pa.binary(),
-             "embedding": pa.binary(), **{c: pa.float64() for c in ("duration", "valence", "arousal",
-                                                                     "p_q1", "p_q2", "p_q3", "p_q4")}}
-    return pa.schema([pa.field(c, kinds.get(c, pa.string())) for c in (*SONG_COLUMNS, "error")])
+    arrow = {"text": pa.string(), "real": pa.float64(), "int": pa.int64(), "blob": pa.binary()}
+    return pa.schema([pa.field(c, arrow[KINDS.get(c, "text")]) for c in (*SONG_COLUMNS, "error")])
 
 
 def shard_dir(db: str | os.PathLike, shards: str | os.PathLike | None = None) -> Path:

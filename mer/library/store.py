@@ -40,13 +40,12 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import MERError
+from ..infer.schema import LIBRARY_COLUMNS
 
 SCHEMA_VERSION = 1
 BUSY_MS = 30_000  # wait this long for another writer's transaction before giving up
 
-SONG_COLUMNS = ("path", "size", "mtime_ns", "sha1", "duration", "model", "model_version", "weights_sha1",
-                "valence", "arousal", "quadrant", "p_q1", "p_q2", "p_q3", "p_q4", "curve", "tags", "embedding",
-                "dim", "artist", "title", "indexed_at")
+SONG_COLUMNS = LIBRARY_COLUMNS  # the columns every writer fills, from mer.infer.schema
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS songs (

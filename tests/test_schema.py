@@ -1,0 +1,47 @@
+"""The one output schema (mer.infer.schema) is what the writers use: predict's CSV header,
+the library's songs table (its DDL must hold every library field), the Ray shards' types."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from mer.infer import schema
+
+
+def test_fields_are_unique_and_typed():
+    names = [f.name for f in schema.FIELDS]
+    assert len(names) == len(set(names))
+    assert {f.kind for f in schema.FIELDS} <= {"text", "real", "int", "blob"}
+    assert all(f.description for f in schema.FIELDS)
+
+
+def test_predict_csv_header_is_the_schemas(tmp_path, wav_file):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "mer", "predict", "-q", "--format", "csv", str(wav_file)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.stdout.splitlines()[0].split(",") == list(schema.FILE_COLUMNS)
+
+
+def test_the_library_table_holds_every_library_field(tmp_path):
+    from mer.library.store import connect
+
+    db = tmp_path / "m.sqlite"
+    connect(db, create=True).close()
+    with sqlite3.connect(db) as conn:
+        cols = {r[1]: r[2] for r in conn.execute("PRAGMA table_info(songs)")}
+    sql = {"text": "TEXT", "real": "REAL", "int": "INTEGER", "blob": "BLOB"}
+    assert {c: sql[schema.KINDS[c]] for c in schema.LIBRARY_COLUMNS} == {c: cols[c] for c in schema.LIBRARY_COLUMNS}
+    assert set(cols) - set(schema.LIBRARY_COLUMNS) == {"id"}
+
+
+def test_shards_take_their_types_from_the_schema():
+    pytest.importorskip("pyarrow")
+    from mer.library.cluster import shard_schema
+
+    s = shard_schema()
+    assert [f.name for f in s] == [*schema.LIBRARY_COLUMNS, "error"]
+    assert str(s.field("valence").type) == "double" and str(s.field("curve").type) == "binary"
