@@ -31,7 +31,7 @@ test-fast: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(VENV)/.test
-	$(BIN)/python benchmarks/audio_features.py
+	$(BIN)/python -m benchmarks.audio_features
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -13,7 +13,7 @@ per core rows every process is held to one thread (torch, BLAS) so neither pipel
 oversubscribes the cores. A warm-up file is run first in every process (librosa's numba
 JIT, torch's first call).
 
-    python benchmarks/audio_features.py [--data ../shared/data/4q-dev] [--limit N]
+    python -m benchmarks.audio_features --data ../shared/data [--clips DIR] [--limit N]
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks._data import data_parser, data_root
 
 
 def _init() -> None:
@@ -69,16 +71,17 @@ def measure(fn, paths: list[str], jobs: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "4q-dev"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()])
+    ap.add_argument("--clips", default=None, help="the mp3 files' folder (default: DATA/4q-dev)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N files")
     args = ap.parse_args(argv)
-    paths = sorted(str(p) for p in Path(args.data).rglob("*.mp3"))[: args.limit]
+    clips = Path(args.clips) if args.clips else data_root(args) / "4q-dev"
+    paths = sorted(str(p) for p in clips.rglob("*.mp3"))[: args.limit]
     if not paths:
-        print(f"no mp3 files under {args.data}", file=sys.stderr)
+        print(f"no mp3 files under {clips}", file=sys.stderr)
         return 1
     cores = os.cpu_count() or 1
-    print(f"{len(paths)} files from {args.data}, {cores} cores\n")
+    print(f"{len(paths)} files from {clips}, {cores} cores\n")
     print("| pipeline | processes | audio (s) | wall (s) | audio s / s | speed-up vs librosa |")
     print("|---|---|---|---|---|---|")
     for jobs in sorted({1, cores}):

@@ -14,18 +14,21 @@ same. Scored with the default's repeated nested protocol (5 outer x 4 inner arti
 folds, 5 seeds; C chosen inside), beside the shipped candidate re-run in the same process.
 Embeddings of the variants are cached under ``~/.cache/mer/augment/``. Prints one markdown table.
 
-Usage (from the repository root; needs the train extra and ../shared/data)::
+Usage (from the repository root; needs the train extra and the data root, ``--data``)::
 
-    python benchmarks/augment_4q.py
+    python -m benchmarks.augment_4q --data ../shared/data
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
 import numpy as np
-from nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, header, load, row
+
+from benchmarks._data import data_parser, data_root
+from benchmarks.nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, header, load, row
 
 SR = 16000
 VARIANTS = {"speed 0.92": ("speed", 0.92), "speed 1.08": ("speed", 1.08),
@@ -95,11 +98,13 @@ class AugmentedLR(ProbabilityClassifier):
         return self.model.predict_proba(self.bank[0][X[:, 0].astype(int)])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()]).parse_args(argv)
     from mer.train.nested import grid
     from mer.train.probe import pool
 
-    data = load()
+    root = data_root(args)
+    data = load(data=root)
     bank = [pool(embeddings(data.tracks, v), "meanstd") for v in (None, *VARIANTS)]
     idx = np.arange(len(data.y))[:, None].astype(float)
     shift = np.mean([np.linalg.norm(b - bank[0], axis=1).mean() for b in bank[1:]]) / np.linalg.norm(

@@ -1,6 +1,6 @@
 """The table the hostile-input scripts print: one row per case, ``case | expected | got | result``.
 
-Used by ``benchmarks/hostile_files.py`` and ``benchmarks/hostile_serve.py``; each exits 1 when
+Used by ``python -m benchmarks.hostile_files`` and ``python -m benchmarks.hostile_serve``; each exits 1 when
 any of its cases fails, so a reviewer can rerun them and see at a glance what holds.
 """
 

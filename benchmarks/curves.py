@@ -1,8 +1,8 @@
 """How far the 2 Hz curve follows listeners' per-second annotations, beside naive curves.
 
-Every clip in ``../shared/data`` with human per-second labels: the 10 emoMusic clips
-(``emomusic-mini``: 45 s, labels from 15 s, [-1, 1]) and the 4 PMEmo samples
-(``pmemo-samples/*.json``: choruses, labels from 15.5 s, [0, 1] -> 2x - 1). Per song, the
+Every clip in the data root (``--data``, default ``../shared/data``) with human per-second
+labels: the 10 emoMusic clips (``emomusic-mini``: 45 s, labels from 15 s, [-1, 1]) and the 4
+PMEmo samples (``pmemo-samples/*.json``: choruses, labels from 15.5 s, [0, 1] -> 2x - 1). Per song, the
 MediaEval metrics (Pearson r and RMSE between a curve and the human curve, on the canonical
 [-1, 1] scale, over the labelled steps), then mean ± sd over songs, per source and for all.
 
@@ -12,26 +12,23 @@ loudness (mean log-mel per step: r only, it is on no valence/arousal scale); a t
 clip (what a curve must beat to say anything about within-song change) and 0 (neutral). A
 flat curve has no per-song r.
 
-    python benchmarks/curves.py [--model default] [--data ../shared/data]
+    python -m benchmarks.curves --data ../shared/data [--model default]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from mer import metrics  # noqa: E402
-from mer.datasets import Track, load_dataset  # noqa: E402
-from mer.datasets.items import targets  # noqa: E402
-from mer.infer import Inference  # noqa: E402
+from benchmarks._data import data_parser, data_root
+from mer import metrics
+from mer.datasets import Track, load_dataset
+from mer.datasets.items import targets
+from mer.infer import Inference
 
 def pmemo_samples(folder: Path) -> list[Track]:
     """The PMEmo sample clips (``<id>.mp3`` + ``<id>.json`` with ``dynamic.t/v/a`` on [0, 1])."""
@@ -86,12 +83,11 @@ def score(pairs: list[tuple[np.ndarray, np.ndarray]], metric, d: int, fmt: str) 
     return "n/a" if n == 0 else f"{mean:{fmt}} ± {sd:.3f}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()])
     ap.add_argument("--model", default="default")
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
-    args = ap.parse_args()
-    data = Path(args.data)
+    args = ap.parse_args(argv)
+    data = data_root(args)
     inference = Inference.open(args.model)
     sources = {"emoMusic": [t for t in load_dataset("emomusic", data / "emomusic-mini").tracks() if t.dynamic is not None],
                "PMEmo": pmemo_samples(data / "pmemo-samples")}

@@ -17,9 +17,9 @@ choice is made on the outer test folds, so with no inner selection the outer est
 (the nested protocol's inner loop has nothing to choose). The reference, the shipped probe with
 C chosen in inner folds, runs on the same folds. Prints one markdown table.
 
-Usage (from the repository root; needs the train extra and ../shared/data)::
+Usage (from the repository root; needs the train extra and the data root, ``--data``)::
 
-    python benchmarks/finetune_4q.py [--seeds 0 1 2 3 4] [--epochs 10]
+    python -m benchmarks.finetune_4q --data ../shared/data [--seeds 0 1 2 3 4] [--epochs 10]
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ import sys
 import time
 
 import numpy as np
-from nested4q import C_GRID, LEVEL, load
+
+from benchmarks._data import data_parser, data_root
+from benchmarks.nested4q import C_GRID, LEVEL, load
 
 
 def cache_trunk(items: list, model) -> list[tuple]:
@@ -156,20 +158,20 @@ def predict(tail: Tail, cache, idx) -> np.ndarray:
     return np.array(out)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--crop", type=float, default=15.0, help="seconds per training crop")
     ap.add_argument("--lr", type=float, default=1e-4, help="learning rate of the musicnn layers (head: 10x)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     from mer.features import FeatureConfig
     from mer.models import create_model
     from mer.train.nested import grid, group_kfold, inner_select, macro_f1
     from mer.train.probe import make_model
 
-    data = load()
+    data = load(data=data_root(args))
     X = data.features("meanstd", LEVEL)
     model = create_model("musicnn", feature=FeatureConfig(level=LEVEL), source="msd").eval()
     t0 = time.perf_counter()

@@ -16,15 +16,19 @@ Scored with the default's repeated nested protocol (5 outer x 4 inner artist-gro
 5 seeds), beside the shipped candidate, in the same process. Prints one markdown table and
 the pooled out-of-fold confusion matrices (rows true Q1..Q4).
 
-Usage (from the repository root; needs the train extra and ../shared/data)::
+Usage (from the repository root; needs the train extra and the data root, ``--data``)::
 
-    python benchmarks/fusion_4q.py
+    python -m benchmarks.fusion_4q --data ../shared/data
 """
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
-from nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, header, load, row
+
+from benchmarks._data import data_parser, data_root
+from benchmarks.nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, header, load, row
 
 
 class LateFusion(ProbabilityClassifier):
@@ -44,13 +48,15 @@ class LateFusion(ProbabilityClassifier):
         return sum(w * m.predict_proba(X[:, b]) for w, m, b in zip(self.weights, self.models, self.blocks))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()]).parse_args(argv)
     from mer.train.nested import grid
     from mer.train.probe import make_model
 
-    data = load()
+    root = data_root(args)
+    data = load(data=root)
     msd = data.features("meanstd", LEVEL)
-    mtt = load("mtt").features("meanstd", LEVEL)
+    mtt = load("mtt", data=root).features("meanstd", LEVEL)
     both = np.hstack([msd, mtt])
     blocks = [slice(0, msd.shape[1]), slice(msd.shape[1], both.shape[1])]
     lr = lambda **p: make_model("lr", **p)  # noqa: E731

@@ -13,15 +13,19 @@ musicnn MSD mean+sd embedding of loudness-normalised audio. Two alternatives:
 Scored with the default's repeated nested protocol (5 outer x 4 inner artist-grouped folds,
 5 seeds), beside the shipped candidate, in the same process. Prints one markdown table.
 
-Usage (from the repository root; needs the train extra and ../shared/data)::
+Usage (from the repository root; needs the train extra and the data root, ``--data``)::
 
-    python benchmarks/heads_4q.py
+    python -m benchmarks.heads_4q --data ../shared/data
 """
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
-from nested4q import C_GRID, REFERENCE, ProbabilityClassifier, header, load, row
+
+from benchmarks._data import data_parser, data_root
+from benchmarks.nested4q import C_GRID, REFERENCE, ProbabilityClassifier, header, load, row
 
 QUADRANTS = np.array(["Q1", "Q2", "Q3", "Q4"])
 
@@ -47,11 +51,13 @@ class SignLR(ProbabilityClassifier):
         return np.stack([pv * pa, (1 - pv) * pa, (1 - pv) * (1 - pa), pv * (1 - pa)], axis=1)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()]).parse_args(argv)
     from mer.train.nested import grid
     from mer.train.probe import make_model
 
-    data = load()
+    root = data_root(args)
+    data = load(data=root)
     X = data.features("meanstd", 0.139)
     header("Other quadrant heads", "head", len(data.y))
     row(REFERENCE, X, data, lambda **p: make_model("lr", **p), grid(C=C_GRID))

@@ -5,7 +5,7 @@ what is left on disk afterwards: inputs byte-identical, special files still spec
 on stderr and the exit status. Prints ``case | expected | got | PASS/FAIL``; exits 1 when any
 case fails.
 
-    .venv/bin/python benchmarks/hostile_files.py      # about 40 s; device-node cases need root
+    .venv/bin/python -m benchmarks.hostile_files     # about 40 s; device-node cases need root
 
 Cases: an output that is an input (``-o``, ``--plot``, ``--embeddings``; by name, ``./``, a hard
 link, a symlink), two outputs on one file, convert/index/playlist/evaluate/train/export onto
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import soundfile as sf
 
+from benchmarks.cases import Cases
+from mer import synth
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from cases import Cases  # noqa: E402  (benchmarks/cases.py, beside this script)
-from mer import synth  # noqa: E402
 
 CASES = Cases()
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}

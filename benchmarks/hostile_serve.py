@@ -4,7 +4,7 @@ Starts `mer serve` (a subprocess on a free port, the bundled default model, a on
 in a temporary folder), sends each hostile request with http.client or a raw socket, and
 prints one row per case: ``case | expected | got | PASS/FAIL``. Exits 1 when any case fails.
 
-    .venv/bin/python benchmarks/hostile_serve.py        # about a minute; needs nothing but the repo
+    .venv/bin/python -m benchmarks.hostile_serve       # about a minute; needs nothing but the repo
 
 Cases: oversized uploads (chunked, with a Content-Length, over the per-upload limit), hours of
 silence and a FLAC whose header hides its length (--max-minutes), DNS rebinding (a foreign
@@ -31,10 +31,10 @@ from typing import Any, Iterator
 import numpy as np
 import soundfile as sf
 
+from benchmarks.cases import Cases
+from mer import synth
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from cases import Cases  # noqa: E402  (benchmarks/cases.py, beside this script)
-from mer import synth  # noqa: E402
 
 MiB = 1 << 20
 BOUNDARY = b"hostile-boundary"

@@ -13,7 +13,7 @@ x the 2-worker efficiency measured here, for a few cluster sizes, beside the dri
 
 Usage (from the repository root; needs the ray extra)::
 
-    python benchmarks/index_scaling.py [--clips ../shared/data/4q-dev] [--files 200]
+    python -m benchmarks.index_scaling --data ../shared/data [--clips DIR] [--files 200]
 """
 
 from __future__ import annotations
@@ -25,13 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from mer.library import Library  # noqa: E402
-from mer.library import cluster  # noqa: E402
-from mer.library.writes import commit_results, transaction  # noqa: E402
-from mer.library.store import connect  # noqa: E402
+from benchmarks._data import data_parser, data_root
+from mer.library import Library, cluster
+from mer.library.store import connect
+from mer.library.writes import commit_results, transaction
 
 PREVIEWS = 1_000_000
 
@@ -62,11 +59,13 @@ def merge_rate(db: Path, tmp: Path, shards: int = 60) -> float:
     return shards * len(base) / (time.perf_counter() - t0)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "data" / "4q-dev")
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 parents=[data_parser()])
+    ap.add_argument("--clips", type=Path, default=None, help="the clips' folder (default: DATA/4q-dev)")
     ap.add_argument("--files", type=int, default=200)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    args.clips = args.clips or data_root(args) / "4q-dev"
     files = sorted(str(p) for p in args.clips.rglob("*.mp3"))[: args.files]
     if not files:
         sys.exit(f"no mp3 files under {args.clips}")

@@ -2,7 +2,7 @@
 
 Measures:
 
-- index throughput on the 4Q dev clips (``../shared/data/4q-dev``, 600 x 30 s mp3): first run
+- index throughput on the 4Q dev clips (``DATA/4q-dev``, 600 x 30 s mp3): first run
   (everything predicted, one worker process per core) and an incremental rerun (nothing
   changed), in files/s and x real time (seconds of audio per wall-clock second); plus the
   top-20 quadrant shares of ``--mood calm`` (Q4) and ``--mood angry`` (Q2);
@@ -20,14 +20,13 @@ Measures:
 
 Usage (from the repository root)::
 
-    python benchmarks/library.py [--clips ../shared/data/4q-dev] [--rows 1000000] [--queries 50] [--no-worst-case]
+    python -m benchmarks.library --data ../shared/data [--clips DIR] [--rows 1000000] [--queries 50] [--no-worst-case]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,11 +34,9 @@ from typing import Callable
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from mer.library import Library  # noqa: E402
-from mer.library.store import connect, now  # noqa: E402
+from benchmarks._data import data_parser, data_root
+from mer.library import Library
+from mer.library.store import connect, now
 
 
 def index_bench(clips: Path, tmp: Path) -> tuple[list[str], float]:
@@ -202,13 +199,14 @@ def isotropic_ann(n: int, queries: int) -> None:
     print(f"| HNSW (usearch, M=16, ef=128) | {build:.0f} | {pct(times, 50):.2f} | {recall:.3f} |\n")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", default=str(ROOT.parent / "shared" / "data" / "4q-dev"))
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()])
+    ap.add_argument("--clips", default=None, help="the clips' folder (default: DATA/4q-dev)")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--no-worst-case", action="store_true", help="skip the ANN run on isotropic random rows")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    args.clips = args.clips or str(data_root(args) / "4q-dev")
     sizes = []
     with tempfile.TemporaryDirectory(prefix="mer-library-bench-") as d:
         tmp = Path(d)

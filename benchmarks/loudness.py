@@ -7,13 +7,12 @@ of valence and arousal.
 
 Usage (from the repository root)::
 
-    python benchmarks/loudness.py [--models default /tmp/old/default] [--gain-db -12] [--every 6]
+    python -m benchmarks.loudness --data ../shared/data [--models default /tmp/old/default] [--gain-db -12] [--every 6]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -21,20 +20,19 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from mer import audio  # noqa: E402
-from mer.infer import Predictor  # noqa: E402
+from benchmarks._data import data_parser, data_root
+from mer import audio
+from mer.infer import Predictor
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", default=str(ROOT.parent / "shared" / "data" / "4q-dev"))
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()])
+    ap.add_argument("--clips", default=None, help="the 4Q folder (default: DATA/4q-dev)")
     ap.add_argument("--models", nargs="+", default=["default"])
     ap.add_argument("--gain-db", type=float, default=-12.0)
     ap.add_argument("--every", type=int, default=6, help="use every N-th clip (default 6: 100 of 600)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    args.clips = args.clips or str(data_root(args) / "4q-dev")
     clips = sorted(Path(args.clips).glob("Q?/*.mp3"))[:: args.every]
     gain = 10 ** (args.gain_db / 20)
     with tempfile.TemporaryDirectory() as tmp:

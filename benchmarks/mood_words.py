@@ -14,17 +14,20 @@ outer x 4 inner artist-grouped folds, 5 seeds; C and the ridge alpha chosen insi
 shipped candidate re-run in the same process as the reference. The mood words of a clip are
 used only when it is in a training part. Prints one markdown table.
 
-Usage (from the repository root; needs the train extra and ../shared/data)::
+Usage (from the repository root; needs the train extra and the data root, ``--data``)::
 
-    python benchmarks/mood_words.py
+    python -m benchmarks.mood_words --data ../shared/data
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 
 import numpy as np
-from nested4q import C_GRID, DATA, LEVEL, REFERENCE, ProbabilityClassifier, load, row
+
+from benchmarks._data import data_parser, data_root
+from benchmarks.nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, load, row
 
 
 
@@ -60,13 +63,15 @@ class MoodStack(ProbabilityClassifier):
         return self.lr.predict_proba(self.scale2.transform(p if self.only else np.hstack([z, p])))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()]).parse_args(argv)
     from mer.train.nested import grid
     from mer.train.probe import make_model
 
-    data = load()
+    root = data_root(args)
+    data = load(data=root)
     x = data.features("meanstd", LEVEL)
-    with open(DATA / "4q-dev" / "panda_dataset_taffc_metadata.csv", encoding="latin-1") as fh:
+    with open(root / "4q-dev" / "panda_dataset_taffc_metadata.csv", encoding="latin-1") as fh:
         meta = {r["Song"]: r for r in csv.DictReader(fh)}
     words = [{w.strip().lower() for w in meta[t.track_id]["MoodsStrSplit"].split(";") if w.strip()}
              for t in data.tracks]

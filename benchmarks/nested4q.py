@@ -5,36 +5,38 @@ the shipped default was, beside it.
 
 Used by ``mood_words.py``, ``augment_4q.py``, ``tonal_4q.py``, ``heads_4q.py``,
 ``robust_4q.py``, ``fusion_4q.py`` and ``finetune_4q.py`` (the loader only). Run them from
-the repository root (``python benchmarks/NAME.py``); they need the train extra and ``../shared/data``.
+the repository root as modules (``python -m benchmarks.NAME --data ../shared/data``); they need
+the train extra and the data root (``--data``, default ``$MER_DATA`` or ``../shared/data``).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+from benchmarks._data import default_root
+
+CONFIG = Path(__file__).resolve().with_name("nested_4q.yaml")
 LEVEL = 0.139  # the default's loudness normalisation (RMS)
 REFERENCE = "reference: LR on mean+sd embedding of loudness-normalised audio (shipped)"
 C_GRID = [0.003, 0.01, 0.03, 0.1, 0.3]  # the shipped candidate's grid
 
 
-def load(source: str = "msd"):  # noqa: ANN201  (mer.train.probe.ProbeData; imported lazily)
+def load(source: str = "msd", data: Path | None = None):  # noqa: ANN201  (mer.train.probe.ProbeData; lazy)
     """The 600 4Q dev clips with their quadrants, artists and cached musicnn features
-    (``source``: the musicnn weights, "msd" as the default's or "mtt")."""
+    (``source``: the musicnn weights, "msd" as the default's or "mtt"; ``data``: the data root,
+    ``benchmarks._data.default_root()`` when None; the YAML's own ``../shared/data`` paths are replaced)."""
     from mer.train.config import read_yaml
     from mer.train.probe import ProbeData
 
-    doc = read_yaml(ROOT / "benchmarks" / "nested_4q.yaml")
+    data = Path(data) if data is not None else default_root()
+    doc = read_yaml(CONFIG)
     doc["backbone"] = {"model": "musicnn", "model_args": {"source": source}}
-    doc["root"] = str(DATA / "4q-dev")
-    doc["dataset_options"] = {"lexicon": str(DATA / "lexicons" / "Ratings_Warriner_et_al.csv")}
+    doc["root"] = str(data / "4q-dev")
+    doc["dataset_options"] = {"lexicon": str(data / "lexicons" / "Ratings_Warriner_et_al.csv")}
     return ProbeData(doc, progress=False)
 
 

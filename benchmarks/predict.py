@@ -10,7 +10,7 @@ Measures, per bundled model:
 
 Usage (from the repository root)::
 
-    python benchmarks/predict.py [--clips ../shared/data/4q-dev] [--models default fast] [--backends auto torch]
+    python -m benchmarks.predict --data ../shared/data [--clips DIR] [--models default fast] [--backends auto torch]
 
 ``--backends``: ``auto`` is what ``mer predict`` does by default (ONNX Runtime for a model
 with ONNX graphs, like the default; PyTorch otherwise); ``torch`` forces PyTorch. A
@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks._data import data_parser, data_root
 
 
 def mer(*args: str) -> tuple[float, subprocess.CompletedProcess]:
@@ -65,13 +64,14 @@ def peak_rss_mb(*args: str) -> tuple[float, float, int]:
     return int(out[0]) / 1024, float(out[1]), int(out[2])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", default=str(ROOT.parent / "shared" / "data" / "4q-dev"))
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()])
+    ap.add_argument("--clips", default=None, help="the clips' folder (default: DATA/4q-dev)")
     ap.add_argument("--models", nargs="+", default=["default", "fast"])
     ap.add_argument("--backends", nargs="+", default=["auto"], choices=["auto", "onnx", "torch"])
     ap.add_argument("--long-minutes", type=float, default=60.0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    args.clips = args.clips or str(data_root(args) / "4q-dev")
 
     from mer.audio import find_audio
 

@@ -12,15 +12,19 @@
 Scored with the default's repeated nested protocol (5 outer x 4 inner artist-grouped folds,
 5 seeds), beside the shipped candidate, in the same process. Prints one markdown table.
 
-Usage (from the repository root; needs the train extra and ../shared/data)::
+Usage (from the repository root; needs the train extra and the data root, ``--data``)::
 
-    python benchmarks/robust_4q.py
+    python -m benchmarks.robust_4q --data ../shared/data
 """
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
-from nested4q import C_GRID, LEVEL, REFERENCE, header, load, row
+
+from benchmarks._data import data_parser, data_root
+from benchmarks.nested4q import C_GRID, LEVEL, REFERENCE, header, load, row
 
 
 class WeightedLR:
@@ -55,11 +59,13 @@ def lda():  # noqa: ANN201  (a scikit-learn pipeline)
     return make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()]).parse_args(argv)
     from mer.train.nested import grid
     from mer.train.probe import make_model
 
-    data = load()
+    root = data_root(args)
+    data = load(data=root)
     X = data.features("meanstd", LEVEL)
     fy = np.empty((len(data.y), 3), dtype=object)
     fy[:, 0], fy[:, 1:] = data.y, data.va

@@ -18,18 +18,21 @@ same process; then the 4 key/mode correlations alone appended, and a late fusion
 statistics' own LR, its out-of-fold log-probabilities appended to the embedding). Prints one markdown table; the tonal features are cached in
 ``~/.cache/mer/tonal.npz``.
 
-Usage (from the repository root; needs the train extra, librosa and ../shared/data)::
+Usage (from the repository root; needs the train extra, librosa and the data root, ``--data``)::
 
-    python benchmarks/tonal_4q.py
+    python -m benchmarks.tonal_4q --data ../shared/data
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
 import numpy as np
-from nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, header, load, row
+
+from benchmarks._data import data_parser, data_root
+from benchmarks.nested4q import C_GRID, LEVEL, REFERENCE, ProbabilityClassifier, header, load, row
 
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first
 MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -104,11 +107,13 @@ class TonalStack(ProbabilityClassifier):
         return self.lr.predict_proba(np.hstack([X[:, :-self.n], np.log(p + 1e-6)]))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[data_parser()]).parse_args(argv)
     from mer.train.nested import grid
     from mer.train.probe import make_model
 
-    data = load()
+    root = data_root(args)
+    data = load(data=root)
     emb = data.features("meanstd", LEVEL)
     ton = features(data.tracks)
     q = data.y
