@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast install bench clean
+.PHONY: demo test test-fast test-slow lint install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ test: $(VENV)/.test
 
 test-fast: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(VENV)/.test
+	$(BIN)/python -m pytest -q -m slow
+
+# ruff (pyflakes + pycodestyle) on the code, the tests and the benchmarks; mypy on mer/ (the
+# modules listed in pyproject's [[tool.mypy.overrides]] are not checked until they are fixed)
+lint: $(VENV)/.test
+	$(BIN)/ruff check mer tests benchmarks
+	$(BIN)/mypy mer
 
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks.audio_features

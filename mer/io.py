@@ -189,7 +189,7 @@ def file_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
         except ImportError:  # Windows: lock the first byte instead
             import msvcrt
 
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]  (Windows only)
     except OSError:
         fh.seek(0)
         holder = fh.read().strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,22 @@ import soundfile as sf
 from mer import synth
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: the browser the page's tests drive (tests/test_serve.py); None skips them, said at start and end
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+NO_BROWSER = ("browser tests of `mer serve` SKIPPED: no Chromium on this machine; install it with "
+              "`sudo apt-get install chromium` (Debian/Ubuntu) or `brew install --cask chromium` (macOS), "
+              "and `pip install playwright`")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if CHROMIUM is None and reporter is not None:  # said even under -q, where report headers are not
+        reporter.write_line(NO_BROWSER, yellow=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ANN001
+    if CHROMIUM is None:
+        terminalreporter.write_line(NO_BROWSER, yellow=True)
 
 
 def shared_path(*parts: str) -> Path:

@@ -80,7 +80,7 @@ def test_single_checkpoint_on_its_training_clips_is_refused(trained, tmp_path):
 
 
 def test_bundled_default_is_refused_on_4q_and_evaluates_elsewhere(shared):
-    
+
     fourq = shared("4q-dev")
     with pytest.raises(ConfigError, match="were in the training data of default"):
         evaluate("default", "4q", fourq, progress=False)

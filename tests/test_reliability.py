@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer import MERError, synth
+from mer import MERError, MERWarning, synth
 from mer.io import atomic_path, clean_stale_temps, run_lock
 from mer.synth import write_dataset
 

@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import io
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import CHROMIUM  # one place says whether the browser tests run
 
 from mer import synth
 
@@ -205,7 +205,6 @@ def test_twenty_concurrent_uploads_finish_correctly_and_health_stays_fast(predic
 
 
 # ------------------------------------------------------------------ the page in a real browser
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 def _free_port() -> int:

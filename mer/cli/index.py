@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._args import add_model, add_quiet, add_workers, resolve_model
 
+if TYPE_CHECKING:
+    from ..library.indexer import IndexStats
 
-def summary(stats: object) -> str:
+
+def summary(stats: "IndexStats") -> str:
     """One line: what an index run did, and how fast (x real time = audio seconds / wall seconds)."""
     s = stats
     parts = [f"{s.found} files", f"{s.predicted} predicted"]

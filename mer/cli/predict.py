@@ -225,7 +225,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     options = {"offset": args.offset, "duration": args.duration, "segments": args.segments,
                "embeddings": bool(args.embeddings)}
-    failed, used, kept = len(errors), set(), []
+    failed, kept = len(errors), []
+    used: set[str] = set()
     with _stdin_file(files) as stdin_names, _output(args.output) as out:
         paths = [str(f) if str(f) != "-" else next(iter(stdin_names)) for f in files]
         bar = tqdm(total=len(paths), unit="file", desc="predict", disable=args.quiet or len(paths) < 2 or None,

@@ -50,6 +50,7 @@ class Inference:
     def __init__(self, engine: "OnnxBackend | TorchBackend", feature: FeatureConfig, chunk_seconds: float = 32.0,
                  context_seconds: float = 4.0, batch_size: int = 8) -> None:
         self.engine, self.feature, self.batch_size = engine, feature, max(1, int(batch_size))
+        self.bundle: Bundle | None = None  # set by open(); a module in memory has none
         fps = feature.frames_per_second
         self.chunk, self.context = int(round(chunk_seconds * fps)), int(round(context_seconds * fps))
         self.step = fps * GRID_SECONDS  # frames per 0.5 s step

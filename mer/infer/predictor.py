@@ -129,6 +129,7 @@ class Predictor:
     def __init__(self, model: "str | os.PathLike | Bundle" = DEFAULT_MODEL, device: str = "auto",
                  backend: str = "auto", threads: int = 0) -> None:
         self.inference = Inference.open(model, device, backend, threads)
+        assert self.inference.bundle is not None  # open() resolved it
         self.bundle: Bundle = self.inference.bundle
         self.engine = self.inference.engine
         self.meta = self.bundle.meta

@@ -251,7 +251,7 @@ def upsert_songs(conn: sqlite3.Connection, rows: Iterable[dict[str, Any]]) -> No
 def song_dict(row: sqlite3.Row) -> dict[str, Any]:
     """A ``songs`` row as the public dict of :meth:`mer.library.Library.songs`."""
     keys = row.keys()
-    d = {k: row[k] for k in ("id", "path", "duration", "valence", "arousal", "quadrant", "p_q1", "p_q2", "p_q3",
+    d: dict[str, Any] = {k: row[k] for k in ("id", "path", "duration", "valence", "arousal", "quadrant", "p_q1", "p_q2", "p_q3",
                              "p_q4", "artist", "title", "model") if k in keys}
     if "tags" in keys:
         d["tags"] = json.loads(row["tags"]) if row["tags"] else {}

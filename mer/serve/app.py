@@ -139,7 +139,8 @@ def create_app(predictor: Any, library: Any = None, token: str | None = None, ma
             queue.reserve(1)
             saved = await receive(queue, request.headers.get("content-type", ""), _body(request), limits)
         except (TooLarge, Busy, BadUpload, Stalled, ClientDisconnect, OSError) as exc:
-            status = {TooLarge: 413, Busy: 429, BadUpload: 400, Stalled: 408}.get(type(exc), 400)
+            codes: dict[type, int] = {TooLarge: 413, Busy: 429, BadUpload: 400, Stalled: 408}
+            status = codes.get(type(exc), 400)
             message = str(exc) or "the upload was cut off; send it again"
             if isinstance(exc, OSError):
                 status, message = 507, f"could not store the upload ({exc.strerror or exc}); try again later"

@@ -299,7 +299,7 @@ async def receive(queue: JobQueue, content_type: str, chunks: AsyncIterator[byte
     (:class:`Busy`), when the body is malformed (:class:`BadUpload`) or when it stops arriving
     for ``limits.timeout`` seconds (:class:`Stalled`); then nothing of the upload is kept."""
     parts = _Parts(queue, limits)
-    parser = MultipartParser(boundary_of(content_type), parts.callbacks())
+    parser = MultipartParser(boundary_of(content_type), parts.callbacks())  # type: ignore[arg-type]
     total = 0
     try:
         while True:
