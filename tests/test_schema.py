@@ -45,3 +45,18 @@ def test_shards_take_their_types_from_the_schema():
     s = shard_schema()
     assert [f.name for f in s] == [*schema.LIBRARY_COLUMNS, "error"]
     assert str(s.field("valence").type) == "double" and str(s.field("curve").type) == "binary"
+
+
+def test_a_curve_carries_its_own_time_axis(wav_file):
+    import numpy as np
+
+    import mer
+    from mer.grid import step_times
+
+    whole = mer.predict(wav_file)
+    assert whole.curve_start == 0.5 and whole.curve_step == 0.5
+    assert np.allclose(whole.times, step_times(len(whole.curve)))
+    part = mer.predict(wav_file, offset=2.0)
+    assert part.curve_start == 2.5 and part.times[0] == 2.5 and len(part.times) == len(part.curve)
+    d = part.to_dict()
+    assert d["curve_start"] == 2.5 and d["curve_step"] == 0.5 and d["times"][:2] == [2.5, 3.0]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..grid import step_times
+from ..grid import GRID_SECONDS
 from ..hub import Bundle
 from ..scales import from_canonical, quadrant
 from .inference import Inference, Outputs
@@ -68,7 +68,10 @@ class Segment:
 
 @dataclass
 class Prediction:
-    """One file's result. ``curve`` is ``(n, 2)`` (valence, arousal) at ``times`` (s, 2 Hz)."""
+    """One file's result. ``curve`` is ``(n, 2)`` (valence, arousal); it carries its own time
+    axis, as pyannote's ``SlidingWindowFeature`` does: value ``k`` is at ``curve_start + k *
+    curve_step`` seconds on the file's clock (:attr:`times`; 2 Hz, the first at 0.5 s, or at
+    ``offset + 0.5`` for a part of a file)."""
 
     path: str
     duration: float
@@ -76,7 +79,6 @@ class Prediction:
     arousal: float
     quadrant: str
     quadrant_words: str
-    times: np.ndarray
     curve: np.ndarray
     model: str
     tags: dict[str, float] = field(default_factory=dict)
@@ -87,6 +89,13 @@ class Prediction:
     segments: list[Segment] = field(default_factory=list)
     embedding: np.ndarray | None = None  # (D,) the clip's mean per-step embedding (embeddings=True)
     step_embeddings: np.ndarray | None = None  # (n, D) one per 0.5 s step (embeddings=True)
+    curve_start: float = GRID_SECONDS  # s: time of the curve's first value
+    curve_step: float = GRID_SECONDS  # s between values
+
+    @property
+    def times(self) -> np.ndarray:
+        """``(n,)`` seconds of the curve's values, from its own axis."""
+        return np.round(self.curve_start + self.curve_step * np.arange(len(self.curve)), 3)
 
     @property
     def confidence(self) -> float | None:
@@ -103,6 +112,7 @@ class Prediction:
                 "quadrant": self.quadrant, "quadrant_words": self.quadrant_words,
                 **({f"p_{k.lower()}": v for k, v in self.probabilities.items()} if self.probabilities else {}),
                 **({"confidence": self.confidence} if self.probabilities else {}),
+                "curve_start": self.curve_start, "curve_step": self.curve_step,
                 "times": [float(t) for t in self.times], "valence_curve": curve[:, 0].tolist() if len(curve) else [],
                 "arousal_curve": curve[:, 1].tolist() if len(curve) else [], "model": self.model,
                 "model_version": self.model_version, "weights_sha1": self.weights_sha1,
@@ -162,8 +172,8 @@ class Predictor:
             length = self._length(source, x.shape[-1], offset, duration)
         out = self.inference(x)
         pred = self.finish(name, length, out, 0.0)
-        if offset:  # the curve's times and the segments' bounds are on the file's own clock
-            pred.times = np.round(pred.times + offset, 3)
+        if offset:  # the curve's axis and the segments' bounds are on the file's own clock
+            pred.curve_start = round(pred.curve_start + offset, 3)
         if segments:
             pred.segments = [self._segment(a + offset, b + offset, o, pred.duration + offset)
                              for a, b, o in self.inference.segments(x, segments)]
@@ -215,7 +225,7 @@ class Predictor:
             top = np.argsort(-out["tags"])[:5]
             tags = {names[i]: round(float(out["tags"][i]), 3) for i in top}
         return Prediction(path=path, duration=duration, valence=v, arousal=a, quadrant=q.name,
-                          quadrant_words=q.words, times=step_times(len(curve)), curve=curve, model=self.name,
+                          quadrant_words=q.words, curve=curve, curve_start=GRID_SECONDS, model=self.name,
                           tags=tags, seconds=seconds, model_version=self.bundle.version,
                           weights_sha1=self.bundle.digest, probabilities=_probs(out))
 
