@@ -189,35 +189,49 @@ def _prune(conn: sqlite3.Connection, files: list[str], roots: list[str]) -> int:
     return len(gone)
 
 
-def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], model: "str | Bundle" = "default",
-          workers: int = 0, prune: bool = False, retry_failed: bool = False, progress: bool = True,
-          device: str = "auto", backend: str = "auto", commit_every: int = COMMIT_EVERY,
-          ray: str | None = None, shards: str | os.PathLike | None = None,
-          shard_files: int | None = None) -> IndexStats:
+@dataclass(frozen=True)
+class IndexOptions:
+    """How an index run works: everything but what to index and into which library.
+
+    ``workers``: prediction processes (0: one per core), or Ray actors (0: one per CPU of the
+    cluster). ``ray``: predict on Ray instead (an address for :func:`mer.library.cluster.connect`),
+    through Parquet shards in ``shards`` (default ``<db>.shards``) of ``shard_files`` files each.
+    ``commit_every``: files per transaction."""
+
+    model: "str | Bundle" = "default"
+    workers: int = 0
+    prune: bool = False
+    retry_failed: bool = False
+    progress: bool = True
+    device: str = "auto"
+    backend: str = "auto"
+    commit_every: int = COMMIT_EVERY
+    ray: str | None = None
+    shards: str | os.PathLike | None = None
+    shard_files: int | None = None
+
+
+def index(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], opts: IndexOptions = IndexOptions()
+          ) -> IndexStats:
     """Bring the library on ``conn`` up to date with the audio under ``paths`` (see the module
-    docstring); returns what was done. ``workers``: prediction processes (0: one per core), or
-    Ray actors (0: one per CPU of the cluster). ``ray``: predict on Ray instead (an address
-    for :func:`mer.library.cluster.connect`), through Parquet shards in ``shards`` (default
-    ``<db>.shards``) of ``shard_files`` files each."""
+    docstring) as ``opts`` says; returns what was done."""
     from ..infer.backends import choose_backend
 
     t0 = time.perf_counter()
     stats = IndexStats()
-    bundle = Bundle.resolve(model)
-    choose_backend(bundle, device, backend)  # a bad model/device fails before any file is read
-    embeddings = bundle.meta.capabilities.step_embeddings
-    if ray is None and (shards is not None or shard_files is not None):
+    bundle = Bundle.resolve(opts.model)
+    choose_backend(bundle, opts.device, opts.backend)  # a bad model/device fails before any file is read
+    if opts.ray is None and (opts.shards is not None or opts.shard_files is not None):
         raise ConfigError("--shards and --shard-files go with --ray ADDRESS")
-    if shard_files is not None and shard_files < 1:
-        raise ConfigError(f"--shard-files must be 1 or more (got {shard_files})")
+    if opts.shard_files is not None and opts.shard_files < 1:
+        raise ConfigError(f"--shard-files must be 1 or more (got {opts.shard_files})")
     db_file = conn.execute("PRAGMA database_list").fetchone()[2]
-    folder = cluster.shard_dir(db_file, shards)
+    folder = cluster.shard_dir(db_file, opts.shards)
     with contextlib.ExitStack() as held:
-        if ray is not None or any(folder.glob("shard-*.parquet")):
-            held.enter_context(_open_shards(conn, folder, ray, retry_failed, stats))
-        _index_files(conn, paths, bundle, device, backend, workers, embeddings, prune, retry_failed, progress,
-                     commit_every, ray, folder, shard_files, stats)
-    if ray is not None or folder.is_dir():
+        if opts.ray is not None or any(folder.glob("shard-*.parquet")):
+            held.enter_context(_open_shards(conn, folder, opts.ray, opts.retry_failed, stats))
+        _index_files(conn, paths, bundle, opts, folder, stats)
+    if opts.ray is not None or folder.is_dir():
         cluster.tidy(folder)
     stats.seconds = time.perf_counter() - t0
     return stats
@@ -249,31 +263,28 @@ def _open_shards(conn: sqlite3.Connection, folder: Path, ray: str | None, retry_
         yield
 
 
-def _index_files(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], bundle: Bundle, device: str,
-                 backend: str, workers: int, embeddings: bool, prune: bool, retry_failed: bool, progress: bool,
-                 commit_every: int, ray: str | None, folder: Path, shard_files: int | None,
-                 stats: IndexStats) -> None:
+def _index_files(conn: sqlite3.Connection, paths: Iterable[str | os.PathLike], bundle: Bundle, opts: IndexOptions,
+                 folder: Path, stats: IndexStats) -> None:
     """Scan, plan, apply the edits, prune, and predict what is left (locally or on Ray)."""
     files, roots = scan(paths)
     stats.found = len(files)
-    jobs, edits = _plan(conn, files, bundle.digest, retry_failed, stats)
+    jobs, edits = _plan(conn, files, bundle.digest, opts.retry_failed, stats)
     transaction(conn, _apply, edits)
     conn.execute("INSERT INTO meta(key, value) VALUES ('model', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                  (model_spec(bundle),))
-    if prune:
+    if opts.prune:
         stats.pruned = _prune(conn, files, roots)
     for j in jobs:
         setattr(stats, j.reason, getattr(stats, j.reason) + 1)
     stats.predicted = len(jobs)
-    if jobs and ray is not None:
-        _predict_on_ray(conn, jobs, bundle, device, backend, workers, embeddings, progress, ray, folder,
-                        shard_files, stats)
+    if jobs and opts.ray is not None:
+        _predict_on_ray(conn, jobs, bundle, opts, opts.ray, folder, stats)
     elif jobs:
-        _predict(conn, jobs, bundle, device, backend, workers, embeddings, progress, commit_every, stats)
+        _predict(conn, jobs, bundle, opts, stats)
 
 
-def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device: str, backend: str, workers: int,
-             embeddings: bool, progress: bool, commit_every: int, stats: IndexStats) -> None:
+def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, opts: IndexOptions,
+             stats: IndexStats) -> None:
     from tqdm import tqdm
 
     from ..infer.predictor import run_batch
@@ -286,9 +297,11 @@ def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device:
     def flush(c: sqlite3.Connection) -> None:
         commit_results(c, rows, failures)
 
-    bar = tqdm(total=len(jobs), unit="file", desc="index", file=sys.stderr, disable=not progress, leave=False)
+    embeddings = bundle.meta.capabilities.step_embeddings
+    bar = tqdm(total=len(jobs), unit="file", desc="index", file=sys.stderr, disable=not opts.progress, leave=False)
     try:
-        for res in run_batch(bundle, [j.path for j in jobs], device, backend, workers, {"embeddings": embeddings}):
+        for res in run_batch(bundle, [j.path for j in jobs], opts.device, opts.backend, opts.workers,
+                             {"embeddings": embeddings}):
             bar.update(1)
             job = by_path[res.path]
             if res.prediction is None:
@@ -305,7 +318,7 @@ def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device:
                 stats.audio_seconds += res.prediction.duration
                 rows.append(row_of_prediction(res.prediction, job.path, job.size, job.mtime_ns, sha,
                                               *file_tags(job.path)))
-            if len(rows) + len(failures) >= commit_every or time.monotonic() - last > COMMIT_SECONDS:
+            if len(rows) + len(failures) >= opts.commit_every or time.monotonic() - last > COMMIT_SECONDS:
                 transaction(conn, flush)
                 rows.clear()
                 failures.clear()
@@ -316,19 +329,20 @@ def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device:
         bar.close()
 
 
-def _predict_on_ray(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, device: str, backend: str,
-                    workers: int, embeddings: bool, progress: bool, address: str, folder: Path,
-                    shard_files: int | None, stats: IndexStats) -> None:
+def _predict_on_ray(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, opts: IndexOptions, address: str,
+                    folder: Path, stats: IndexStats) -> None:
     """Predict ``jobs`` on Ray (:mod:`mer.library.cluster`), merging each shard as it is written."""
     from tqdm import tqdm
 
-    stop = cluster.connect(address, workers)  # one line, not an ImportError, when the extra is missing
+    stop = cluster.connect(address, opts.workers)  # one line, not an ImportError, when the extra is missing
     import ray
-    bar = tqdm(total=len(jobs), unit="file", desc="index (ray)", file=sys.stderr, disable=not progress, leave=False)
+    bar = tqdm(total=len(jobs), unit="file", desc="index (ray)", file=sys.stderr, disable=not opts.progress,
+               leave=False)
     try:
         todo = [{"path": j.path, "size": j.size, "mtime_ns": j.mtime_ns, "sha1": j.sha1} for j in jobs]
-        for shard, n in cluster.predict_shards(todo, model_spec(bundle), bundle.digest, folder, workers,
-                                               shard_files or cluster.SHARD_FILES, device, backend, embeddings):
+        for shard, n in cluster.predict_shards(todo, model_spec(bundle), bundle.digest, folder, opts.workers,
+                                               opts.shard_files or cluster.SHARD_FILES, opts.device, opts.backend,
+                                               bundle.meta.capabilities.step_embeddings):
             _, failed, seconds, errors = cluster.merge_shard(conn, shard)
             stats.failed += failed
             stats.errors += errors

@@ -121,8 +121,11 @@ class Library:
                 "(searches work meanwhile) or index into another --db")
         try:
             with file_lock(str(self.path.resolve()) + ".lock", busy):
-                return indexer.index(self._conn, list(paths), model, workers, prune, retry_failed, progress, device,
-                                     backend, commit_every, ray, shards, shard_files)
+                opts = indexer.IndexOptions(model=model, workers=workers, prune=prune, retry_failed=retry_failed,
+                                            progress=progress, device=device, backend=backend,
+                                            commit_every=commit_every, ray=ray, shards=shards,
+                                            shard_files=shard_files)
+                return indexer.index(self._conn, list(paths), opts)
         finally:
             self._version, self._points, self._embeddings, self._embeddings_digest = None, None, {}, {}
 
