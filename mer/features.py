@@ -252,15 +252,18 @@ def features_from_file(path: str | os.PathLike, config: FeatureConfig | None = N
     return extract(y, config)
 
 
-def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None,
+def stream_features(path: "str | os.PathLike | audio.AudioInfo", config: FeatureConfig | None = None,
                     block_seconds: float = 60.0, offset: float = 0.0, duration: float | None = None,
                     progress: "Callable[[float], None] | None" = None) -> np.ndarray:
     """:func:`features_from_file` in bounded memory: the audio is decoded and turned into
     features block by block (only the features of the whole file are kept, ~23 MB per hour
     for the default log-mel). Equal to ``features_from_file`` up to float rounding.
     ``offset`` and ``duration`` (seconds) select a part of the file, as in ``audio.load``.
-    ``progress(fraction)`` is called after each block (0..1 of the part decoded so far)."""
+    ``progress(fraction)`` is called after each block (0..1 of the part decoded so far).
+    ``path`` may be the file's :class:`mer.audio.AudioInfo`, so a caller that read the header
+    does not read it again."""
     config = config or FeatureConfig()
+    header, path = (path, path.path) if isinstance(path, audio.AudioInfo) else (None, path)
     if config.resize_frames:
         y, _ = audio.load(path, sr=config.sample_rate, mono=config.channels == 1, offset=offset, duration=duration)
         return extract(y, config)
@@ -276,7 +279,7 @@ def stream_features(path: str | os.PathLike, config: FeatureConfig | None = None
         x = spectrogram(buf[:, :(usable - 1) * hop + config.n_fft], config, center=False, raw=raw)
         return x, buf[:, usable * hop:]
 
-    info = audio.info(path)
+    info = header or audio.info(path)
     seconds = max(0.0, info.duration - offset) if duration is None else min(duration, max(0.0, info.duration - offset))
     expected = int(seconds * config.sample_rate)
     for block in audio.stream(info, sr=config.sample_rate, mono=config.channels == 1, offset=offset,

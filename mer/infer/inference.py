@@ -38,6 +38,7 @@ from ..features import FeatureConfig, compress, stream_features
 from ..grid import GRID_SECONDS, min_frames, n_steps
 
 if TYPE_CHECKING:
+    from ..audio import AudioInfo
     from ..hub import Bundle
     from .backends import OnnxBackend, TorchBackend
 
@@ -75,9 +76,9 @@ class Inference:
         return cls(TorchBackend.from_module(model, device), model.feature, **kw)
 
     # -- inputs ------------------------------------------------------------------------------
-    def features(self, path: str | os.PathLike, **kw: Any) -> np.ndarray:
-        """Features ``(C, F, T)`` of an audio file, computed block by block (bounded memory);
-        ``offset`` / ``duration`` in seconds select a part."""
+    def features(self, path: "str | os.PathLike | AudioInfo", **kw: Any) -> np.ndarray:
+        """Features ``(C, F, T)`` of an audio file (or its header, read once), computed block by
+        block (bounded memory); ``offset`` / ``duration`` in seconds select a part."""
         return stream_features(path, self.feature, **kw)
 
     def features_of(self, y: np.ndarray, sr: int) -> np.ndarray:

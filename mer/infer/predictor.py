@@ -168,8 +168,11 @@ class Predictor:
             y = y[..., :int(round(duration * sr))] if duration else y
             x, name, length = self.inference.features_of(y, sr), "<array>", y.shape[-1] / sr
         else:
-            x, name = self.inference.features(source, offset=offset, duration=duration, progress=progress), str(source)
-            length = self._length(source, x.shape[-1], offset, duration)
+            from ..audio import info
+
+            header = info(source)  # read once: for the decoder and for the length reported
+            x = self.inference.features(header, offset=offset, duration=duration, progress=progress)
+            name, length = str(source), self._length(header.duration, x.shape[-1], offset, duration)
         out = self.inference(x)
         pred = self.finish(name, length, out, 0.0)
         if offset:  # the curve's axis and the segments' bounds are on the file's own clock
@@ -191,18 +194,11 @@ class Predictor:
         v, a = _clean(out["static"][0]), _clean(out["static"][1])
         return Segment(round(start, 3), round(min(end, duration), 3), v, a, quadrant(v, a).name, _probs(out))
 
-    def _length(self, path: "str | os.PathLike", n_frames: int, offset: float, duration: float | None) -> float:
+    def _length(self, file_seconds: float, n_frames: int, offset: float, duration: float | None) -> float:
         """Seconds of audio predicted: the file's own length (its header) less ``offset``, at
         most ``duration``, and never more than the frames decoded cover (a cut file's header
         promises more than it holds; the frames alone overshoot by up to one hop)."""
-        import warnings
-
-        from ..audio import info
-
-        with warnings.catch_warnings():  # the decoding already warned of what the header holds
-            warnings.simplefilter("ignore")
-            header = info(path)
-        part = max(0.0, header.duration - offset)
+        part = max(0.0, file_seconds - offset)
         part = min(part, duration) if duration else part
         if self.feature.resize_frames:  # a fixed number of frames says nothing about the length
             return part
