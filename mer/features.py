@@ -29,7 +29,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -252,25 +252,78 @@ def features_from_file(path: str | os.PathLike, config: FeatureConfig | None = N
     return extract(y, config)
 
 
-def stream_features(path: "str | os.PathLike | audio.AudioInfo", config: FeatureConfig | None = None,
-                    block_seconds: float = 60.0, offset: float = 0.0, duration: float | None = None,
-                    progress: "Callable[[float], None] | None" = None) -> np.ndarray:
-    """:func:`features_from_file` in bounded memory: the audio is decoded and turned into
-    features block by block (only the features of the whole file are kept, ~23 MB per hour
-    for the default log-mel). Equal to ``features_from_file`` up to float rounding.
-    ``offset`` and ``duration`` (seconds) select a part of the file, as in ``audio.load``.
-    ``progress(fraction)`` is called after each block (0..1 of the part decoded so far).
-    ``path`` may be the file's :class:`mer.audio.AudioInfo`, so a caller that read the header
-    does not read it again."""
+#: files up to this long are normalised in one pass, keeping their raw features (~1.4 MB per
+#: minute) until the gain is known; longer ones are decoded twice (loudness, then features), so
+#: memory stays flat whatever the length
+ONE_PASS_SECONDS = 600.0
+
+
+def feature_blocks(path: "str | os.PathLike | audio.AudioInfo", config: FeatureConfig | None = None,
+                   block_seconds: float = 60.0, offset: float = 0.0, duration: float | None = None,
+                   progress: "Callable[[float], None] | None" = None) -> Iterator[np.ndarray]:
+    """The features of an audio file as consecutive blocks ``(C, F, t)`` (their concatenation
+    is :func:`features_from_file`'s result up to float rounding): decode -> resample -> STFT
+    block by block, so memory does not grow with the file's length.
+
+    ``offset`` and ``duration`` (seconds) select a part of the file, as in ``audio.load``;
+    ``progress(fraction)`` is called as the audio is decoded (0..1 of the part); ``path`` may be
+    the file's :class:`mer.audio.AudioInfo`, so a caller that read the header does not read it
+    again. With ``config.level`` (loudness normalisation) the gain needs the whole part's energy
+    before the first block can be finished: a part up to :data:`ONE_PASS_SECONDS` keeps its raw
+    blocks until the end (one decode, as fast as before), a longer one is decoded twice, first
+    for its energy only. The level warnings (silent, very short, out-of-range samples) and the
+    no-samples error come before the first block in both cases, and at the end without ``level``.
+    ``resize_frames`` models get one block (the resize needs the whole clip)."""
     config = config or FeatureConfig()
     header, path = (path, path.path) if isinstance(path, audio.AudioInfo) else (None, path)
     if config.resize_frames:
         y, _ = audio.load(path, sr=config.sample_rate, mono=config.channels == 1, offset=offset, duration=duration)
-        return extract(y, config)
+        yield extract(y, config)
+        return
+    info = header or audio.info(path)
+    seconds = max(0.0, info.duration - offset) if duration is None else min(duration, max(0.0, info.duration - offset))
+    decode = functools.partial(audio.stream, info, sr=config.sample_rate, mono=config.channels == 1, offset=offset,
+                               duration=duration, block_frames=int(block_seconds * info.samplerate))
+    if config.level is None:
+        yield from _blocks(decode(), config, path, seconds, progress)
+    elif seconds <= ONE_PASS_SECONDS:
+        raw = list(_blocks(decode(), config, path, seconds, progress, raw=True))
+        gain = config.gain(*raw.pop())
+        while raw:  # in place, block by block: the raw features are given up as they are finished
+            yield finish(raw.pop(0), config, gain, inplace=True)
+    else:
+        energy, n_values, peak = 0.0, 0, 0.0
+        expected = int(seconds * config.sample_rate) * config.channels
+        for block in decode():  # pass 1: loudness only (the first half of the progress)
+            block = audio.ensure_channels(block, config.channels)
+            energy += float(np.dot(block.ravel(), block.ravel()))
+            n_values += block.size
+            peak = max(peak, float(np.abs(block).max())) if block.size else peak
+            if progress is not None and expected:
+                progress(min(0.5, n_values / expected / 2))
+        _check(path, n_values // config.channels, peak, config)
+        gain = config.gain(energy, n_values)
+        second = None if progress is None else (lambda f: progress(0.5 + f / 2))
+        for x in _blocks(decode(), config, path, seconds, second, raw=True, checked=True):
+            if isinstance(x, np.ndarray):
+                yield finish(x, config, gain, inplace=True)
+
+
+def _check(path: "str | os.PathLike", n_samples: int, peak: float, config: FeatureConfig) -> None:
+    if n_samples == 0:
+        raise AudioError(f"{path}: contains no audio samples; re-export the file")
+    audio.check_levels(peak, n_samples / config.sample_rate, path)
+
+
+def _blocks(decoded: Iterable[np.ndarray], config: FeatureConfig, path: "str | os.PathLike", seconds: float,
+            progress: "Callable[[float], None] | None", raw: bool = False, checked: bool = False) -> Iterator[Any]:
+    """Feature blocks of decoded audio blocks (the centred STFT across block edges: each block's
+    frames are those whose window it completes). ``raw`` yields magnitudes (for :func:`finish`)
+    and, last, the (energy, values) pair :meth:`FeatureConfig.gain` takes."""
     hop, half = config.hop_length, config.n_fft // 2
     buf = np.zeros((config.channels, half), dtype=np.float32)  # the centred STFT's left zero padding
-    parts, n_total, peak, energy = [], 0, 0.0, 0.0
-    raw = config.level is not None  # loudness normalisation needs the whole file's energy first
+    n_total, emitted, peak, energy = 0, 0, 0.0, 0.0
+    expected = int(seconds * config.sample_rate)
 
     def frames(buf: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         usable = (buf.shape[-1] - config.n_fft) // hop + 1 if buf.shape[-1] >= config.n_fft else 0
@@ -279,33 +332,34 @@ def stream_features(path: "str | os.PathLike | audio.AudioInfo", config: Feature
         x = spectrogram(buf[:, :(usable - 1) * hop + config.n_fft], config, center=False, raw=raw)
         return x, buf[:, usable * hop:]
 
-    info = header or audio.info(path)
-    seconds = max(0.0, info.duration - offset) if duration is None else min(duration, max(0.0, info.duration - offset))
-    expected = int(seconds * config.sample_rate)
-    for block in audio.stream(info, sr=config.sample_rate, mono=config.channels == 1, offset=offset,
-                              duration=duration, block_frames=int(block_seconds * info.samplerate)):
+    for block in decoded:
         block = audio.ensure_channels(block, config.channels)
         n_total += block.shape[-1]
         if progress is not None and expected:
             progress(min(1.0, n_total / expected))
         peak = max(peak, float(np.abs(block).max())) if block.size else peak
         energy += float(np.dot(block.ravel(), block.ravel()))
-        buf = np.concatenate([buf, block], axis=-1)
-        x, buf = frames(buf)
+        x, buf = frames(np.concatenate([buf, block], axis=-1))
         if x is not None:
-            parts.append(x)
-    if n_total == 0:
-        raise AudioError(f"{path}: contains no audio samples; re-export the file")
-    audio.check_levels(peak, n_total / config.sample_rate, path)
-    buf = np.concatenate([buf, np.zeros((config.channels, half), dtype=np.float32)], axis=-1)  # right padding
-    x, _ = frames(buf)
-    if x is not None:
-        parts.append(x)
-    feats = np.concatenate(parts, axis=-1)
-    del parts
-    if raw:  # in place: the whole file's features are in memory once, not three times
-        feats = finish(feats, config, config.gain(energy, n_total * config.channels), inplace=True)
-    return np.ascontiguousarray(feats[..., :config.n_frames(n_total)])
+            emitted += x.shape[-1]
+            yield x
+    if not checked:
+        _check(path, n_total, peak, config)
+    x, _ = frames(np.concatenate([buf, np.zeros((config.channels, half), dtype=np.float32)], axis=-1))
+    if x is not None:  # the right padding's frames, cut to the centred STFT's count
+        x = x[..., :max(0, config.n_frames(n_total) - emitted)]
+        if x.shape[-1]:
+            yield np.ascontiguousarray(x)
+    if raw:
+        yield energy, n_total * config.channels
+
+
+def stream_features(path: "str | os.PathLike | audio.AudioInfo", config: FeatureConfig | None = None,
+                    **kw: Any) -> np.ndarray:
+    """:func:`features_from_file` block by block: the concatenation of :func:`feature_blocks`
+    (same arguments). The whole file's features are returned, 86 MB per hour for the default
+    log-mel; consumers that can, such as :meth:`mer.infer.Inference.stream`, take the blocks."""
+    return np.concatenate(list(feature_blocks(path, config, **kw)), axis=-1)
 
 
 def default_cache_dir() -> Path:

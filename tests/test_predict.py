@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 from mer import synth
+from mer.errors import MERWarning
 from mer.grid import n_steps
 from mer.hub import Bundle, bundled_models
 from mer.infer import Predictor, predict
@@ -237,3 +238,66 @@ def test_outputs_stay_on_the_canonical_scale(shared):
     p = predict(shared("pmemo-samples", "108.mp3"))
     curve = np.asarray(p.curve)
     assert np.abs(curve).max() <= 1.0 and curve[:, 0].max() == 1.0  # it reaches the edge: the clip acted
+
+
+def test_feature_blocks_equal_the_whole_file_in_one_and_two_passes(tmp_path, monkeypatch):
+    """The blocks of a loudness-normalised model concatenate to ``features_from_file``'s result,
+    whether the file is short (raw blocks kept for one pass) or long (decoded twice), and the
+    progress reaches 1 without going back."""
+    from mer import features
+
+    y = synth.clip(0.3, -0.4, 95.0, 22050, seed=3).astype(np.float32)
+    path = tmp_path / "a.wav"
+    sf.write(path, y, 22050, subtype="FLOAT")
+    cfg = features.FeatureConfig(level=0.139)
+    whole = features.features_from_file(path, cfg)
+    for one_pass in (600.0, 10.0):
+        monkeypatch.setattr(features, "ONE_PASS_SECONDS", one_pass)
+        seen: list[float] = []
+        blocks = list(features.feature_blocks(path, cfg, block_seconds=7, progress=seen.append))
+        assert len(blocks) > 10 and all(b.shape[:2] == (1, 96) for b in blocks)
+        assert np.abs(np.concatenate(blocks, axis=-1) - whole).max() < 1e-4
+        assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0, abs=1e-3)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(22050 * 30, np.float32), 22050)
+    with pytest.warns(MERWarning, match="silent"):  # the level check comes before any block
+        next(features.feature_blocks(silent, cfg))
+
+
+@pytest.mark.parametrize("model", ["default", "fast"])
+def test_streamed_inference_equals_the_whole_array_and_holds_one_window(model):
+    """``Inference.stream`` over small blocks gives what the whole array gives (the same windows),
+    for a model with per-step embeddings (default) and one without (fast), and never runs a
+    window longer than one chunk with its two contexts: memory does not grow with length."""
+    pred = Predictor(model)
+    inf = pred.inference
+    y = np.concatenate([synth.clip(0.7, 0.7, 50.0, 16000, seed=1), synth.clip(-0.7, -0.7, 60.0, 16000, seed=2)])
+    x = inf.features_of(y, 16000)
+    whole = inf(x)
+    step = 333  # blocks that do not line up with the windows
+    blocks = [x[..., i:i + step] for i in range(0, x.shape[-1], step)]
+    widths = [w.x.shape[-1] for w in inf.windows(iter(blocks))]
+    assert len(widths) == 4 and max(widths) <= inf.chunk + 2 * inf.context
+    st = inf.stream(iter(blocks))
+    assert st.frames == x.shape[-1] and st.features is None
+    for k in ("static", "dynamic", "quadrant_probs"):
+        if k in whole:
+            assert np.abs(st.outputs[k] - whole[k]).max() < 1e-5, k
+    assert st.outputs["dynamic"].shape == (n_steps(x.shape[-1], pred.feature), 2)
+    if inf.engine.local:
+        seq, _ = inf.embed(x)
+        assert st.seq is not None and np.abs(st.seq - seq).max() < 1e-5
+    short = inf.stream([x[..., :20]])  # under one step: padded, one window
+    assert short.outputs["dynamic"].shape == (1, 2)
+    kept = inf.stream(iter(blocks), keep_features=True)
+    assert kept.features is not None and np.array_equal(kept.features, x)
+
+
+def test_the_last_segment_ends_with_the_audio_and_a_short_one_is_flagged(tmp_path):
+    path = tmp_path / "a.wav"
+    sf.write(path, synth.clip(0.4, 0.2, 21.3, 16000, seed=4), 16000)
+    with pytest.warns(MERWarning, match=r"last segment \(20-21.3 s\) is only 1.3 s long"):
+        p = Predictor("default")(path, segments=10)
+    assert [(s.start, s.end) for s in p.segments] == [(0.0, 10.0), (10.0, 20.0), (20.0, 21.3)]
+    part = Predictor("default")(path, segments=10, offset=5, duration=10)  # one whole segment: no warning
+    assert [(s.start, s.end) for s in part.segments] == [(5.0, 15.0)]

@@ -1,5 +1,6 @@
 """``mer predict`` as a newcomer uses it: terminal output, segments, embeddings, parts of files,
-standard input, -o, scales; and the Python API the field expects (arrays, to_dict, many files)."""
+standard input, -o, scales; the Python API the field expects (arrays, to_dict, many files); and
+``mer export`` without PyTorch's own warnings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import pty
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ import soundfile as sf
 
 import mer
 from mer import synth
-from mer.cli.predict import natural_key, shorten
+from mer.cli.predict import Writer, natural_key, shorten
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +51,67 @@ def test_natural_order_and_paths_cut_at_folders():
     assert [p.name for p in sorted(names, key=natural_key)] == ["track1.wav", "track2.wav", "track3.wav",
                                                                 "track10.wav"]
     assert shorten("/very/long/folder/name/album/song.mp3", 20) == "…/album/song.mp3"
-    assert shorten("x" * 50 + ".mp3", 20).endswith("…") and len(shorten("x" * 50 + ".mp3", 20)) == 20
+    assert shorten("/music/song.mp3", 20) == "/music/song.mp3"  # whole when it fits
+    cut = shorten("/music/" + "x" * 50 + ".mp3", 20)  # a name too long alone: cut from the left too
+    assert cut.startswith("…x") and cut.endswith("x.mp3") and len(cut) == 20
+
+
+@pytest.fixture(scope="module")
+def pred(music):
+    """One real prediction of the default model (tags, probabilities, two segments)."""
+    return mer.predict(music / "track1.wav", segments=2)
+
+
+@pytest.mark.parametrize("columns", [80, 100, 120, 200])
+def test_table_fits_the_terminal_with_one_layout_for_every_row(pred, columns):
+    long = "/" + "/".join(["a-rather-long-folder-name"] * 6) + "/song.mp3"
+    lines: list[str] = []
+    writer = Writer("table", "canonical", False, lines.append, columns=columns, longest=len(long))
+    writer.add(pred, long)
+    writer.add(pred, "song.mp3")
+    writer.end()
+    assert lines and all(len(line) <= columns for line in lines), [len(line) for line in lines]
+    header, files = lines[0], [line for line in lines[1:] if not line.startswith(" ")]
+    assert header.split() == ["file", "valence", "arousal", "quadrant"] + (["tags"] if columns >= 100 else [])
+    assert files[0].startswith("…/") and files[0].split()[0].endswith("/song.mp3")  # cut from the left
+    assert files[1].split()[0] == "song.mp3"  # a short name is left whole
+    at = header.index("quadrant")  # the same column on every row, segments' rows too
+    assert all(line[at:at + 2] == pred.quadrant for line in lines[1:])
+    if "tags" in header:
+        assert files[0][header.index("tags"):].startswith(next(iter(pred.tags)))
+
+
+def test_table_width_follows_COLUMNS_on_the_command_line(tmp_path):
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 3)
+    deep.mkdir(parents=True)
+    sf.write(deep / "song.wav", synth.clip(0.5, 0.4, 3.0, 16000, seed=1), 16000)
+    res = subprocess.run([sys.executable, "-m", "mer", "predict", str(tmp_path), "-q"], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines) and lines[1].startswith("…/a-rather-long-folder-name/song.wav")
+
+
+def test_json_keeps_number_lists_on_one_line_and_reads_back_the_same(pred):
+    lines: list[str] = []
+    writer = Writer("json", "canonical", True, lines.append)
+    writer.add(pred, "a.wav")
+    writer.add(pred, "b.wav")
+    writer.end()
+    text = "\n".join(lines)
+    expected = [{**pred.on_scale("canonical"), "path": name} for name in ("a.wav", "b.wav")]
+    assert json.loads(text) == json.loads(json.dumps(expected))
+    curve = [line for line in text.splitlines() if '"valence_curve"' in line]
+    assert len(curve) == 2 and curve[0].strip() == '"valence_curve": ' + json.dumps(expected[0]["valence_curve"]) + ","
+    assert '\n  "valence": ' in text and '\n      "start": ' in text  # keys stay one per line, nested too
+
+
+@pytest.mark.parametrize("fmt, printed", [("table", []), ("csv", []), ("jsonl", []), ("json", ["[]"])])
+def test_nothing_predicted_prints_no_header(fmt, printed):
+    lines: list[str] = []
+    writer = Writer(fmt, "canonical", False, lines.append, columns=80)
+    writer.end()
+    assert lines == printed
 
 
 def test_table_rows_go_through_the_progress_bar_in_a_terminal(music):
@@ -137,3 +199,25 @@ def test_python_api_arrays_parts_segments_embeddings_and_many(long_wav, music, t
     assert isinstance(results[-1], mer.MERError) and "bad.mp3" in str(results[-1])
     with pytest.raises(mer.ConfigError, match="sample rate"):
         mer.predict(y)
+
+
+def test_export_shows_mers_warnings_and_hides_the_exporters(tmp_path, monkeypatch, capsys):
+    """What PyTorch's exporter warns about itself is not labelled (nor printed) as mer's."""
+    import mer.infer.export
+    import mer.models.checkpoint
+    from mer.cli import main
+
+    def export_onnx(model, meta, out, seconds):  # stands in for torch.onnx.export's chatter
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning)
+        warnings.warn("torch.onnx.dynamo_export is deprecated", DeprecationWarning)
+        warnings.warn("the window is short", mer.MERWarning)
+        Path(out).write_bytes(b"onnx")
+        return Path(out)
+
+    monkeypatch.setattr(mer.infer.export, "export_onnx", export_onnx)
+    monkeypatch.setattr(mer.models.checkpoint, "load_checkpoint", lambda stem: (None, {}))
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() installs its one-line form
+    assert main(["export", "--onnx", str(tmp_path / "m.onnx")]) == 0
+    err = capsys.readouterr().err
+    assert "mer: warning: the window is short" in err
+    assert "deprecated" not in err, err

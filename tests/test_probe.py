@@ -5,24 +5,40 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mer.infer.inference import EDGE, agree
+from mer.infer.inference import agree, quadrant_index
 from mer.scales import quadrant
 
 
-def test_agree_moves_the_point_into_the_most_probable_quadrant():
+def test_agree_adds_probabilities_and_leaves_the_point_where_the_regression_put_it():
     logits = np.log(np.array([0.1, 0.2, 0.6, 0.1]))  # Q3 most probable
     out = agree({"static": np.array([0.2, 0.3], np.float32), "dynamic": np.zeros((3, 2)), "quadrant": logits})
     assert np.allclose(out["quadrant_probs"], [0.1, 0.2, 0.6, 0.1], atol=1e-6)
-    v, a = out["static"]
-    assert quadrant(round(float(v), 4), round(float(a), 4)).name == "Q3" and v == pytest.approx(-EDGE)
-    # a point already in the quadrant is left where it is
-    out = agree({"static": np.array([-0.4, -0.2], np.float32), "quadrant": logits})
-    assert np.allclose(out["static"], [-0.4, -0.2])
-    # Q1 from a point on the negative side: moved to the axis (0 counts as positive)
-    out = agree({"static": np.array([-0.3, 0.5], np.float32), "quadrant": np.array([3.0, 0.0, 0.0, 0.0])})
-    assert np.allclose(out["static"], [0.0, 0.5]) and quadrant(*out["static"]).name == "Q1"
+    assert np.allclose(out["static"], [0.2, 0.3])  # not moved onto an axis
+    assert quadrant_index(out) == 3 and quadrant_index({"static": np.array([0.2, -0.1])}) == 4
+    assert agree(out) == out  # idempotent (streamed outputs are agreed once more by many())
+    over = agree({"static": np.array([1.3, -0.2], np.float32), "dynamic": np.array([[1.1, -1.4]], np.float32)})
+    assert np.allclose(over["static"], [1.0, -0.2]) and np.allclose(over["dynamic"], [[1.0, -1.0]])
     plain = {"static": np.array([0.1, 0.1])}
     assert agree(plain) is plain
+
+
+def test_predictions_report_the_classifier_and_say_when_the_point_disagrees(shared):
+    """On real clips the default reports its classifier's quadrant, no point is pushed onto an
+    axis, and ``point_quadrant`` flags the (few) clips where the two heads disagree."""
+    import glob
+
+    from mer.infer import Predictor
+
+    files = sorted(glob.glob(str(shared("4q-dev") / "**" / "*.mp3"), recursive=True))[::20]
+    pred = Predictor("default")
+    preds = [pred(f) for f in files]
+    for p in preds:
+        assert p.quadrant == max(p.probabilities, key=p.probabilities.get)
+        assert p.point_quadrant == quadrant(p.valence, p.arousal).name
+        assert p.on_scale()["point_quadrant"] == p.point_quadrant
+    on_axis = sum(p.valence == 0.0 or p.arousal == 0.0 for p in preds)
+    assert on_axis == 0, f"{on_axis} of {len(preds)} points exactly on an axis"  # moving them put 7.5% there
+    assert any(p.point_quadrant != p.quadrant for p in preds)  # the 30 clips hold disagreements: flagged
 
 
 def test_probe_folded_into_the_heads_equals_sklearn():

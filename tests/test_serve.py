@@ -224,10 +224,15 @@ def _until(page, expression: str, timeout: float = 30_000) -> None:  # noqa: ANN
         time.sleep(0.05)
 
 
+DESKTOP, PHONE = (1280, 800), (390, 844)  # the viewports the page is checked at (a phone: an iPhone 12-15's)
+
+
 @contextlib.contextmanager
-def _served_page(*serve_args: str):  # noqa: ANN202
+def _served_page(*serve_args: str, viewport: tuple[int, int] = DESKTOP):  # noqa: ANN202
     """`mer serve` on a free port and a page on it in headless Chromium (audio may autoplay,
-    muted): yields (page, the list its script errors go to); stops both afterwards."""
+    muted): yields (page, errors, open_page); stops all afterwards. ``errors`` gathers every page
+    of this server's script errors, console errors (a 404, the favicon's included) and policy
+    violations; ``open_page((width, height))`` opens one more page, at that viewport."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "mer", "serve", "--port", str(port), *serve_args],
@@ -237,36 +242,91 @@ def _served_page(*serve_args: str):  # noqa: ANN202
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required",
                                                                          "--mute-audio", "--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
             errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-            page.goto(f"http://127.0.0.1:{port}/")
-            yield page, errors
+
+            def open_page(size: tuple[int, int]):  # noqa: ANN202
+                page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on("console", lambda m: errors.append(f"{m.type}: {m.text}") if m.type == "error"
+                        or "Content Security Policy" in m.text else None)
+                page.goto(f"http://127.0.0.1:{port}/")
+                return page
+
+            yield open_page(viewport), errors, open_page
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
+def _screenshot(page, path: Path, **kw) -> None:  # noqa: ANN001
+    """The whole page as one picture. Playwright's ``full_page`` grows the viewport while it shoots,
+    which drops the scroll bar and makes every chart resize mid-shot; so the viewport is grown
+    first, the charts settle, the shot is taken and the viewport put back."""
+    size = page.viewport_size
+    page.mouse.move(0, 0)  # no row lit by the pointer
+    page.set_viewport_size({"width": size["width"], "height": page.evaluate("document.documentElement.scrollHeight")})
+    time.sleep(0.5)
+    page.screenshot(path=str(path), **kw)
+    page.set_viewport_size(size)
+
+
+#: what the page must hold at every width: no sideways scrolling of the document, an over-time
+#: chart tall enough to read, and quadrant labels and error texts that fit their cells and are in
+#: sight in their card (a table may scroll inside its card, but these cells must not need it)
+LAYOUT = """() => {
+  const fits = (el) => { const r = el.getBoundingClientRect(), box = (el.closest('.scroll') || el.closest('.panel')).getBoundingClientRect();
+                         return el.scrollWidth <= el.clientWidth && r.left >= box.left && r.right <= box.right + 0.5; };
+  return { width: document.documentElement.scrollWidth, viewport: window.innerWidth,
+           chart: document.querySelector('#timeline').getBoundingClientRect().height,
+           clipped: [...document.querySelectorAll('#table td.quad, #table td.error, #summary, #probs .prob')]
+                      .filter((el) => !fits(el)).map((el) => el.textContent) }; }"""
+
+
+def _assert_layout_fits(page) -> None:  # noqa: ANN001
+    got = page.evaluate(LAYOUT)
+    at = f"at {got['viewport']} px"
+    assert got["width"] <= got["viewport"], f"the page scrolls sideways {at}: {got['width']} px wide"
+    assert got["chart"] >= 150, f"the over-time chart is {got['chart']:.0f} px tall {at}"
+    assert not got["clipped"], f"clipped {at}: {got['clipped']}"
+
+
+def _predict_on_page(page, files: list[Path]) -> None:  # noqa: ANN001
+    """Drop ``files`` on the page and wait until each is done or failed, and the first one's charts are drawn."""
+    _until(page, "document.querySelector('#model').textContent.includes('default')")
+    page.set_input_files("#files", [str(f) for f in files])
+    _until(page, f"window.merState.jobs.size === {len(files)} && "
+                 "[...window.merState.jobs.values()].every(j => j.state === 'done' || j.state === 'error')",
+           timeout=120_000)
+    _until(page, "window.merState.timeChart !== null && window.merState.overview !== null")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it: apt-get install chromium)")
 def test_page_in_a_real_browser(predictor, shared, tmp_path):
+    """A real clip and a bad file through the page, at a desktop's size and a phone's: the table,
+    the planes (a legend entry per quadrant), playback in sync, the smoothed over-time chart, a
+    layout that fits, and no error in the console (no 404 either: the favicon is inline).
+    MER_UPDATE_SCREENSHOT=1 rewrites docs/serve.jpg; MER_SCREENSHOTS=DIR keeps both sizes' shots."""
+    from mer.plot import moving_mean
+
     clip = shared("pmemo-samples", "108.mp3")
-    bad = tmp_path / "not-audio.mp3"
+    bad = tmp_path / "not-audio-with-a-long-name-that-must-wrap-on-a-phone.mp3"
     bad.write_text("this is text, not audio")
-    with _served_page() as (page, errors):
-        _until(page, "document.querySelector('#model').textContent.includes('default')")
-        page.set_input_files("#files", [str(clip), str(bad)])
-        _until(page, "window.merState.jobs.size === 2 && "
-                               "[...window.merState.jobs.values()].every(j => j.state === 'done' || j.state === 'error')",
-                               timeout=120_000)
+    shots = Path(os.environ.get("MER_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with _served_page() as (page, errors, open_page):
+        _predict_on_page(page, [clip, bad])
         rows = page.locator("#table tbody tr")
         assert rows.count() == 2
         ref = predictor(clip)
         row = page.locator("#table tbody tr", has_text="108.mp3").inner_text()
         assert f"{ref.valence:.3f}" in row and f"{ref.arousal:.3f}" in row and ref.quadrant in row
-        assert "not-audio.mp3" in page.locator("#table tbody tr.error").inner_text()
+        assert bad.name in page.locator("#table tbody tr.error").inner_text()
+        # the files' plane: one dataset (legend entry) per quadrant, in its colour, the clip in its own
+        legend = page.evaluate("window.merState.overview.data.datasets.map(d => [d.label, d.backgroundColor, d.data.length])")
+        assert [(label.split()[0], n) for label, _, n in legend] == [(q, int(q == ref.quadrant)) for q in ("Q1", "Q2", "Q3", "Q4")]
+        assert all(color == page.evaluate(f"QUAD['{label[:2]}'].color") for label, color, _ in legend)
         # the plane has the trajectory, and playback moves the marker along it
         page.locator("#table tbody tr", has_text="108.mp3").click()
         _until(page, "window.merState.planeChart && window.merState.planeChart.data.datasets[0].data.length > 50")
@@ -278,41 +338,75 @@ def test_page_in_a_real_browser(predictor, shared, tmp_path):
         moved = page.evaluate("window.merState.markerIndex")
         assert moved >= 20
         page.evaluate("window.merState.ws.pause()")
-        shot = tmp_path / "serve.png"
-        page.screenshot(path=str(shot), full_page=True)
+        # over time: the 10.5 s moving mean of the curve (the same numbers as mer.plot's), the whole
+        # song flat and dashed, on [-1, 1]; "raw 2 Hz values" shows the curve itself
+        result = page.evaluate("window.merState.jobs.get(window.merState.selected).result")
+        chart = "window.merState.timeChart.data.datasets"
+        drawn = page.evaluate(f"{chart}.map(d => d.data.map(p => p.y))")
+        assert np.allclose(drawn[0], moving_mean(result["valence_curve"]), atol=1e-9)
+        assert np.allclose(drawn[1], moving_mean(result["arousal_curve"]), atol=1e-9)
+        assert set(drawn[2]) == {result["valence"]} and set(drawn[3]) == {result["arousal"]}
+        assert page.evaluate(f"{chart}.map(d => d.borderDash.length > 0)") == [False, False, True, True]
+        assert page.evaluate("[window.merState.timeChart.scales.y.min, window.merState.timeChart.scales.y.max]") == [-1, 1]
+        assert "10.5 s" in page.locator("#curve-note").inner_text() and "docs/benchmarks.md" in page.locator("#curve-note").inner_text()
+        page.locator("#raw").check()
+        assert page.evaluate(f"{chart}[0].data.map(p => p.y)") == result["valence_curve"]
+        page.locator("#raw").uncheck()
+        _assert_layout_fits(page)
+        shot = shots / "serve-desktop.png"
+        _screenshot(page, shot)
         if os.environ.get("MER_UPDATE_SCREENSHOT"):
-            page.screenshot(path=str(REPO / "docs" / "serve.jpg"), full_page=True, type="jpeg", quality=70)
-        assert shot.stat().st_size > 10_000 and not errors, errors
+            _screenshot(page, REPO / "docs" / "serve.jpg", type="jpeg", quality=55)  # < 150 KB
+        assert shot.stat().st_size > 10_000
+        # a phone: the same files, one column, nothing wider than the screen
+        phone = open_page(PHONE)
+        _predict_on_page(phone, [clip, bad])
+        _assert_layout_fits(phone)
+        _screenshot(phone, shots / "serve-phone.png")
+        assert not errors, errors
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it: apt-get install chromium)")
 def test_library_view_in_a_real_browser(tmp_path):
-    """`mer serve --library`: every song on the plane and in the list, quadrant filters, a
-    dragged region, and a click that plays the song's audio (served by id)."""
+    """`mer serve --library`: every song on the plane (a legend entry per quadrant) and in the
+    list (by "Artist - Title" from its tags, else its file name; its path on hover), quadrant
+    filters, a dragged region, and a click that plays the song's audio (served by id)."""
+    import importlib.util
+
     from mer.library import Library
+    from mer.library.playlist import display_name
 
     music = tmp_path / "music"
     music.mkdir()
     points = [(0.6, 0.6), (-0.6, 0.6), (-0.6, -0.6), (0.6, -0.6), (0.3, 0.8), (-0.3, -0.8)]
     for i, (v, a) in enumerate(points):
-        sf.write(music / f"song{i}.wav", synth.clip(v, a, seconds=4.0, sr=16000, seed=i), 16000)
+        with sf.SoundFile(music / f"song{i}.wav", "w", 16000, 1) as f:
+            if i == 0:  # tags, as a player writes them (read with PyAV when indexed)
+                f.artist, f.title = "Nina Simone", "Feeling Good"
+            f.write(synth.clip(v, a, seconds=4.0, sr=16000, seed=i))
     db = tmp_path / "music.sqlite"
     with Library(db) as lib:
         lib.index(music, workers=1, progress=False)
         songs = lib.songs()
-    with _served_page("--library", str(db)) as (page, errors):
+    if importlib.util.find_spec("av"):
+        assert (songs[0]["artist"], songs[0]["title"]) == ("Nina Simone", "Feeling Good")
+    with _served_page("--library", str(db)) as (page, errors, _):
         _until(page, "window.merState.library.length === 6 && window.merState.libChart")
         assert page.locator("#library").is_visible() and page.locator("#lib-list li").count() == 6
         assert "(6 songs)" in page.locator("#lib-count").inner_text()
-        plotted = page.evaluate("window.merState.libChart.data.datasets[0].data.map(d => [d.x, d.y])")
+        listed = page.evaluate("[...document.querySelectorAll('#lib-list li')].map(li => [li.textContent, li.title])")
+        assert listed == [[f"{s['quadrant']} {display_name(s)}", s["path"]] for s in songs]
+        plotted = page.evaluate("window.merState.libChart.data.datasets.flatMap(d => d.data.map(p => [p.x, p.y]))")
         assert sorted(map(tuple, plotted)) == sorted((s["valence"], s["arousal"]) for s in songs)
+        assert page.evaluate("window.merState.libChart.data.datasets.map(d => d.label)") == [
+            "Q1 happy/excited", "Q2 angry/tense", "Q3 sad/depressed", "Q4 calm/relaxed"]
         # a quadrant filter hides that quadrant's songs from the plane and the list
         q = songs[0]["quadrant"]
         page.locator(f"#library input[value={q}]").uncheck()
         left = sum(s["quadrant"] != q for s in songs)
         assert page.locator("#lib-list li").count() == left
-        assert page.evaluate("window.merState.libChart.data.datasets[0].data.length") == left
+        assert page.evaluate("window.merState.libChart.data.datasets.flatMap(d => d.data).length") == left
         page.locator(f"#library input[value={q}]").check()
         # a region dragged over the right half (valence > 0) keeps those songs only
         box = page.locator("#libplane").bounding_box()
@@ -333,9 +427,72 @@ def test_library_view_in_a_real_browser(tmp_path):
         first.click()
         _until(page, "document.querySelector('#lib-audio').duration > 3.9", timeout=15_000)
         assert page.evaluate("document.querySelector('#lib-audio').src").endswith(f"/api/library/audio/{sid}")
-        name = next(Path(s["path"]).name for s in songs if s["id"] == sid)
+        name = next(display_name(s) for s in songs if s["id"] == sid)
         assert name in page.locator("#lib-now").inner_text()
         assert not errors, errors
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it: apt-get install chromium)")
+def test_a_long_library_list_on_a_phone(tmp_path):
+    """60 songs on a phone: the page fits the screen, and the list, scrolled to its end, shows its
+    last row whole, clear of the box's edge."""
+    db = tmp_path / "music.sqlite"
+    _library_rows(db, [_song_row(f"/music/albums/{i:02d} track.mp3", ((i * 37) % 200 - 100) / 101,
+                                 ((i * 53) % 200 - 100) / 101, artist=f"Artist {i}", title=f"Title {i}") for i in range(60)])
+    with _served_page("--library", str(db), viewport=PHONE) as (page, errors, _):
+        _until(page, "window.merState.library.length === 60 && window.merState.libChart")
+        last = page.evaluate("""() => { const box = document.querySelector('#lib-list');
+            box.scrollTop = box.scrollHeight;
+            const bottom = box.getBoundingClientRect().top + box.clientTop + box.clientHeight;
+            const row = box.lastElementChild, badge = row.querySelector('.q');
+            return [bottom, row.getBoundingClientRect().bottom, badge.getBoundingClientRect().bottom, row.textContent]; }""")
+        bottom, row, badge, text = last
+        assert text.endswith("Artist 59 - Title 59") and max(row, badge) <= bottom - 2, last
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert not errors, errors
+
+
+# ------------------------------------------------------------------ the curve over time, smoothed
+# The page's chart (app.js movingMean, checked against this in test_page_in_a_real_browser) and
+# `mer predict --plot` (mer.plot) draw the 2 Hz curve as a 10.5 s moving mean: see docs/benchmarks.md.
+
+def test_moving_mean_is_centred_and_keeps_the_ends():
+    from mer.plot import moving_mean
+
+    assert np.allclose(moving_mean([0, 0, 3, 0, 0], 3), [0, 1, 1, 1, 0])  # the ends repeat the first/last value
+    assert np.allclose(moving_mean(np.full(50, 0.4)), 0.4)  # a flat curve stays flat
+    impulse = np.zeros(61)
+    impulse[30] = 21.0
+    out = moving_mean(impulse)  # 21 steps by default: 10 either side
+    assert len(out) == 61 and np.allclose(out[20:41], 1.0) and not out[:20].any() and not out[41:].any()
+    assert moving_mean([]).size == 0 and np.allclose(moving_mean([0.7]), [0.7])
+
+
+def test_plot_draws_the_smoothed_curve_beside_the_whole_clip(tmp_path):
+    pytest.importorskip("matplotlib")
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+
+    from mer.plot import CURVE_NOTE, figure, moving_mean, plot_prediction
+
+    rng = np.random.default_rng(0)
+    n = 80  # noise about 0.3, and an arousal that sits clipped at 1.0 for 10 s
+    curve = np.clip(np.stack([0.3 + 0.4 * rng.standard_normal(n),
+                              np.r_[np.full(20, 1.0), 0.5 * rng.standard_normal(n - 20)]], axis=1), -1, 1)
+    pred = SimpleNamespace(path="song.mp3", curve=curve, times=0.5 * np.arange(n), valence=0.3, arousal=0.4,
+                           quadrant="Q1", quadrant_words="happy/excited", duration=40.0, confidence=0.7, segments=[])
+    fig = figure(pred)
+    over = fig.axes[1]
+    assert np.allclose(over.lines[0].get_ydata(), moving_mean(curve[:, 0]))
+    assert np.allclose(over.lines[1].get_ydata(), moving_mean(curve[:, 1]))
+    assert sorted(line.get_ydata()[0] for line in over.lines if line.get_linestyle() == "--") == [0.3, 0.4]
+    lo, hi = over.get_ylim()
+    assert -1.1 < lo <= -1 and 1 <= hi < 1.1  # the scale, not the data, sets the axis
+    assert CURVE_NOTE in [t.get_text() for t in fig.texts] and "docs/benchmarks.md" in CURVE_NOTE
+    plt.close(fig)
+    assert plot_prediction(pred, tmp_path / "plot.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
@@ -604,22 +761,51 @@ def test_security_headers_and_a_policy_the_page_passes(predictor):
     scripts = re.findall(r"<script([^>]*)>", html)
     assert scripts and all('src="/static/' in s for s in scripts)  # no inline script: 'self' is enough
     assert not re.search(r"\son[a-z]+=", html)  # no inline event handlers either
-    assert all(u.startswith("/") for u in re.findall(r'(?:src|href)="([^"#]+)"', html))  # nothing from elsewhere
+    links = re.findall(r'(?:src|href)="([^"#]+)"', html)
+    assert all(u.startswith(("/", "data:image/svg+xml,")) for u in links)  # nothing from elsewhere
+    assert re.search(r'<link rel="icon" href="data:image/svg\+xml,', html)  # a favicon, inline: no 404 for /favicon.ico
 
 
-def _real_library(db: Path, song: Path):  # noqa: ANN202
-    """A real library file holding one song, opened as `mer serve --library` opens it."""
+def _song_row(path: str, valence: float = 0.1, arousal: float = 0.2, **tags: str | None) -> dict:
+    """A row of a library's ``songs`` table (``tags``: artist, title), its quadrant from the signs."""
+    from mer.library.store import now
+
+    quadrant = ("Q1" if valence >= 0 else "Q2") if arousal >= 0 else ("Q4" if valence >= 0 else "Q3")
+    return {"path": path, "size": 1, "mtime_ns": 1, "sha1": "0" * 40, "duration": 2.0, "model": "default",
+            "model_version": "2", "weights_sha1": "w", "valence": valence, "arousal": arousal, "quadrant": quadrant,
+            "indexed_at": now(), **tags}
+
+
+def _library_rows(db: Path, rows: list[dict]):  # noqa: ANN202
+    """A real library file holding ``rows`` (see :func:`_song_row`), opened as `mer serve --library` opens it."""
     from mer.library import Library
-    from mer.library.store import connect, now, upsert_songs
+    from mer.library.store import connect, upsert_songs
 
     conn = connect(db, create=True)
     conn.execute("BEGIN")
-    upsert_songs(conn, [{"path": str(song), "size": song.stat().st_size, "mtime_ns": 1, "sha1": "0" * 40,
-                         "duration": 2.0, "model": "default", "model_version": "2", "weights_sha1": "w",
-                         "valence": 0.1, "arousal": 0.2, "quadrant": "Q1", "indexed_at": now()}])
+    upsert_songs(conn, rows)
     conn.execute("COMMIT")
     conn.close()
     return Library(db)
+
+
+def _real_library(db: Path, song: Path):  # noqa: ANN202
+    """A real library file holding one song."""
+    return _library_rows(db, [_song_row(str(song))])
+
+
+def test_library_songs_are_named_by_their_tags(predictor, tmp_path):
+    """Each song of /api/library/songs has the name the page lists it by: "Artist - Title", the
+    title alone, else the file name without its suffix (what `mer playlist` writes)."""
+    lib = _library_rows(tmp_path / "music.sqlite", [
+        _song_row("/music/a/01 intro.mp3", artist="Nina Simone", title="Feeling Good"),
+        _song_row("/music/a/02 untitled.flac", title="Sinnerman"),
+        _song_row("/music/b/03 take five.ogg", artist="Dave Brubeck")])
+    with _client(create_app(predictor, library=lib)) as client:
+        songs = client.get("/api/library/songs").json()["songs"]
+    assert [(s["name"], s["path"]) for s in songs] == [
+        ("Nina Simone - Feeling Good", "/music/a/01 intro.mp3"), ("Sinnerman", "/music/a/02 untitled.flac"),
+        ("03 take five", "/music/b/03 take five.ogg")]
 
 
 def test_audio_id_out_of_range_is_404_not_500(predictor, tmp_path):

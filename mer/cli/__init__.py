@@ -29,18 +29,23 @@ from ..errors import MERError, missing_extra
 COMMANDS = ("predict", "index", "search", "playlist", "serve", "train", "evaluate", "benchmark", "models", "export", "datasets", "convert")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of ``mer``. Given the arguments, it holds only the sub-command they name
+    (importing one command module, not twelve: most of ``mer predict``'s start-up was the
+    others' imports); without, or when they name none (``mer --help``, a typo), all of them."""
     parser = argparse.ArgumentParser(prog="mer", description="Music emotion recognition: valence and arousal from audio.")
     parser.add_argument("--version", action="version", version=f"mer {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    named = next((a for a in (argv or []) if not a.startswith("-")), None)
+    for name in (named,) if named in COMMANDS else COMMANDS:
         importlib.import_module(f"{__package__}.{name}").add_parser(sub)
     return parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return build_parser(argv).parse_args(argv)
 
 
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -56,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

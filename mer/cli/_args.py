@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError, ModelError
 from ..infer.backends import BACKENDS, DEVICES
 
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, Any]:
     """``["lexicon=x.csv", "channels=[16,32]"]`` -> dict (values parsed as YAML scalars/lists)."""
+    import yaml
+
     out: dict[str, Any] = {}
     for p in pairs or []:
         key, sep, value = p.partition("=")

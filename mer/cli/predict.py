@@ -76,36 +76,71 @@ def _stdin_file(files: list[Path]) -> Iterator[dict[str, str]]:
         yield {str(tmp): "-"}
 
 
+#: the table's layout: columns are joined by GAP; valence and arousal take NUMBER characters,
+#: the quadrant QUADRANT (its longest: "Q3 sad/depressed (100%)"); the file column gets what
+#: the terminal leaves (at least FILE_MIN, room for a segment's "  9990.0-10000.0 s"); the
+#: tags column, last, is shown when at least TAGS_MIN is left for it, and takes what is left
+GAP, NUMBER, QUADRANT, FILE_MIN, TAGS_MIN = "  ", 7, 23, 18, 20
+
+
 class Writer:
-    """Formats results (table, csv, json, jsonl) and hands each line to ``emit``."""
+    """Formats results (table, csv, json, jsonl) and hands each line to ``emit``.
+
+    Nothing is written before the first result (:meth:`add`): a run in which every input
+    fails prints no header (json: ``[]`` at :meth:`end`).
+
+    The table fits ``columns`` characters (default: the terminal's width, ``$COLUMNS`` first,
+    80 without a terminal), one layout for every row: the widths are fixed at the first
+    result from ``columns`` and ``longest`` (the longest name to be shown, known before any
+    file is predicted), never from the rows, so a streamed table stays aligned. Columns: file,
+    valence, arousal, quadrant and, when the model gives tags and the terminal leaves room
+    (about 100 columns), ``tags``: as many of the top tags, best first, as fit (all five are in
+    json/jsonl). A name too long for the file column is cut from the left (:func:`shorten`).
+    Below about 60 columns the fixed columns alone do not fit and lines run longer; widths
+    count characters, not terminal cells (a CJK name may run wider).
+    """
 
     COLUMNS = schema.FILE_COLUMNS  # the fields are defined once, in mer.infer.schema
     SEGMENT_COLUMNS = schema.SEGMENT_COLUMNS
 
-    def __init__(self, fmt: str, scale: str, segments: bool, emit: Callable[[str], None], width: int = 40) -> None:
-        self.fmt, self.scale, self.segments, self.emit, self.n, self.width = fmt, scale, segments, emit, 0, width
-        self.started = False
+    def __init__(self, fmt: str, scale: str, segments: bool, emit: Callable[[str], None],
+                 columns: int | None = None, longest: int = 0) -> None:
+        self.fmt, self.scale, self.segments, self.emit, self.n = fmt, scale, segments, emit, 0
+        self.columns = columns or shutil.get_terminal_size().columns
+        self.longest = longest
+        self.file_width, self.tags_width = 0, 0
+        self.started = self.marked = False
 
     def _csv(self, row: Any) -> str:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="").writerow(row)
         return buf.getvalue()
 
-    def start(self) -> None:
-        """The header (csv, table) or the opening bracket (json): written with the first result,
-        so a run in which every input fails prints nothing on standard output."""
+    def start(self, tags: bool = False) -> None:
+        """The header (csv, table) or the opening bracket (json), written with the first result;
+        ``tags``: whether the results carry tags (they all come from one model)."""
         self.started = True
         if self.fmt == "csv":
             self.emit(self._csv(self.SEGMENT_COLUMNS if self.segments else self.COLUMNS))
         elif self.fmt == "table":
-            self.emit(f"{'file':<{self.width}} {'valence':>8} {'arousal':>8}  quadrant")
+            self.file_width, self.tags_width = self._layout(tags)
+            self._line("file", "valence", "arousal", "quadrant", "tags" if self.tags_width else "")
         elif self.fmt == "json":
             self.emit("[")
 
+    def _layout(self, tags: bool) -> tuple[int, int]:
+        """(file, tags) column widths for ``self.columns``; tags 0 when not shown."""
+        room = self.columns - 3 * len(GAP) - 2 * NUMBER - QUADRANT
+        file = max(FILE_MIN, min(self.longest or room, room))
+        if not tags or room - FILE_MIN - len(GAP) < TAGS_MIN:
+            return file, 0
+        tags_width = max(TAGS_MIN, room - file - len(GAP))
+        return min(file, room - len(GAP) - tags_width), tags_width
+
     def add(self, pred: Any, shown: str) -> None:
-        if not self.started:
-            self.start()
         d = pred.on_scale(self.scale)
+        if not self.started:
+            self.start(tags="tags" in d)
         d["path"] = shown
         made_by = {"model": d.get("model", ""), "weights_sha1": d.get("weights_sha1", "")}  # on every row
         if self.fmt == "csv" and self.segments:
@@ -119,37 +154,84 @@ class Writer:
         elif self.fmt == "jsonl":
             self.emit(json.dumps(d))
         elif self.fmt == "json":
-            self.emit(("," if self.n else "") + json.dumps(d, indent=2))
+            self.emit(("," if self.n else "") + readable_json(d))
         else:
-            self._row(shorten(shown, self.width), d["valence"], d["arousal"],
-                      f"{d['quadrant']} {d['quadrant_words']}", d.get("confidence"), d.get("tags"))
+            self._line(shown, f"{d['valence']:.3f}", f"{d['arousal']:.3f}",
+                       f"{d['quadrant']} {d['quadrant_words']}{_percent(d.get('confidence'))}{self._mark(d)}",
+                       _fit_words(list(d.get("tags", ())), self.tags_width))
             for s in d.get("segments", []):
-                self._row(f"  {s['start']:.1f}-{s['end']:.1f} s", s["valence"], s["arousal"], s["quadrant"],
-                          s.get(f"p_{s['quadrant'].lower()}"), None)
+                confidence = s.get("p_" + s["quadrant"].lower())
+                self._line(f"  {s['start']:.1f}-{s['end']:.1f} s", f"{s['valence']:.3f}", f"{s['arousal']:.3f}",
+                           s["quadrant"] + _percent(confidence) + self._mark(s))
         self.n += 1
 
-    def _row(self, name: str, v: float, a: float, quad: str, conf: float | None, tags: Any) -> None:
-        c = f" ({conf:.0%})" if conf is not None else ""
-        t = f"  [{', '.join(tags)}]" if tags else ""
-        self.emit(f"{name:<{self.width}} {v:>8.3f} {a:>8.3f}  {quad}{c}{t}")
+    def _line(self, name: str, valence: str, arousal: str, quadrant: str, tags: str = "") -> None:
+        """One table line (the header too) in the layout :meth:`start` fixed."""
+        cells = [f"{shorten(name, self.file_width):<{self.file_width}}", f"{valence:>{NUMBER}}",
+                 f"{arousal:>{NUMBER}}", f"{quadrant[:QUADRANT]:<{QUADRANT}}", tags]
+        self.emit(GAP.join(cells).rstrip())
+
+    def _mark(self, row: dict[str, Any]) -> str:
+        """"*" when the (valence, arousal) point lies in another quadrant than the reported one."""
+        if row.get("point_quadrant", row["quadrant"]) == row["quadrant"]:
+            return ""
+        self.marked = True
+        return "*"
 
     def end(self) -> None:
         if self.fmt == "json":
             self.emit("]" if self.started else "[]")
+        elif self.fmt == "table" and self.marked:
+            import textwrap
+
+            for line in textwrap.wrap("* the valence/arousal point lies in another quadrant (near an axis, where the "
+                                      "model's quadrant classifier and its regression disagree; the quadrant shown "
+                                      "is the classifier's)", max(40, self.columns)):
+                self.emit(line)
+
+
+def _percent(p: float | None) -> str:
+    return f" ({p:.0%})" if p is not None else ""
+
+
+def _fit_words(words: list[str], width: int) -> str:
+    """As many of ``words`` (best first) as fit in ``width``, comma-separated; a first word
+    longer than ``width`` is cut; "" when ``width`` is 0."""
+    text = ""
+    for w in words:
+        longer = f"{text}, {w}" if text else w
+        if len(longer) > width:
+            break
+        text = longer
+    return text or (words[0][: width - 1] + "…" if words and width else "")
 
 
 def shorten(path: str, width: int) -> str:
-    """``path`` in ``width`` characters, cut at folder boundaries ("…/album/song.mp3"), the
-    file name itself cut only when it alone is too long."""
+    """``path`` in at most ``width`` characters, cut from the left so that its end (the part
+    that tells files apart) shows: at a folder boundary where one fits ("…/album/song.mp3"),
+    else inside the file name ("…ng_title.mp3"). A path that fits is returned whole."""
     if len(path) <= width:
         return path
-    parts = Path(path).parts
-    for k in range(1, len(parts)):
-        tail = "…/" + "/".join(parts[k:])
-        if len(tail) <= width:
-            return tail
-    name = parts[-1]
-    return name[: width - 1] + "…" if len(name) > width else name
+    for i, ch in enumerate(path):
+        if ch in (os.sep, os.altsep) and 1 + len(path) - i <= width:
+            return "…" + path[i:]
+    return "…" + path[len(path) - width + 1:] if width > 0 else ""
+
+
+def readable_json(obj: Any, indent: int = 2, _depth: int = 0) -> str:
+    """``json.dumps(obj, indent=indent)``, except that a list of plain values (numbers,
+    strings) stays on one line: ``"valence_curve": [0.1, 0.2, ...]``, so a 4-minute song is
+    about 30 lines, not 1,500, while each key still has a line of its own. ``json.loads``
+    reads it back to the same values (keys are written as strings)."""
+    inner = " " * indent * (_depth + 1)
+    if isinstance(obj, dict) and obj:
+        items = [f"{inner}{json.dumps(str(k))}: {readable_json(v, indent, _depth + 1)}" for k, v in obj.items()]
+    elif isinstance(obj, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in obj):
+        items = [inner + readable_json(v, indent, _depth + 1) for v in obj]
+    else:
+        return json.dumps(obj)
+    opening, closing = "{}" if isinstance(obj, dict) else "[]"
+    return opening + "\n" + ",\n".join(items) + "\n" + " " * indent * _depth + closing
 
 
 def _plot_path(args: argparse.Namespace, shown: str, used: set[str]) -> Path | None:
@@ -219,8 +301,6 @@ def _predict(args: argparse.Namespace) -> int:
     for folder in (args.plot_dir, Path(args.output).parent if args.output else None):
         if folder:
             clean_stale_temps(folder)  # what a killed run left half-written
-    from tqdm import tqdm
-
     from ..infer.predictor import run_batch
 
     options = {"offset": args.offset, "duration": args.duration, "segments": args.segments,
@@ -229,8 +309,7 @@ def _predict(args: argparse.Namespace) -> int:
     used: set[str] = set()
     with _stdin_file(files) as stdin_names, _output(args.output) as out:
         paths = [str(f) if str(f) != "-" else next(iter(stdin_names)) for f in files]
-        bar = tqdm(total=len(paths), unit="file", desc="predict", disable=args.quiet or len(paths) < 2 or None,
-                   file=sys.stderr, leave=False)
+        bar = _NoBar() if args.quiet or len(paths) < 2 else _bar(len(paths))
         live = out is sys.stdout and sys.stdout.isatty() and not bar.disable
 
         def emit(line: str) -> None:
@@ -240,8 +319,8 @@ def _predict(args: argparse.Namespace) -> int:
                 print(line, file=out)
             out.flush()
 
-        width = min(60, max([40] + [len(stdin_names.get(p, p)) for p in paths]))
-        writer = Writer(args.format, args.scale, args.segments is not None, emit, width)
+        longest = max((len(stdin_names.get(p, p)) for p in paths), default=0)  # every name, before any row
+        writer = Writer(args.format, args.scale, args.segments is not None, emit, longest=longest)
         try:
             for res in run_batch(bundle, paths, args.device, args.backend, args.workers, options):
                 bar.update(1)
@@ -279,6 +358,28 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+class _NoBar:
+    """What ``mer predict`` uses instead of a progress bar for one file or ``--quiet`` (tqdm's
+    import is a tenth of a one-file run's start-up)."""
+
+    disable = True
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def write(self, line: str, file: TextIO | None = None) -> None:
+        print(line, file=file or sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", desc="predict", disable=None, file=sys.stderr, leave=False)
+
+
 def _named(message: str | None, stdin_names: dict[str, str]) -> str:
     """``message`` with the private copy of standard input called "standard input"."""
     message = message or ""
@@ -314,8 +415,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files, folders, or - for standard input")
     add_model(p)
     p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
-                   help="table (default), csv (one row per file, or per segment with --segments), json or jsonl "
-                        "(with the 2 Hz curve)")
+                   help="table (default: fits the terminal's width, $COLUMNS; the top tags when there is room, "
+                        "about 100 columns), csv (one row per file, or per segment with --segments), json or jsonl "
+                        "(with the 2 Hz curve and the top tags)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the results to FILE (atomically) instead of stdout")
     p.add_argument("--scale", choices=SCALES, default="canonical",
                    help="canonical [-1, 1] (default), 1-9 (DEAM, emoMusic) or 0-1 (PMEmo); plots too")

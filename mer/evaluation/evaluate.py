@@ -111,18 +111,19 @@ def evaluate(model: str | os.PathLike, dataset: str, root: str | os.PathLike, op
     bundles, split = candidates(model)
     fingerprint = ds.fingerprint()
     jobs, overlap = assign(list(tracks), bundles, ds, split, allow_train_overlap, fingerprint)
-    items_all, static_all, dyn_all, used = [], [], [], []
+    items_all, static_all, dyn_all, quad_all, used = [], [], [], [], []
     for k, ids in sorted(jobs.items()):
         bundle = bundles[k]
         inference = Inference.open(bundle, device, backend)
         items = load_items([tracks[i] for i in ids], bundle.feature, workers=workers, progress=progress)
-        static, dyn = stack(inference.many([it.x for it in items]))
+        static, dyn, quads = stack(inference.many([it.x for it in items]))
         items_all += items
         static_all.append(static)
+        quad_all.append(quads)
         dyn_all += dyn
         used.append({**bundle.provenance(), "clips": len(ids), "engine": inference.engine.kind})
     static = np.concatenate(static_all)
-    result = score(items_all, static, dyn_all)
+    result = score(items_all, static, dyn_all, np.concatenate(quad_all))
     result.update({"models": used, "dataset": ds.name, "dataset_fingerprint": fingerprint,
                    "same_dataset_as_training": any(b.training.get("fingerprint") == fingerprint for b in bundles),
                    "train_overlap": len(overlap),

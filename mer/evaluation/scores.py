@@ -3,8 +3,9 @@
 - static, per dimension: RMSE, Pearson r, R², CCC;
 - dynamic: per-song RMSE and r as mean +/- sd over songs (MediaEval's way) and pooled over
   all labelled steps;
-- quadrants, where the dataset labels them: accuracy and macro-F1 of the quadrant implied
-  by the predicted (valence, arousal) against the labelled one.
+- quadrants, where the dataset labels them: accuracy and macro-F1 of the reported quadrant
+  (a quadrant head's most probable one, else the quadrant of the predicted valence and
+  arousal) against the labelled one.
 
 :func:`score` returns a flat-ish dict (JSON-ready); :func:`format_report` a readable table.
 """
@@ -25,7 +26,10 @@ DIMS = ("valence", "arousal")
 
 
 def score(items: Sequence[Item], static_pred: np.ndarray, dynamic_pred: Sequence[np.ndarray] | None = None,
-          ) -> dict[str, Any]:
+          quadrant_pred: np.ndarray | None = None) -> dict[str, Any]:
+    """Metrics of predictions against ``items``' labels. ``quadrant_pred`` (1..4 per item): the
+    quadrants the model reports (:func:`mer.infer.inference.stack` gives them: a quadrant
+    head's most probable one); without it, the quadrant of each static prediction's signs."""
     out: dict[str, Any] = {"n": len(items)}
     has_static = np.array([it.static is not None for it in items], dtype=bool)
     if has_static.sum() >= 2:
@@ -36,7 +40,8 @@ def score(items: Sequence[Item], static_pred: np.ndarray, dynamic_pred: Sequence
     quads = np.array([it.quadrant for it in items])
     if (quads > 0).any():
         keep = quads > 0
-        pred_q = quadrant_index(np.asarray(static_pred)[keep, 0], np.asarray(static_pred)[keep, 1])
+        pred_q = np.asarray(quadrant_pred)[keep] if quadrant_pred is not None else \
+            quadrant_index(np.asarray(static_pred)[keep, 0], np.asarray(static_pred)[keep, 1])
         out["quadrant"] = {"accuracy": metrics.accuracy(quads[keep], pred_q),
                            "macro_f1": metrics.macro_f1(quads[keep], pred_q), "n": int(keep.sum()),
                            "confusion": metrics.confusion_matrix(quads[keep], pred_q).tolist()}

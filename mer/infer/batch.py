@@ -14,12 +14,10 @@ from __future__ import annotations
 import os
 import traceback
 import warnings
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..errors import AudioError, MERError
-from ..workers import pool, thread_env
 
 #: a worker process's predictor, built once by :func:`_init` (the pool's initializer)
 _PREDICTOR: Any = None
@@ -78,6 +76,10 @@ def run(make: Callable[[int], Any], paths: list[str], workers: int = 0,
         for p in paths:
             yield _one((p, options))
         return
+    from concurrent.futures.process import BrokenProcessPool
+
+    from ..workers import pool, thread_env  # here: one file (most cold starts) needs no pool
+
     threads = max(1, (os.cpu_count() or 1) // workers)
     todo = list(paths)
     with thread_env(threads):

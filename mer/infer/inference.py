@@ -15,26 +15,32 @@ batched (``batch_size``).
 - Other models average their windows' clip-level outputs (``static``, and any other
   ``(B, K)`` output) weighted by window length, and concatenate the windows' curves.
 
+:meth:`Inference.stream` takes the features as a stream of blocks (:func:`mer.features.feature_blocks`)
+and keeps only the window being run, so memory stays flat for any length: a 3-hour file holds
+its per-step embeddings (17 MB), never its features (260 MB). Its windows are the same as
+those of a whole array, so the outputs are too.
+
 Audio shorter than one 0.5 s step is padded with silence's features. Outputs are numpy:
 ``{"static": (2,), "dynamic": (n, 2), ["tags": (K,)], ...}`` with ``n`` the number of 0.5 s
 steps (:mod:`mer.grid`), valence first.
 
 Every model's ``static`` and ``dynamic`` values are kept on the canonical scale [-1, 1].
 Quadrant models (a ``"quadrant"`` output: logits of Q1..Q4) also get ``"quadrant_probs"``
-``(4,)``, their softmax, and the two outputs are made to agree (:func:`agree`): the
-quadrant is the most probable one, and the static (valence, arousal) point is moved onto the
-nearest point of that quadrant when the regression put it elsewhere. Every consumer sees
-the same agreed outputs, so ``mer evaluate`` scores the quadrant ``mer predict`` prints.
+``(4,)``, their softmax (:func:`agree`), and their reported quadrant is the most probable
+one (:func:`quadrant_index`), which ``mer evaluate`` scores too. The (valence, arousal) point
+stays the regression's: when it lies in another quadrant (near an axis, where the two heads
+disagree), predictions say so (``point_quadrant``) rather than moving it onto the axis.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..features import FeatureConfig, compress, stream_features
+from ..features import FeatureConfig, compress, feature_blocks, stream_features
 from ..grid import GRID_SECONDS, min_frames, n_steps
 
 if TYPE_CHECKING:
@@ -43,6 +49,30 @@ if TYPE_CHECKING:
     from .backends import OnnxBackend, TorchBackend
 
 Outputs = dict[str, np.ndarray]
+
+
+@dataclass
+class Window:
+    """One window of a stream: features ``x`` ``(C, F, s1 - s0)`` with context, and which of
+    its steps are its own (``first``, ``keep``); ``weight`` is its own length in frames."""
+
+    x: np.ndarray
+    first: int
+    keep: int
+    weight: int
+
+
+@dataclass
+class Streamed:
+    """What :meth:`Inference.stream` returns: the agreed ``outputs``, the number of feature
+    ``frames`` seen, and for models with per-step embeddings those embeddings ``seq`` ``(n, D)``
+    and tag probabilities ``tags`` ``(n, K)``; ``features`` ``(C, F, T)`` only when asked for."""
+
+    outputs: Outputs
+    frames: int
+    seq: np.ndarray | None = None
+    tags: np.ndarray | None = None
+    features: np.ndarray | None = None
 
 
 class Inference:
@@ -112,6 +142,94 @@ class Inference:
             return [(0, total)]
         return [(c0, min(total, c0 + self.chunk)) for c0 in range(0, total, self.chunk)]
 
+    def windows(self, blocks: Iterable[np.ndarray], keep_features: bool = False) -> Iterator[Window]:
+        """The windows of features given as consecutive blocks ``(C, F, t)``, as :meth:`_bounds`
+        cuts a whole array, each as soon as its frames (and the next window's context) have
+        arrived; only the frames from the current window's left context on are held. A stream
+        that ends within one window plus its context is one window. Returns (as the
+        generator's value) the total frame count and, with ``keep_features``, all the features."""
+        chunk, ctx = self.chunk, self.context
+        buf: np.ndarray | None = None
+        base, c0, kept = 0, 0, []  # base: frame index of buf[..., 0]; c0: the next window's start
+
+        def window(c0: int, c1: int, total: int | None, n_total: int | None) -> Window:
+            s0 = max(0, c0 - ctx)
+            s1 = c1 + ctx if total is None else min(total, c1 + ctx)
+            assert buf is not None
+            first = int(round((c0 - s0) / self.step))
+            own = int(round((c1 - c0) / self.step)) if n_total is None else n_total - int(round(c0 / self.step))
+            return Window(np.ascontiguousarray(buf[..., s0 - base:s1 - base]), first, own, c1 - c0)
+
+        for block in blocks:
+            if keep_features:
+                kept.append(block)
+            buf = block if buf is None else np.concatenate([buf, block], axis=-1)
+            end = base + buf.shape[-1]
+            # a window runs once the frames after its context arrived (the stream goes on past it;
+            # the first also needs to know the stream is longer than one window with context)
+            while end > c0 + chunk + ctx and end > chunk + 2 * ctx:
+                yield window(c0, c0 + chunk, None, None)
+                c0 += chunk
+                drop = max(0, c0 - ctx) - base
+                buf, base = buf[..., drop:], base + drop
+        if buf is None:
+            from ..errors import AudioError
+
+            raise AudioError("no features: the audio produced no frames")
+        total = base + buf.shape[-1]
+        if total < min_frames(self.feature):  # shorter than one step: padded, one window
+            buf = self._pad(buf)
+            total = buf.shape[-1]
+        n_total = n_steps(total, self.feature)
+        for w0, w1 in (self._bounds(total) if c0 == 0 else [(a, min(total, a + chunk)) for a in range(c0, total, chunk)]):
+            yield window(w0, w1, total, n_total if w1 >= total else None)
+        return total, (np.concatenate(kept, axis=-1) if keep_features else None)
+
+    def stream(self, blocks: Iterable[np.ndarray], keep_features: bool = False) -> Streamed:
+        """The model's outputs for features given as blocks (:func:`mer.features.feature_blocks`),
+        window by window in flat memory (see the module docstring); equal to
+        ``self(np.concatenate(blocks, axis=-1))``. Models with per-step embeddings run their
+        head once on the whole sequence; others average their windows' clip outputs, weighted
+        by window length, and concatenate their curves."""
+        gen = self.windows(blocks, keep_features)
+        seqs, tags, curves, weights, clip = [], [], [], [], {}  # type: ignore[var-annotated]
+        while True:
+            try:
+                w = next(gen)
+            except StopIteration as stop:
+                total, feats = stop.value
+                break
+            own = slice(w.first, w.first + w.keep)
+            if self.engine.local:
+                seq, tag = self.engine.embed(w.x[None])
+                seqs.append(seq[0, own])
+                if tag is not None:
+                    tags.append(tag[0, own])
+            else:
+                out = self.engine.forward(w.x[None])
+                curves.append(out.pop("dynamic")[0, own])
+                for k, v in out.items():
+                    clip.setdefault(k, []).append(v[0])
+                weights.append(w.weight)
+        n_total = n_steps(max(total, min_frames(self.feature)), self.feature)
+        if self.engine.local:
+            seq = np.concatenate(seqs)[:n_total]
+            tag_seq = np.concatenate(tags)[:n_total] if tags else None
+            out = {k: v[0] for k, v in self.engine.head(seq[None]).items()}
+            if tag_seq is not None:
+                out["tags"] = tag_seq.mean(axis=0)
+            return Streamed(agree(out), total, seq, tag_seq, feats)
+        wts = np.asarray(weights, dtype=np.float64) / sum(weights)
+        curve = np.concatenate(curves)[:n_total]
+        if len(curve) < n_total:  # rounding at window edges: repeat the last step
+            curve = np.concatenate([curve, np.repeat(curve[-1:], n_total - len(curve), 0)])
+        out = {**{k: np.tensordot(wts, np.stack(v), axes=1) for k, v in clip.items()}, "dynamic": curve}
+        return Streamed(agree(out), total, features=feats)
+
+    def blocks(self, path: "str | os.PathLike | AudioInfo", **kw: Any) -> Iterator[np.ndarray]:
+        """:func:`mer.features.feature_blocks` of a file with this model's front-end."""
+        return feature_blocks(path, self.feature, **kw)
+
     # -- one clip ----------------------------------------------------------------------------
     def __call__(self, x: np.ndarray) -> Outputs:
         """The model's outputs for features ``(C, F, T)`` (see the module docstring)."""
@@ -119,40 +237,9 @@ class Inference:
 
     def embed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-step embeddings ``(n, D)`` and tag probabilities ``(n, K)`` (or None) of a local model."""
-        x = self._pad(x)
-        total = x.shape[-1]
-        n_total = n_steps(total, self.feature)
-        seqs, tags = [], []
-        for c0, c1 in self._bounds(total):
-            s0, s1 = max(0, c0 - self.context), min(total, c1 + self.context)
-            first = int(round((c0 - s0) / self.step))
-            keep = int(round((c1 - c0) / self.step)) if c1 < total else n_total - int(round(c0 / self.step))
-            seq, tag = self.engine.embed(np.ascontiguousarray(x[None, ..., s0:s1]))
-            seqs.append(seq[0, first:first + keep])
-            if tag is not None:
-                tags.append(tag[0, first:first + keep])
-        return np.concatenate(seqs)[:n_total], (np.concatenate(tags)[:n_total] if tags else None)
-
-    def _windowed(self, x: np.ndarray) -> Outputs:
-        """A non-local model on a clip longer than one window: windows with context, averaged."""
-        total = x.shape[-1]
-        n_total = n_steps(total, self.feature)
-        clip: dict[str, list[np.ndarray]] = {}
-        curves, weights = [], []
-        for c0, c1 in self._bounds(total):
-            s0, s1 = max(0, c0 - self.context), min(total, c1 + self.context)
-            first = int(round((c0 - s0) / self.step))
-            keep = int(round((c1 - c0) / self.step)) if c1 < total else n_total - int(round(c0 / self.step))
-            out = self.engine.forward(np.ascontiguousarray(x[None, ..., s0:s1]))
-            curves.append(out.pop("dynamic")[0, first:first + keep])
-            for k, v in out.items():
-                clip.setdefault(k, []).append(v[0])
-            weights.append(c1 - c0)
-        w = np.asarray(weights, dtype=np.float64) / sum(weights)
-        curve = np.concatenate(curves)[:n_total]
-        if len(curve) < n_total:  # rounding at window edges: repeat the last step
-            curve = np.concatenate([curve, np.repeat(curve[-1:], n_total - len(curve), 0)])
-        return {**{k: np.tensordot(w, np.stack(v), axes=1) for k, v in clip.items()}, "dynamic": curve}
+        st = self.stream([x])
+        assert st.seq is not None, "embed() needs a model with per-step embeddings"
+        return st.seq, st.tags
 
     # -- many clips --------------------------------------------------------------------------
     def many(self, xs: Sequence[np.ndarray]) -> list[Outputs]:
@@ -163,10 +250,8 @@ class Inference:
         for i, x in enumerate(xs):
             if len(self._bounds(x.shape[-1])) == 1:
                 groups.setdefault(x.shape, []).append(i)
-            elif self.engine.local:
-                results[i] = self._finish_local(*self.embed(x))
             else:
-                results[i] = self._windowed(x)
+                results[i] = self.stream([x]).outputs
         for idx in groups.values():
             for s in range(0, len(idx), self.batch_size):
                 part = idx[s:s + self.batch_size]
@@ -180,7 +265,7 @@ class Inference:
                     out = self.engine.forward(batch)
                 for j, i in enumerate(part):
                     results[i] = {k: v[j] for k, v in out.items()}
-        return [agree(o) for o in results]  # type: ignore[arg-type]
+        return [agree(o) for o in results]  # type: ignore[arg-type]  (idempotent: streamed ones are agreed)
 
     def heads(self, seqs: Sequence[np.ndarray]) -> list[Outputs]:
         """Outputs of a local model's head on per-step embeddings ``(n, D)`` computed before
@@ -197,8 +282,10 @@ class Inference:
                     results[i] = {k: v[j] for k, v in out.items()}
         return [agree(o) for o in results]  # type: ignore[arg-type]
 
-    def segments(self, x: np.ndarray, seconds: float) -> list[tuple[float, float, Outputs]]:
-        """(start s, end s, outputs) of consecutive ``seconds``-long segments of features ``(C, F, T)``.
+    def segments(self, source: "np.ndarray | Streamed", seconds: float) -> list[tuple[float, float, Outputs]]:
+        """(start s, end s, outputs) of consecutive ``seconds``-long segments of features ``(C, F, T)``
+        or of a :class:`Streamed` result (which holds what is needed: the per-step embeddings of
+        a local model, else its features, ``stream(..., keep_features=True)``).
 
         Models with per-step embeddings run their head on each segment's steps (for the cost
         of the head; a step's window may reach a little into the neighbouring segment, as it
@@ -207,54 +294,56 @@ class Inference:
             from ..errors import ConfigError
 
             raise ConfigError(f"segment length must be positive (got {seconds})")
-        x = self._pad(x)
         per = max(1, int(round(seconds / GRID_SECONDS)))
-        n = n_steps(x.shape[-1], self.feature)
-        bounds = [(k, min(n, k + per)) for k in range(0, n, per)]
         if self.engine.local:
-            seq, tags = self.embed(x)
+            seq, tags = (source.seq, source.tags) if isinstance(source, Streamed) else self.embed(source)
+            assert seq is not None
+            bounds = [(k, min(len(seq), k + per)) for k in range(0, len(seq), per)]
             outs = self.heads([seq[a:b] for a, b in bounds])
             if tags is not None:
                 outs = [{**o, "tags": tags[a:b].mean(axis=0)} for o, (a, b) in zip(outs, bounds)]
         else:
+            x = source.features if isinstance(source, Streamed) else source
+            assert x is not None, "segments of a streamed non-local model need stream(..., keep_features=True)"
+            x = self._pad(x)
+            n = n_steps(x.shape[-1], self.feature)
+            bounds = [(k, min(n, k + per)) for k in range(0, n, per)]
             f = self.step
             outs = self.many([x[..., int(round(a * f)):max(int(round(b * f)), int(round(a * f)) + 1)] for a, b in bounds])
         return [(a * GRID_SECONDS, b * GRID_SECONDS, o) for (a, b), o in zip(bounds, outs)]
 
-    def _finish_local(self, seq: np.ndarray, tags: np.ndarray | None) -> Outputs:
-        out = {k: v[0] for k, v in self.engine.head(seq[None]).items()}
-        if tags is not None:
-            out["tags"] = tags.mean(axis=0)
-        return out
-
-
-#: how far past an axis a point moved into its quadrant lands: the printed precision (4 decimals),
-#: so the rounded numbers keep the quadrant's signs (0 counts as positive)
-EDGE = 1e-4
-
 
 def agree(out: Outputs) -> Outputs:
     """Keep ``static`` and ``dynamic`` on the canonical scale [-1, 1] (linear heads can
-    overshoot: the default's 2 Hz valence reached 1.1), then add ``quadrant_probs`` and move
-    ``static`` into the most probable quadrant (see the module docstring)."""
+    overshoot: the default's 2 Hz valence reached 1.1) and add ``quadrant_probs``, the softmax
+    of a quadrant head's logits (see the module docstring). The (valence, arousal) point is
+    the regression's own: it is not moved into the most probable quadrant (that put 9% of the
+    points exactly on an axis), so near an axis the two may disagree, and outputs say so.
+    Idempotent."""
     over = {k: np.clip(out[k], -1.0, 1.0).astype(np.float32) for k in ("static", "dynamic")
             if k in out and np.abs(out[k]).max(initial=0.0) > 1.0}
     if over:
         out = {**out, **over}
-    if "quadrant" not in out:
+    if "quadrant" not in out or "quadrant_probs" in out:
         return out
     z = np.asarray(out["quadrant"], dtype=np.float64)
     p = np.exp(z - z.max())
     p /= p.sum()
-    q = int(p.argmax())  # 0..3 = Q1..Q4
-    v_sign, a_sign = ((1, 1), (-1, 1), (-1, -1), (1, -1))[q]
-    v, a = (float(x) for x in out["static"])
-    v = max(v, 0.0) if v_sign > 0 else min(v, -EDGE)
-    a = max(a, 0.0) if a_sign > 0 else min(a, -EDGE)
-    return {**out, "static": np.array([v, a], dtype=np.float32), "quadrant_probs": p.astype(np.float32)}
+    return {**out, "quadrant_probs": p.astype(np.float32)}
 
 
-def stack(outputs: Sequence[Outputs]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(static ``(N, 2)``, list of dynamic ``(n_i, 2)``) of many clips' outputs, for scoring."""
+def quadrant_index(out: Outputs) -> int:
+    """The reported quadrant 1..4 of one clip's outputs: the most probable one for a model with
+    a quadrant head, else the quadrant of its (valence, arousal) signs (0 counts as positive)."""
+    from ..scales import quadrant
+
+    if "quadrant_probs" in out:
+        return int(np.argmax(out["quadrant_probs"])) + 1
+    return int(quadrant(float(out["static"][0]), float(out["static"][1])).name[1])
+
+
+def stack(outputs: Sequence[Outputs]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """(static ``(N, 2)``, list of dynamic ``(n_i, 2)``, reported quadrants ``(N,)`` 1..4) of many
+    clips' outputs, for scoring."""
     static = np.stack([o["static"] for o in outputs]) if outputs else np.zeros((0, 2), np.float32)
-    return static, [o["dynamic"] for o in outputs]
+    return static, [o["dynamic"] for o in outputs], np.array([quadrant_index(o) for o in outputs], dtype=np.int64)

@@ -6,10 +6,12 @@ from :mod:`mer.infer.backends` (ONNX Runtime, which needs no torch, or PyTorch).
 file (or waveform in memory) it computes features block by block, runs the model through the
 one sliding-window :class:`mer.infer.Inference` that ``mer evaluate`` and training also use,
 and returns a :class:`Prediction`: static valence and arousal on the canonical [-1, 1] scale,
-the quadrant that follows from them (0 counts as positive, as in :func:`mer.scales.quadrant`),
+the quadrant (for a model with a quadrant head, such as the default, its most probable one;
+otherwise the quadrant of the point, 0 counting as positive as in :func:`mer.scales.quadrant`),
 the quadrant probabilities for models that have them, the 2 Hz curve, and optionally
-per-segment results and the embeddings. Values are rounded to 4 decimals *before* the
-quadrant is taken, so the printed numbers and the quadrant never disagree.
+per-segment results and the embeddings. Values are rounded to 4 decimals *before* a quadrant
+is taken from them. ``point_quadrant`` is the quadrant the point lies in: near an axis it can
+differ from the classifier's, and the point is then left where the regression put it.
 
 Usage::
 
@@ -33,8 +35,8 @@ import numpy as np
 
 from ..grid import GRID_SECONDS
 from ..hub import Bundle
-from ..scales import from_canonical, quadrant
-from .inference import Inference, Outputs
+from ..scales import QUADRANTS, Quadrant, from_canonical, quadrant
+from .inference import Inference, Outputs, quadrant_index
 
 if TYPE_CHECKING:
     from .batch import Result
@@ -59,16 +61,23 @@ class Segment:
     quadrant: str
     probabilities: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def point_quadrant(self) -> str:
+        """The quadrant of the (valence, arousal) point; see :attr:`Prediction.point_quadrant`."""
+        return quadrant(self.valence, self.arousal).name
+
     def on_scale(self, scale: str = "canonical") -> dict[str, Any]:
         conv = (lambda x: x) if scale == "canonical" else (lambda x: from_canonical(x, scale))
         return {"start": self.start, "end": self.end, "valence": round(float(conv(self.valence)), DECIMALS),
                 "arousal": round(float(conv(self.arousal)), DECIMALS), "quadrant": self.quadrant,
+                "point_quadrant": self.point_quadrant,
                 **{f"p_{k.lower()}": v for k, v in self.probabilities.items()}}
 
 
 @dataclass
 class Prediction:
-    """One file's result. ``curve`` is ``(n, 2)`` (valence, arousal); it carries its own time
+    """One file's result. ``curve`` is ``(n, 2)`` float32 (valence, arousal; as the model gave
+    it, rounded to 4 decimals only on output: :meth:`on_scale`); it carries its own time
     axis, as pyannote's ``SlidingWindowFeature`` does: value ``k`` is at ``curve_start + k *
     curve_step`` seconds on the file's clock (:attr:`times`; 2 Hz, the first at 0.5 s, or at
     ``offset + 0.5`` for a part of a file)."""
@@ -98,6 +107,14 @@ class Prediction:
         return np.round(self.curve_start + self.curve_step * np.arange(len(self.curve)), 3)
 
     @property
+    def point_quadrant(self) -> str:
+        """The quadrant the (valence, arousal) point lies in (0 counts as positive). For a
+        quadrant model it can differ from :attr:`quadrant`, the classifier's most probable one,
+        when the point lies near an axis: the two heads disagree there, and the point is left
+        where the regression put it rather than moved onto the axis."""
+        return quadrant(self.valence, self.arousal).name
+
+    @property
     def confidence(self) -> float | None:
         """Probability of the reported quadrant (None for models without a quadrant head)."""
         return self.probabilities.get(self.quadrant) if self.probabilities else None
@@ -105,11 +122,12 @@ class Prediction:
     def on_scale(self, scale: str = "canonical") -> dict[str, Any]:
         """JSON-ready dict with values on ``scale`` ("canonical", "1-9", "0-1"); no embeddings."""
         conv = (lambda x: x) if scale == "canonical" else (lambda x: from_canonical(x, scale))
-        curve = np.round(conv(self.curve), DECIMALS) if len(self.curve) else self.curve
+        curve = np.round(conv(self.curve.astype(np.float64)), DECIMALS) if len(self.curve) else self.curve
         return {"path": self.path, "duration": round(self.duration, 3),
                 "valence": round(float(conv(self.valence)), DECIMALS),
                 "arousal": round(float(conv(self.arousal)), DECIMALS), "scale": scale,
                 "quadrant": self.quadrant, "quadrant_words": self.quadrant_words,
+                "point_quadrant": self.point_quadrant,
                 **({f"p_{k.lower()}": v for k, v in self.probabilities.items()} if self.probabilities else {}),
                 **({"confidence": self.confidence} if self.probabilities else {}),
                 "curve_start": self.curve_start, "curve_step": self.curve_step,
@@ -159,6 +177,11 @@ class Predictor:
         times (a part from 20 s has its first step at 20.5 s); ``duration`` is the part's. ``embeddings``: also the clip and per-step embeddings (per-step-embedding
         models such as the default). ``progress(fraction)``: called as a file is decoded."""
         t0 = time.perf_counter()
+        if embeddings and not self.engine.local:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"model {self.name} has no per-step embeddings (only musicnn-based models do)")
+        keep = bool(segments) and not self.engine.local  # their segments run on the features again
         if isinstance(source, np.ndarray):
             if sr is None:
                 from ..errors import ConfigError
@@ -166,33 +189,31 @@ class Predictor:
                 raise ConfigError("a waveform needs its sample rate: predict(y, sr=44100)")
             y = source[..., int(round(offset * sr)):] if offset else source
             y = y[..., :int(round(duration * sr))] if duration else y
-            x, name, length = self.inference.features_of(y, sr), "<array>", y.shape[-1] / sr
+            st = self.inference.stream([self.inference.features_of(y, sr)], keep_features=keep)
+            name, length = "<array>", y.shape[-1] / sr
         else:
             from ..audio import info
 
             header = info(source)  # read once: for the decoder and for the length reported
-            x = self.inference.features(header, offset=offset, duration=duration, progress=progress)
-            name, length = str(source), self._length(header.duration, x.shape[-1], offset, duration)
-        out = self.inference(x)
-        pred = self.finish(name, length, out, 0.0)
+            blocks = self.inference.blocks(header, offset=offset, duration=duration, progress=progress)
+            st = self.inference.stream(blocks, keep_features=keep)
+            name, length = str(source), self._length(header.duration, st.frames, offset, duration)
+        pred = self.finish(name, length, st.outputs, 0.0)
         if offset:  # the curve's axis and the segments' bounds are on the file's own clock
             pred.curve_start = round(pred.curve_start + offset, 3)
         if segments:
             pred.segments = [self._segment(a + offset, b + offset, o, pred.duration + offset)
-                             for a, b, o in self.inference.segments(x, segments)]
-        if embeddings:
-            if not self.engine.local:
-                from ..errors import ConfigError
-
-                raise ConfigError(f"model {self.name} has no per-step embeddings (only musicnn-based models do)")
-            seq, _ = self.inference.embed(x)
-            pred.step_embeddings, pred.embedding = seq.astype(np.float32), seq.mean(axis=0).astype(np.float32)
+                             for a, b, o in self.inference.segments(st, segments)]
+            _last_segment(pred, segments, offset)
+        if embeddings and st.seq is not None:
+            pred.step_embeddings = st.seq.astype(np.float32, copy=False)
+            pred.embedding = st.seq.mean(axis=0).astype(np.float32)
         pred.seconds = time.perf_counter() - t0
         return pred
 
     def _segment(self, start: float, end: float, out: Outputs, duration: float) -> Segment:
         v, a = _clean(out["static"][0]), _clean(out["static"][1])
-        return Segment(round(start, 3), round(min(end, duration), 3), v, a, quadrant(v, a).name, _probs(out))
+        return Segment(round(start, 3), round(min(end, duration), 3), v, a, _reported(out, v, a).name, _probs(out))
 
     def _length(self, file_seconds: float, n_frames: int, offset: float, duration: float | None) -> float:
         """Seconds of audio predicted: the file's own length (its header) less ``offset``, at
@@ -213,8 +234,8 @@ class Predictor:
             raise ModelError(f"model {self.name} produced NaN/inf (for {path}); its weights are likely damaged or "
                              "diverged: retrain it or use another model")
         v, a = _clean(out["static"][0]), _clean(out["static"][1])
-        q = quadrant(v, a)
-        curve = np.round(np.asarray(out["dynamic"], dtype=np.float64), DECIMALS)
+        q = _reported(out, v, a)
+        curve = np.asarray(out["dynamic"], dtype=np.float32)  # one compact array; rounded on output
         tags = {}
         names = self.engine.tag_names
         if "tags" in out and names:
@@ -242,6 +263,27 @@ def run_batch(model: "str | os.PathLike | Bundle", paths: list[str], device: str
     from .batch import run
 
     return run(functools.partial(Predictor, model, device, backend), paths, workers, options)
+
+
+def _last_segment(pred: Prediction, seconds: float, offset: float) -> None:
+    """The last segment ends where the audio does (its steps stop at the last whole 0.5 s), and
+    a last segment much shorter than asked for is said to be unreliable."""
+    last = pred.segments[-1]
+    last.end = round(pred.duration + offset, 3)
+    length = last.end - last.start
+    if len(pred.segments) > 1 and length < seconds / 2:
+        import warnings
+
+        from ..errors import MERWarning
+
+        warnings.warn(f"{pred.path}: the last segment ({last.start:g}-{last.end:g} s) is only {length:.1f} s long "
+                      f"against {seconds:g} s asked for; its result is less reliable", MERWarning, stacklevel=3)
+
+
+def _reported(out: Outputs, v: float, a: float) -> Quadrant:
+    """The quadrant a prediction reports: a quadrant head's most probable one, else that of the
+    rounded (valence, arousal) point (so printed numbers and quadrant agree)."""
+    return QUADRANTS[f"Q{quadrant_index(out)}"] if "quadrant_probs" in out else quadrant(v, a)
 
 
 def _probs(out: Outputs) -> dict[str, float]:

@@ -39,8 +39,11 @@ FIELDS: tuple[Field, ...] = (
     Field("valence", "real", "scale", "valence, unpleasant (-1) to pleasant (+1)", file=True, segment=True,
           library=True),
     Field("arousal", "real", "scale", "arousal, calm (-1) to excited (+1)", file=True, segment=True, library=True),
-    Field("quadrant", "text", "", "Russell quadrant Q1..Q4", file=True, segment=True, library=True),
+    Field("quadrant", "text", "", "Russell quadrant Q1..Q4: a quadrant head's most probable one, else the point's",
+          file=True, segment=True, library=True),
     Field("quadrant_words", "text", "", "the quadrant's mood words", file=True),
+    Field("point_quadrant", "text", "", "the quadrant the (valence, arousal) point lies in; differs from quadrant "
+          "when the regression and the quadrant classifier disagree (near an axis)", file=True, segment=True),
     Field("duration", "real", "s", "seconds of audio predicted", file=True, library=True),
     *(Field(f"p_q{i}", "real", "probability", _P.format(f"Q{i}"), file=True, segment=True, library=True)
       for i in range(1, 5)),

@@ -10,7 +10,8 @@ API (documented by FastAPI at ``/docs``; the page uses nothing else):
   prints for one file) or error; ``GET /api/jobs`` -> the jobs this browser sent (a random
   ``mer_client`` cookie, HttpOnly, SameSite=Strict); ``?all=1``: every job, for the token holder;
 - ``GET /api/models`` -> the model in use, the bundled ones and the limits; ``GET /api/health``;
-- with ``--library DB``: ``GET /api/library/songs`` and ``GET /api/library/audio/{id}`` (audio
+- with ``--library DB``: ``GET /api/library/songs`` (each song with its ``name``: "Artist - Title" from its
+  tags, else the file name, as ``mer playlist`` writes it) and ``GET /api/library/audio/{id}`` (audio
   by id from the index only, never by path; range requests for seeking).
 
 A local server is still a server. Every request must name this server in its ``Host`` header
@@ -45,6 +46,7 @@ from starlette.requests import ClientDisconnect
 
 from ..errors import MERError
 from ..hub import Bundle, bundled_models
+from ..library.playlist import display_name
 from .jobs import BadUpload, Busy, JobQueue, Limits, Stalled, TooLarge, receive
 
 STATIC = Path(__file__).parent / "static"
@@ -168,7 +170,7 @@ def create_app(predictor: Any, library: Any = None, token: str | None = None, ma
         if library is None:
             raise HTTPException(404, "no library: start the server with --library music.sqlite")
         try:
-            return {"songs": library.songs()}
+            return {"songs": [{**s, "name": display_name(s)} for s in library.songs()]}
         except MERError as exc:
             raise HTTPException(503, str(exc)) from None
 

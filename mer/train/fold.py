@@ -165,7 +165,7 @@ class FoldTrainer:
         model.eval()
         inference = Inference.from_module(model, self.device)
         outs = inference.heads([it.x for it in val]) if embedded else inference.many([it.x for it in val])
-        static, dynamic = stack(outs)
+        static, dynamic, _ = stack(outs)
         losses = []
         if self.cfg.task in ("static", "both"):
             y = torch.tensor(np.stack([it.static_target if it.static_target is not None else np.full(2, np.nan)

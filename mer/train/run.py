@@ -155,8 +155,8 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
             test_items = [by_id[i] for i in test_ids]
             inference = Inference.from_module(best.eval(), device)
             xs = [it.x for it in test_items]
-            static, dynamic = stack(inference.heads(xs) if embedded else inference.many(xs))
-            result["test"] = score(test_items, static, dynamic)
+            static, dynamic, quads = stack(inference.heads(xs) if embedded else inference.many(xs))
+            result["test"] = score(test_items, static, dynamic, quads)
             result["constant"] = constant_baseline(train_items, test_items)
         if env.main:
             write_json_atomic(fold_dir / "test.json", result)

@@ -71,6 +71,43 @@ function makePlane(canvas, datasets, onClick) {
   });
 }
 
+// Points {x, y, quadrant, ...} as one dataset per quadrant, so that the legend shows each quadrant's
+// colour and words, as the dots are coloured (points of no known quadrant are left out).
+function quadrantDatasets(points, pointRadius) {
+  return Object.entries(QUAD).map(([q, { words, color }]) => ({
+    label: `${q} ${words}`, data: points.filter((p) => p.quadrant === q), backgroundColor: color, borderColor: color, pointRadius }));
+}
+// A plane of quadrantDatasets: made on first use, then its data replaced (legend toggles kept).
+function quadrantPlane(chart, canvas, points, pointRadius, onPick) {
+  const datasets = quadrantDatasets(points, pointRadius);
+  if (chart) {
+    datasets.forEach((d, i) => { chart.data.datasets[i].data = d.data; });
+    chart.update("none");
+    return chart;
+  }
+  const made = makePlane(canvas, datasets, (evt, els) => { if (els.length) onPick(made.data.datasets[els[0].datasetIndex].data[els[0].index].id); });
+  return made;
+}
+
+// ---------------------------------------------------------------- the curve, drawn for what it is worth
+// The 2 Hz curve's second-by-second movement does not follow listeners (docs/benchmarks.md, "The 2 Hz
+// curve against listeners"), so the page draws it smoothed unless "raw 2 Hz values" is ticked: a centred
+// moving mean over SMOOTH steps, the ends padded with the first and last value, exactly as
+// mer.plot.moving_mean (mer predict --plot) and that benchmark compute it.
+const SMOOTH = 21; // steps of 0.5 s: 10.5 s
+function movingMean(xs, k = SMOOTH) {
+  const h = Math.floor(k / 2), last = xs.length - 1;
+  return xs.map((_, i) => {
+    let sum = 0;
+    for (let j = i - h; j <= i + h; j++) sum += xs[Math.min(last, Math.max(0, j))];
+    return sum / k;
+  });
+}
+function shownCurve(r) {
+  if ($("#raw").checked) return { v: r.valence_curve, a: r.arousal_curve, what: "raw 2 Hz" };
+  return { v: movingMean(r.valence_curve), a: movingMean(r.arousal_curve), what: "10.5 s mean" };
+}
+
 // ---------------------------------------------------------------- uploads and jobs
 // A big drop is sent in parts that fit the server's limits (files per upload, jobs at once);
 // the rest waits in the browser, shown as "waiting", and goes as earlier files finish.
@@ -182,9 +219,9 @@ function renderTable() {
       : `<span class="bar"><i style="width:${Math.round(100 * j.progress)}%"></i></span> ${j.state}`;
     const tail = j.state === "error" ? `<td class="error" colspan="5">${esc(j.error || "failed")}</td>`
       : `<td>${fmt(r.valence)}</td><td>${fmt(r.arousal)}</td>
-         <td>${r.quadrant ? `<span class="q ${r.quadrant}">${r.quadrant}</span> ${esc(r.quadrant_words)}` : ""}</td>
+         <td class="quad">${r.quadrant ? `<span class="q ${r.quadrant}">${r.quadrant}</span> <span class="words">${esc(r.quadrant_words)}</span>` : ""}</td>
          <td>${r.confidence !== undefined ? Math.round(100 * r.confidence) + "%" : ""}</td><td>${fmt(r.duration, 1)}</td>`;
-    return `<tr data-id="${id}" class="${id === state.selected ? "selected" : ""} ${j.state}"><td class="name" title="${esc(j.name)}">${esc(j.name)}</td><td>${status}</td>${tail}</tr>`;
+    return `<tr data-id="${id}" class="${id === state.selected ? "selected" : ""} ${j.state}"><td class="name" title="${esc(j.name)}">${esc(j.name)}</td><td class="state">${status}</td>${tail}</tr>`;
   });
   $("#table tbody").innerHTML = rows.join("");
   document.querySelectorAll("#table th").forEach((th) => {
@@ -195,16 +232,8 @@ function renderTable() {
 
 function updateOverview() {
   const points = [...state.jobs.values()].filter((j) => j.result).map((j) => ({
-    x: j.result.valence, y: j.result.arousal, id: j.id, label: `${j.name}: ${j.result.quadrant}` }));
-  const colors = points.map((p) => QUAD[state.jobs.get(p.id).result.quadrant].color);
-  if (!state.overview) {
-    state.overview = makePlane($("#overview"), [{ label: "files", data: points, pointBackgroundColor: colors, pointRadius: 5 }],
-      (evt, els) => { if (els.length) select(state.overview.data.datasets[0].data[els[0].index].id); });
-  } else {
-    state.overview.data.datasets[0].data = points;
-    state.overview.data.datasets[0].pointBackgroundColor = colors;
-    state.overview.update();
-  }
+    x: j.result.valence, y: j.result.arousal, quadrant: j.result.quadrant, id: j.id, label: `${j.name}: ${j.result.quadrant}` }));
+  state.overview = quadrantPlane(state.overview, $("#overview"), points, 5, select);
 }
 
 // ---------------------------------------------------------------- one song
@@ -229,8 +258,7 @@ function renderDetail() {
     ` — valence ${fmt(r.valence)}, arousal ${fmt(r.arousal)}, ${fmt(r.duration, 1)} s` +
     (job.warnings && job.warnings.length ? ` <span class="hint">(${esc(job.warnings.join("; "))})</span>` : "");
   loadAudio(job);
-  drawPlane(r);
-  drawTimeline(r);
+  drawCurves(r);
   $("#probs").innerHTML = ["Q1", "Q2", "Q3", "Q4"].filter((q) => r["p_" + q.toLowerCase()] !== undefined).map((q) => {
     const p = r["p_" + q.toLowerCase()];
     return `<div class="prob"><span class="q ${q}">${q}</span><span class="bar"><i style="width:${Math.round(100 * p)}%;background:${QUAD[q].color}"></i></span>${Math.round(100 * p)}% ${QUAD[q].words}</div>`;
@@ -264,15 +292,24 @@ function onTime(t) {
   if (!job || !job.result || !state.planeChart) return;
   const r = job.result, i = stepAt(r.times, t);
   state.markerIndex = i;
-  state.planeChart.data.datasets[2].data = [{ x: r.valence_curve[i], y: r.arousal_curve[i], label: `now: ${fmt(t, 1)} s` }];
+  state.planeChart.data.datasets[2].data = [{ x: state.curve.v[i], y: state.curve.a[i], label: `now: ${fmt(t, 1)} s` }];
   state.planeChart.update("none");
   if (state.timeChart) state.timeChart.update("none");
 }
 
+// The plane and the chart of one song, from the curve as shown (smoothed or raw: shownCurve).
+function drawCurves(r) {
+  state.curve = shownCurve(r);
+  drawPlane(r);
+  drawTimeline(r);
+  onTime(state.playhead);
+}
+
 function drawPlane(r) {
-  const traj = r.times.map((t, i) => ({ x: r.valence_curve[i], y: r.arousal_curve[i], t, label: `${fmt(t, 1)} s` }));
+  const c = state.curve;
+  const traj = r.times.map((t, i) => ({ x: c.v[i], y: c.a[i], t, label: `${fmt(t, 1)} s` }));
   const datasets = [
-    { label: "2 Hz trajectory", data: traj, showLine: true, borderColor: "#7a8", backgroundColor: "#7a8", pointRadius: 2, borderWidth: 1.2 },
+    { label: `trajectory (${c.what})`, data: traj, showLine: true, borderColor: "#7a8", backgroundColor: "#7a8", pointRadius: 2, borderWidth: 1.2 },
     { label: "whole song", data: [{ x: r.valence, y: r.arousal, label: "whole song" }], pointStyle: "star", pointRadius: 12, borderColor: "#d00", backgroundColor: "#d00", borderWidth: 2 },
     { label: "now", data: [], pointRadius: 8, backgroundColor: "#222" },
   ];
@@ -298,15 +335,23 @@ const playheadLine = {
   },
 };
 
+// Valence and arousal over time as shown (datasets 0 and 1), and the whole song's values as flat
+// dashed lines (2 and 3): what the curve must beat. The y axis is the scale, [-1, 1], whatever the data.
 function drawTimeline(r) {
   if (state.timeChart) state.timeChart.destroy();
+  const c = state.curve, t = r.times, t0 = t.length ? t[0] : 0, t1 = t.length ? t[t.length - 1] : r.duration;
+  // no fill colour: the legend's flat boxes are then drawn as their lines, dashed or not
+  const line = (label, color, data, dash) => ({ label, data, borderColor: color, backgroundColor: "transparent", pointRadius: 0,
+                                                borderWidth: dash ? 1.5 : 2, borderDash: dash ? [6, 4] : [] });
+  const curve = (ys) => t.map((x, i) => ({ x, y: ys[i] })), flat = (y) => [{ x: t0, y }, { x: t1, y }];
   state.timeChart = new Chart($("#timeline"), {
     type: "line", plugins: [playheadLine],
     data: { datasets: [
-      { label: "valence", data: r.times.map((t, i) => ({ x: t, y: r.valence_curve[i] })), borderColor: "#3d5a98", pointRadius: 0, borderWidth: 1.5 },
-      { label: "arousal", data: r.times.map((t, i) => ({ x: t, y: r.arousal_curve[i] })), borderColor: "#e6a100", pointRadius: 0, borderWidth: 1.5 },
+      line(`valence (${c.what})`, "#3d5a98", curve(c.v)), line(`arousal (${c.what})`, "#e6a100", curve(c.a)),
+      line("valence, whole song", "#3d5a98", flat(r.valence), true), line("arousal, whole song", "#e6a100", flat(r.arousal), true),
     ] },
-    options: { animation: false, aspectRatio: 2.4, scales: { x: { type: "linear", title: { display: true, text: "time (s)" } }, y: { suggestedMin: -1, suggestedMax: 1 } },
+    options: { animation: false, maintainAspectRatio: false, plugins: { legend: { labels: { boxWidth: 26, boxHeight: 1, font: { size: 11 } } } },
+               scales: { x: { type: "linear", min: 0, max: t1, title: { display: true, text: "time (s)" } }, y: { min: -1, max: 1 } },
                onClick: (evt) => { if (state.ws) { const t = state.timeChart.scales.x.getValueForPixel(evt.x); state.ws.setTime(Math.max(0, t)); onTime(Math.max(0, t)); } } },
   });
 }
@@ -329,9 +374,9 @@ function csvOf(r) {
   return cols.join(",") + "\n" + cols.map((c) => q(r[c])).join(",") + "\n\n" + curve.join("\n") + "\n";
 }
 
-function svgOf(r) {
+function svgOf(r, c) { // the plane as drawn: c is the curve as shown (shownCurve)
   const S = 400, P = (v) => ((v + 1) / 2) * S, Y = (a) => S - P(a);
-  const pts = r.times.map((t, i) => `${P(r.valence_curve[i]).toFixed(1)},${Y(r.arousal_curve[i]).toFixed(1)}`).join(" ");
+  const pts = r.times.map((t, i) => `${P(c.v[i]).toFixed(1)},${Y(c.a[i]).toFixed(1)}`).join(" ");
   const labels = Object.entries(QUAD).map(([n, q]) => `<text x="${q.v > 0 ? S * 0.75 : S * 0.25}" y="${q.a > 0 ? 20 : S - 10}" text-anchor="middle" font-size="12" fill="${q.color}">${n} ${q.words}</text>`).join("");
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${S}" height="${S}" viewBox="0 0 ${S} ${S}"><rect width="${S}" height="${S}" fill="#fff" stroke="#999"/>` +
     `<line x1="${S / 2}" y1="0" x2="${S / 2}" y2="${S}" stroke="#999"/><line x1="0" y1="${S / 2}" x2="${S}" y2="${S / 2}" stroke="#999"/>${labels}` +
@@ -354,24 +399,19 @@ function libraryVisible() {
 }
 function drawLibrary() {
   const songs = libraryVisible();
-  const data = songs.map((s) => ({ x: s.valence, y: s.arousal, id: s.id, label: s.path.split("/").pop() }));
-  const colors = songs.map((s) => QUAD[s.quadrant] ? QUAD[s.quadrant].color : "#888");
-  if (!state.libChart) {
-    state.libChart = makePlane($("#libplane"), [{ label: "songs", data, pointBackgroundColor: colors, pointRadius: 3 }],
-      (evt, els) => { if (els.length) playSong(state.libChart.data.datasets[0].data[els[0].index].id); });
-    enableRegion(state.libChart);
-  } else {
-    Object.assign(state.libChart.data.datasets[0], { data, pointBackgroundColor: colors });
-    state.libChart.update("none");
-  }
-  $("#lib-list").innerHTML = songs.slice(0, 200).map((s) => `<li data-id="${s.id}"><span class="q ${s.quadrant}">${s.quadrant}</span> ${esc(s.path.split("/").pop())}</li>`).join("");
+  const points = songs.map((s) => ({ x: s.valence, y: s.arousal, quadrant: s.quadrant, id: s.id, label: s.name }));
+  const first = !state.libChart;
+  state.libChart = quadrantPlane(state.libChart, $("#libplane"), points, 3, playSong);
+  if (first) enableRegion(state.libChart);
+  // each song by its name ("Artist - Title" from its tags, else its file name: the server's display_name), its path on hover
+  $("#lib-list").innerHTML = songs.slice(0, 200).map((s) => `<li data-id="${s.id}" title="${esc(s.path)}"><span class="q ${s.quadrant}">${s.quadrant}</span> ${esc(s.name)}</li>`).join("");
 }
 function playSong(id) {
   const s = state.library.find((x) => x.id === id);
   const audio = $("#lib-audio");
   audio.src = withToken("/api/library/audio/" + id);
   audio.play().catch(() => {});
-  $("#lib-now").textContent = s ? `${s.path.split("/").pop()}: ${s.quadrant}, valence ${fmt(s.valence)}, arousal ${fmt(s.arousal)}` : "";
+  $("#lib-now").textContent = s ? `${s.name}: ${s.quadrant}, valence ${fmt(s.valence)}, arousal ${fmt(s.arousal)}` : "";
 }
 function enableRegion(chart) {
   let start = null;
@@ -405,8 +445,9 @@ function init() {
   $("#dl-json").addEventListener("click", () => { const j = current(); if (j) download(stem(j.name) + ".json", new Blob([JSON.stringify(j.result, null, 2)], { type: "application/json" })); });
   $("#dl-csv").addEventListener("click", () => { const j = current(); if (j) download(stem(j.name) + ".csv", new Blob([csvOf(j.result)], { type: "text/csv" })); });
   $("#dl-png").addEventListener("click", () => { const j = current(); if (j && state.planeChart) { const a = document.createElement("a"); a.href = state.planeChart.toBase64Image(); a.download = stem(j.name) + ".png"; a.click(); } });
-  $("#dl-svg").addEventListener("click", () => { const j = current(); if (j) download(stem(j.name) + ".svg", new Blob([svgOf(j.result)], { type: "image/svg+xml" })); });
+  $("#dl-svg").addEventListener("click", () => { const j = current(); if (j) download(stem(j.name) + ".svg", new Blob([svgOf(j.result, state.curve)], { type: "image/svg+xml" })); });
   document.querySelectorAll("#library input").forEach((c) => c.addEventListener("change", drawLibrary));
+  $("#raw").addEventListener("change", () => { const j = current(); if (j) drawCurves(j.result); });
   $("#lib-clear").addEventListener("click", () => { state.region = null; drawLibrary(); });
   $("#lib-list").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) playSong(Number(li.dataset.id)); });
   api("/api/models").then((m) => {
