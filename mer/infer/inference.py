@@ -62,6 +62,31 @@ class Window:
     weight: int
 
 
+class _Rows:
+    """Rows ``(k, ...)`` appended into one array, allocated once for ``expect`` rows (pages never
+    written cost no memory) and grown by half when that was short: a 3-hour file's per-step
+    embeddings (17 MB) are written once, never held twice by a final concatenate."""
+
+    def __init__(self, expect: int = 0) -> None:
+        self.expect, self.n = expect, 0
+        self.a: np.ndarray | None = None
+
+    def add(self, rows: np.ndarray) -> None:
+        need = self.n + len(rows)
+        if self.a is None or need > len(self.a):
+            grown = np.empty((max(need, self.expect, 3 * len(self.a) // 2 if self.a is not None else 0),
+                              *rows.shape[1:]), rows.dtype)
+            if self.a is not None:
+                grown[:self.n] = self.a[:self.n]
+            self.a = grown
+        self.a[self.n:need] = rows
+        self.n = need
+
+    def rows(self, n: int) -> np.ndarray:
+        assert self.a is not None
+        return self.a[:min(n, self.n)]
+
+
 @dataclass
 class Streamed:
     """What :meth:`Inference.stream` returns: the agreed ``outputs``, the number of feature
@@ -185,14 +210,17 @@ class Inference:
             yield window(w0, w1, total, n_total if w1 >= total else None)
         return total, (np.concatenate(kept, axis=-1) if keep_features else None)
 
-    def stream(self, blocks: Iterable[np.ndarray], keep_features: bool = False) -> Streamed:
+    def stream(self, blocks: Iterable[np.ndarray], keep_features: bool = False, expected_frames: int = 0) -> Streamed:
         """The model's outputs for features given as blocks (:func:`mer.features.feature_blocks`),
         window by window in flat memory (see the module docstring); equal to
         ``self(np.concatenate(blocks, axis=-1))``. Models with per-step embeddings run their
         head once on the whole sequence; others average their windows' clip outputs, weighted
-        by window length, and concatenate their curves."""
+        by window length, and concatenate their curves. ``expected_frames`` (e.g. from the
+        file's header; a guess) sizes the per-step arrays once instead of growing them."""
         gen = self.windows(blocks, keep_features)
-        seqs, tags, curves, weights, clip = [], [], [], [], {}  # type: ignore[var-annotated]
+        expect = n_steps(expected_frames, self.feature) + 2 if expected_frames else 0
+        seqs, tags = _Rows(expect), _Rows(expect)
+        curves, weights, clip = [], [], {}  # type: ignore[var-annotated]
         while True:
             try:
                 w = next(gen)
@@ -202,9 +230,9 @@ class Inference:
             own = slice(w.first, w.first + w.keep)
             if self.engine.local:
                 seq, tag = self.engine.embed(w.x[None])
-                seqs.append(seq[0, own])
+                seqs.add(seq[0, own])
                 if tag is not None:
-                    tags.append(tag[0, own])
+                    tags.add(tag[0, own])
             else:
                 out = self.engine.forward(w.x[None])
                 curves.append(out.pop("dynamic")[0, own])
@@ -213,8 +241,8 @@ class Inference:
                 weights.append(w.weight)
         n_total = n_steps(max(total, min_frames(self.feature)), self.feature)
         if self.engine.local:
-            seq = np.concatenate(seqs)[:n_total]
-            tag_seq = np.concatenate(tags)[:n_total] if tags else None
+            seq = seqs.rows(n_total)
+            tag_seq = tags.rows(n_total) if tags.n else None
             out = {k: v[0] for k, v in self.engine.head(seq[None]).items()}
             if tag_seq is not None:
                 out["tags"] = tag_seq.mean(axis=0)

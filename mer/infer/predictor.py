@@ -196,7 +196,10 @@ class Predictor:
 
             header = info(source)  # read once: for the decoder and for the length reported
             blocks = self.inference.blocks(header, offset=offset, duration=duration, progress=progress)
-            st = self.inference.stream(blocks, keep_features=keep)
+            part = max(0.0, header.duration - offset)
+            part = min(part, duration) if duration else part
+            st = self.inference.stream(blocks, keep_features=keep,
+                                       expected_frames=int(part * self.feature.frames_per_second) + 1)
             name, length = str(source), self._length(header.duration, st.frames, offset, duration)
         pred = self.finish(name, length, st.outputs, 0.0)
         if offset:  # the curve's axis and the segments' bounds are on the file's own clock

@@ -134,16 +134,22 @@ class FastFront(nn.Module):
             self.register_buffer(name, t, persistent=False)
 
     def forward(self, x: torch.Tensor, pads: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input ``(B, 1, T, F)`` after the input batch norm -> (front ``(B, 561, T)``, the
-        first mid-end convolution's output before its ReLU ``(B, 64, T)``)."""
+        """Input ``(B, 1, T, F)`` after the input batch norm -> (the live front-end channels
+        ``(B, n_live, T)``, in the order of :attr:`varying`; the first mid-end convolution's
+        output before its ReLU ``(B, 64, T)``)."""
         live = torch.cat([branch(F.pad(x, (0, 0, *pad))) for branch, pad in zip(self.branches, pads)], dim=1)
-        front = torch.cat([live, self.dead.expand(live.shape[0], -1, live.shape[2])], dim=1)[:, self.order]
         mid = F.conv1d(live, self.mid_weight, self.mid_bias, padding=self.padding)
-        return front, mid + F.conv1d(torch.ones_like(live[:, :1]), self.mid_dead, padding=self.padding)
+        return live, mid + F.conv1d(torch.ones_like(live[:, :1]), self.mid_dead, padding=self.padding)
 
-    def pool(self, h: torch.Tensor, centres: torch.Tensor, half: int) -> torch.Tensor:
-        """:func:`pool_windows` of the trunk's output ``h``, pooling only its varying channels."""
-        pooled = pool_windows(h[:, self.varying], centres, half)
+    def front(self, live: torch.Tensor) -> torch.Tensor:
+        """The whole front-end ``(B, 561, T)``: the live channels with the dead ones' constants."""
+        return torch.cat([live, self.dead.expand(live.shape[0], -1, live.shape[2])], dim=1)[:, self.order]
+
+    def pool(self, varying: torch.Tensor, centres: torch.Tensor, half: int) -> torch.Tensor:
+        """:func:`pool_windows` of the trunk's varying channels ``(B, len(varying), T)``
+        (``trunk(x, varying=True)``), with the dead channels' constants put back in place:
+        the full ``(B, 753, T)`` output is never built."""
+        pooled = pool_windows(varying, centres, half)
         const = self.dead[:, 0].repeat_interleave(2).expand(*pooled.shape[:2], -1)
         return torch.cat([pooled, const], dim=-1)[..., self.pool_order]
 
@@ -181,22 +187,28 @@ class MusicnnTrunk(nn.Module):
         self.fast = None if mode else FastFront(self)
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, varying: bool = False) -> torch.Tensor:
+        """``(B, 753, T)``; ``varying=True`` (eval mode only) returns just the channels that vary,
+        ``(B, len(fast.varying), T)``, for :meth:`FastFront.pool`."""
         x = self.input_bn(x.transpose(2, 3))  # (B, 1, T, F): time first, as the original
         pads = [(3, 3)] * len(self.timbral) + [((k - 1) // 2, k // 2)  # TensorFlow "same": extra frame after
                                                for k in (conv.kernel_size[0] for conv in self.temporal)]
         if self.fast is not None:
-            front, mid = self.fast(x, pads)
+            live, mid = self.fast(x, pads)
         else:
+            if varying:
+                raise RuntimeError("trunk(x, varying=True) needs eval mode (the fast front-end)")
             front = torch.cat([bn(F.relu(conv(F.pad(x, (0, 0, *pad))))).amax(dim=3) for conv, bn, pad in zip(
                 [*self.timbral, *self.temporal], [*self.timbral_bn, *self.temporal_bn], pads)], dim=1)  # (B, 561, T)
             mid = self.mid[0](front)
         h = self.mid_bn[0](F.relu(mid))
-        out = [front, h]
+        out = [h]
         for conv, bn in zip(self.mid[1:], self.mid_bn[1:]):
             h = bn(F.relu(conv(h))) + h
             out.append(h)
-        return torch.cat(out, dim=1)
+        if self.fast is None:
+            return torch.cat([front, *out], dim=1)
+        return torch.cat([live, *out], dim=1) if varying else torch.cat([self.fast.front(live), *out], dim=1)
 
 
 class MusicnnBackend(nn.Module):
@@ -296,9 +308,11 @@ class Musicnn(MERModel):
         half = int(round(self.context * fps / 2))
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             trunk = self.backbone["trunk"]
-            h = trunk(x)
-            pool = pool_windows if trunk.fast is None else trunk.fast.pool
-            pooled = pool(h, centres.clamp(max=x.shape[-1] - 1), half)
+            centres = centres.clamp(max=x.shape[-1] - 1)
+            if trunk.fast is None:
+                pooled = pool_windows(trunk(x), centres, half)
+            else:  # only the channels that vary are pooled; the dead ones' constants are put back
+                pooled = trunk.fast.pool(trunk(x, varying=True), centres, half)
             pen, logits = self.backbone["backend"](pooled)
         return pooled, pen, logits
 
