@@ -10,7 +10,8 @@ Measures, in one run:
   core) and of ``mer index <folder>`` into a new library, in seconds of audio per second;
 - **cold start**: wall time of ``mer predict ONE_CLIP`` in a fresh process (median of 5);
 - **peak memory** (max RSS of the process tree) of ``mer predict`` on generated 44.1 kHz
-  stereo WAVs of each ``--long-minutes`` length (60 and 180 by default; 1.9 GB of disk for 3 h);
+  stereo WAVs of each ``--long-minutes`` length (60 and 180 by default; 1.9 GB of disk for 3 h),
+  and of a ``mer serve`` process predicting the longest one uploaded as FLAC (0.7 GB);
 - **where one clip's time goes** (one process, one thread, median over ``--stage-clips``
   clips): decoding, resampling, the log-mel front-end, the network, and the rest of
   ``Predictor.__call__``.
@@ -48,12 +49,20 @@ from benchmarks._data import REPO, data_parser, data_root
 ONE_THREAD = {n: "1" for n in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
+def child_env(code: Path, **extra: str) -> dict[str, str]:
+    """The environment of a measured process: ``code`` first on the path, and bytecode caching
+    on (as on a user's machine; some sandboxes set PYTHONDONTWRITEBYTECODE, which makes every
+    start compile mer's modules again)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": str(code), **extra}
+
+
 def run(code: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
     """(wall seconds, result) of ``python -m mer ARGS`` with the ``mer`` of checkout ``code``,
     started outside any checkout so that ``code`` is the package imported."""
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "mer", *args], capture_output=True, text=True, cwd=tempfile.gettempdir(),
-                         env={**os.environ, "PYTHONPATH": str(code), **(env or {})})
+                         env=child_env(code, **(env or {})))
     return time.perf_counter() - t0, res
 
 
@@ -63,7 +72,7 @@ def peak_rss_mb(code: Path, *args: str) -> tuple[float, float, int]:
                "r = subprocess.run([sys.executable, '-m', 'mer', *sys.argv[1:]], capture_output=True); "
                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t, r.returncode)")
     out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True,
-                         cwd=tempfile.gettempdir(), env={**os.environ, "PYTHONPATH": str(code)}).stdout.split()
+                         cwd=tempfile.gettempdir(), env=child_env(code)).stdout.split()
     return int(out[0]) / 1024, float(out[1]), int(out[2])
 
 
@@ -78,6 +87,53 @@ def long_file(path: Path, minutes: float = 60.0, sr: int = 44100) -> Path:
         for _ in range(int(minutes * 2)):
             fh.write(block)
     return path
+
+
+def as_flac(wav: Path) -> Path:
+    """The same audio as FLAC (block by block), for the server's upload."""
+    flac = wav.with_suffix(".flac")
+    if not flac.exists():
+        with sf.SoundFile(wav) as src, sf.SoundFile(flac, "w", src.samplerate, src.channels, subtype="PCM_16") as dst:
+            for block in src.blocks(blocksize=1 << 20):
+                dst.write(block)
+    return flac
+
+
+def serve_peak_mb(code: Path, path: Path) -> tuple[float, float]:
+    """(the server's peak RSS in MB, seconds until done) of ``mer serve`` predicting one upload."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    minutes = str(int(sf.info(path).duration / 60) + 5)
+    server = subprocess.Popen([sys.executable, "-m", "mer", "serve", "--port", str(port), "--max-minutes", minutes,
+                               "--max-upload-mb", "4000", "--max-request-mb", "4000"], cwd=tempfile.gettempdir(),
+                              env=child_env(code), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{url}/api/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        t0 = time.perf_counter()
+        with open(path, "rb") as fh:
+            r = httpx.post(f"{url}/api/predict", files={"files": (path.name, fh, "audio/flac")},
+                           headers={"Origin": url}, timeout=600)
+        job = r.json()["jobs"][0]["id"]
+        while httpx.get(f"{url}/api/jobs/{job}", timeout=10).json().get("state") not in ("done", "error"):
+            time.sleep(0.5)
+        wall = time.perf_counter() - t0
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        return peak / 1024, wall
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _floor_one(path: str) -> float:
@@ -134,7 +190,7 @@ print(json.dumps([statistics.median(c) * 1000 for c in zip(*rows)]))
 def stages(code: Path, files: list[str], model: str) -> list[float]:
     """Median ms per clip: decode, resample, log-mel, network, the rest, whole predict."""
     res = subprocess.run([sys.executable, "-c", STAGES, json.dumps(files), model], capture_output=True, text=True,
-                         cwd=tempfile.gettempdir(), env={**os.environ, "PYTHONPATH": str(code), **ONE_THREAD})
+                         cwd=tempfile.gettempdir(), env=child_env(code, **ONE_THREAD))
     if res.returncode != 0:
         raise SystemExit(f"stage timing failed: {res.stderr[-800:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -160,7 +216,9 @@ def measure(code: Path, model: str, clips: str, one: str, longs: list[tuple[floa
         if status != 0:
             raise SystemExit(f"{code}: {minutes:g}-min run failed with status {status}")
         rss[minutes] = (mb, lwall)
-    return {"throughput": audio_s / wall, "wall": wall, "index": audio_s / index_wall, "cold": cold, "rss": rss}
+    serve = serve_peak_mb(code, as_flac(longs[-1][1])) if longs and model == "default" else (float("nan"), 0.0)
+    return {"throughput": audio_s / wall, "wall": wall, "index": audio_s / index_wall, "cold": cold, "rss": rss,
+            "serve": serve}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -172,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--long-minutes", type=float, nargs="*", default=[60.0, 180.0])
     ap.add_argument("--stage-clips", type=int, default=40)
     args = ap.parse_args(argv)
-    args.clips = args.clips or str(data_root(args) / "4q-dev")
+    args.clips = str(Path(args.clips or data_root(args) / "4q-dev").resolve())  # the runs start elsewhere
 
     from mer.audio import find_audio
 
@@ -193,12 +251,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"decode floor again after the runs: {floor_after:.0f}x\n")
 
     mem = " | ".join(f"peak RSS {m:g} min (MB)" for m, _ in longs)
-    print(f"| code | model | predict (audio s / s) | of the floor | index (audio s / s) | cold start (s) | {mem} |")
-    print("|---|---|---|---|---|---|" + "---|" * len(longs))
+    last = f"{longs[-1][0]:g}-min FLAC" if longs else "-"
+    print(f"| code | model | predict (audio s / s) | of the floor | index (audio s / s) | cold start (s) | {mem} | "
+          f"`mer serve` peak RSS, {last} upload (MB) |")
+    print("|---|---|---|---|---|---|" + "---|" * (len(longs) + 1))
     for (label, m), r in results.items():
-        rss = " | ".join(f"{r['rss'][mm][0]:.0f}" for mm, _ in longs)
+        rss = " | ".join(f"{r['rss'][mm][0]:.0f} ({r['rss'][mm][1]:.0f} s)" for mm, _ in longs)
         print(f"| {label} | {m} | {r['throughput']:.0f}x | {r['throughput'] / floor:.2f} | {r['index']:.0f}x | "
-              f"{r['cold']:.2f} | {rss} |")
+              f"{r['cold']:.2f} | {rss} | {r['serve'][0]:.0f} |")
     print(f"\nOne 30-s clip, one process, one thread (median ms over {min(len(files), args.stage_clips)} clips):\n")
     print("| code | model | decode | resample | log-mel | network | rest | predict |")
     print("|---|---|---|---|---|---|---|---|")
