@@ -66,7 +66,8 @@ def check_arguments(fn: Callable[..., Any], kwargs: dict[str, Any], what: str, e
 #: optional packages -> the extra of ``mer-toolkit`` that installs them
 EXTRAS = {"torch": "train", "sklearn": "train", "scipy": "train", "matplotlib": "plot", "onnx": "export",
           "onnxscript": "export", "av": "formats", "tensorboard": "train", "fastapi": "serve", "uvicorn": "serve",
-          "multipart": "serve", "ray": "ray", "pyarrow": "ray", "usearch": "ann"}
+          "multipart": "serve", "ray": "ray", "pyarrow": "ray", "usearch": "ann", "mutagen": "tags",
+          "beets": "beets"}
 
 
 def install_hint(module: str) -> str:

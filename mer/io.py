@@ -24,13 +24,14 @@ import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import MERError, UsageError
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, suffix: str | None = None,
+                finish: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a path to write ``target``'s new content to; on success it becomes ``target``.
 
     A regular file (or a new path) is written to a temporary file beside it that is renamed
@@ -40,7 +41,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     is not ours. A folder, a block device or a socket is refused with :class:`MERError`.
 
     ``suffix`` defaults to the target's own suffix, so libraries that infer the format from
-    the extension (soundfile, numpy) still do the right thing.
+    the extension (soundfile, numpy) still do the right thing. ``finish(tmp)``, when given, runs
+    on the written, flushed temporary file just before the rename (``mer tag`` gives it the old
+    file's mode, owner and times there); whatever it raises leaves ``target`` as it was.
     """
     target = Path(os.path.realpath(target)) if Path(target).is_symlink() else Path(target)
     kind = special_kind(target)
@@ -67,6 +70,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 (and writers may recreate the file)
         with open(tmp_path, "rb+") as fh:  # make the data durable before the rename
             os.fsync(fh.fileno())
+        if finish is not None:
+            finish(tmp_path)
         os.replace(tmp_path, target)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -26,7 +26,7 @@ from .._version import __version__
 from ..errors import MERError, missing_extra
 
 #: Sub-commands in ``mer --help`` order; ``mer.cli.<name>`` has ``add_parser(subparsers)``.
-COMMANDS = ("predict", "index", "search", "playlist", "serve", "train", "evaluate", "benchmark", "models", "export", "datasets", "convert")
+COMMANDS = ("predict", "index", "search", "playlist", "tag", "serve", "train", "evaluate", "benchmark", "models", "export", "datasets", "convert")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:

@@ -1,0 +1,363 @@
+"""The emotion in a file's own tags: what ``mer tag`` and the beets plugin write, in one place.
+
+Fields (the same names in every format; the beets attribute is the name in lower case):
+
+==================  =====================================================================
+``VALENCE``         valence on the 0-1 scale: 0 unpleasant, 0.5 neutral, 1 pleasant
+                    (mer's canonical [-1, 1] value ``v`` is written as ``(v + 1) / 2``)
+``AROUSAL``         arousal on the 0-1 scale: 0 calm, 0.5 neutral, 1 excited
+``MOOD_HAPPY``      probability of Q1 happy/excited, 0-1 (models with a quadrant head)
+``MOOD_AGGRESSIVE`` probability of Q2 angry/tense
+``MOOD_SAD``        probability of Q3 sad/depressed
+``MOOD_RELAXED``    probability of Q4 calm/relaxed
+``MER_QUADRANT``    the reported quadrant, ``Q1``..``Q4``
+``MER_MODEL``       the model's name, its version (``MER_MODEL_VERSION``) and the SHA-1 of its
+                    weights (``MER_WEIGHTS_SHA1``): a rerun with the same weights skips the file
+``MOOD``            the standard mood field; mer adds ONE value, its quadrant and words
+                    (``Q4 calm/relaxed``), and keeps every other value it holds
+==================  =====================================================================
+
+Numbers are written with three decimals (``0.734``), so players that compare tags as text sort
+them as numbers. The four probabilities carry the names beets' acousticbrainz plugin gave
+AcousticBrainz's mood classifiers (``mood_happy``, ``mood_aggressive``, ``mood_sad``,
+``mood_relaxed``), one per quadrant; AcousticBrainz's were four independent yes/no models, mer's
+are one softmax over the quadrants (they sum to 1).
+
+Formats (:data:`FAMILIES`): ID3v2.4 for MP3, WAV and AIFF (a ``TXXX`` frame per field, ``TMOO``
+for the mood; an ID3v2.3 tag is saved as v2.4, its frames kept); Vorbis comments for FLAC, Ogg
+Vorbis, Opus, Ogg FLAC and Speex; MP4 freeform atoms ``----:com.apple.iTunes:NAME`` for M4A/MP4
+(the names Picard, foobar2000 and Navidrome use). Anything else is a :class:`TagSkip`.
+
+Writing (:func:`write`) never touches the original in place: the file is copied beside itself,
+the copy tagged and flushed, given the original's mode, owner and times (mtime unless
+``touch``), and renamed over it (:func:`mer.io.atomic_path`), so a kill -9 at any moment leaves
+the old file or the new one, and the audio bytes are the same. mutagen is imported only here,
+inside functions, so ``mer predict`` never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import AudioError, MERError
+from .io import atomic_path, special_kind
+from .scales import QUADRANTS, from_canonical
+
+#: the scale VALENCE and AROUSAL are written on (a name of :data:`mer.scales.SCALES`)
+SCALE = "0-1"
+DECIMALS = 3
+MOOD = "MOOD"  # the standard field (ID3 TMOO, Vorbis MOOD, MP4 ----:com.apple.iTunes:MOOD)
+MP4_PREFIX = "----:com.apple.iTunes:"  # the freeform namespace of MP4 fields (iTunes, Picard, Navidrome)
+
+
+@dataclass(frozen=True)
+class TagField:
+    """One field mer writes. ``key``: its name in files; ``source``: the field of the output
+    schema (:mod:`mer.infer.schema`) it carries; ``kind``: ``real`` (3 decimals) or ``text``."""
+
+    key: str
+    source: str
+    kind: str
+    description: str
+
+    @property
+    def attr(self) -> str:
+        """The beets attribute (flexible field) holding it: the key in lower case."""
+        return self.key.lower()
+
+
+_P = "probability of {}, 0-1 (acousticbrainz's name)"
+FIELDS: tuple[TagField, ...] = (
+    TagField("VALENCE", "valence", "real", "valence, 0 unpleasant .. 0.5 neutral .. 1 pleasant"),
+    TagField("AROUSAL", "arousal", "real", "arousal, 0 calm .. 0.5 neutral .. 1 excited"),
+    TagField("MOOD_HAPPY", "p_q1", "real", _P.format("Q1 happy/excited")),
+    TagField("MOOD_AGGRESSIVE", "p_q2", "real", _P.format("Q2 angry/tense")),
+    TagField("MOOD_SAD", "p_q3", "real", _P.format("Q3 sad/depressed")),
+    TagField("MOOD_RELAXED", "p_q4", "real", _P.format("Q4 calm/relaxed")),
+    TagField("MER_QUADRANT", "quadrant", "text", "Russell quadrant, Q1..Q4"),
+    TagField("MER_MODEL", "model", "text", "the model's name"),
+    TagField("MER_MODEL_VERSION", "model_version", "text", "the model's version"),
+    TagField("MER_WEIGHTS_SHA1", "weights_sha1", "text", "SHA-1 of the model's weights"),
+)
+KEYS = tuple(f.key for f in FIELDS)
+#: the MOOD values mer writes, one per quadrant ("Q1 happy/excited"); other values are the user's
+MOOD_VALUES = {q.name: f"{q.name} {q.words}" for q in QUADRANTS.values()}
+
+
+class TagSkip(MERError):
+    """A file ``mer tag`` leaves as it is, with the one-line reason (read-only, no tag format
+    mer writes, a hard link, a link out of the given paths, not a regular file)."""
+
+
+@dataclass(frozen=True)
+class Emotion:
+    """What a file's tags say: valence and arousal on the canonical [-1, 1] scale (written on
+    :data:`SCALE`), the quadrant, its probabilities ({"Q1": p, ...}; empty for models without a
+    quadrant head) and the model that predicted it."""
+
+    valence: float
+    arousal: float
+    quadrant: str
+    probabilities: Mapping[str, float] = field(default_factory=dict)
+    model: str = ""
+    model_version: str = ""
+    weights_sha1: str = ""
+
+    @classmethod
+    def from_prediction(cls, p: Any) -> "Emotion":
+        """From a :class:`mer.Prediction`."""
+        return cls(p.valence, p.arousal, p.quadrant, dict(p.probabilities or {}), p.model, p.model_version,
+                   p.weights_sha1)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "Emotion":
+        """From a library ``songs`` row (``mer index``): the schema's column names."""
+        probs = {f"Q{i}": row[f"p_q{i}"] for i in range(1, 5) if row[f"p_q{i}"] is not None}
+        return cls(row["valence"], row["arousal"], row["quadrant"], probs, row["model"], row["model_version"] or "",
+                   row["weights_sha1"] or "")
+
+    def values(self) -> dict[str, float | str]:
+        """{key: value} of the fields this emotion fills: numbers on 0-1, rounded as written (a
+        regression a little past the scale's end is written as 0 or 1), text as it is."""
+        src: dict[str, Any] = {"valence": from_canonical(self.valence, SCALE),
+                               "arousal": from_canonical(self.arousal, SCALE), "quadrant": self.quadrant,
+                               "model": self.model, "model_version": self.model_version,
+                               "weights_sha1": self.weights_sha1,
+                               **{f"p_{q.lower()}": p for q, p in self.probabilities.items()}}
+        out: dict[str, float | str] = {}
+        for f in FIELDS:
+            v = src.get(f.source)
+            if v is None or v == "":
+                continue
+            out[f.key] = round(min(1.0, max(0.0, float(v))), DECIMALS) if f.kind == "real" else str(v)
+        return out
+
+    def text(self) -> dict[str, str]:
+        """{key: the text written in files} (``0.734``, ``Q4``, ...)."""
+        return {k: f"{v:.{DECIMALS}f}" if isinstance(v, float) else v for k, v in self.values().items()}
+
+    @property
+    def mood(self) -> str:
+        """The MOOD value: ``Q4 calm/relaxed``."""
+        return MOOD_VALUES[self.quadrant]
+
+
+Changes = dict[str, "list[str] | None"]  # key -> new values (None: delete the field)
+
+
+def plan(current: Mapping[str, list[str]], emotion: Emotion | None) -> Changes:
+    """The changes that make tags ``current`` ({key: values}, as :func:`read` gives) say
+    ``emotion`` (None: take mer's fields and MOOD value out); {} when they already do."""
+    want = emotion.text() if emotion is not None else {}
+    changes: Changes = {}
+    for key in KEYS:
+        new = [want[key]] if key in want else None
+        if (current.get(key) or None) != new:
+            changes[key] = new
+    moods = list(current.get(MOOD) or [])
+    new_moods = [m for m in moods if m not in MOOD_VALUES.values()] + ([emotion.mood] if emotion else [])
+    if new_moods != moods:
+        changes[MOOD] = new_moods or None
+    return changes
+
+
+def same_model(found: Mapping[str, Any], model: str, version: str, digest: str) -> bool:
+    """Whether tags ``found`` ({key: value}, a value or a list of one) hold a prediction by this
+    model: same name, version and weights digest, and a valence. A rerun skips such files
+    without predicting; another model (or new weights) predicts them again."""
+    def one(key: str) -> str:
+        v = found.get(key)
+        return str((v[0] if v else "") if isinstance(v, list) else ("" if v is None else v))
+    return bool(one("VALENCE")) and (one("MER_MODEL"), one("MER_MODEL_VERSION"), one("MER_WEIGHTS_SHA1")) == (
+        model, version, digest)
+
+
+def describe(changes: Changes) -> str:
+    """``VALENCE=0.734 AROUSAL=0.301 ... MOOD=chill; Q4 calm/relaxed`` (``-KEY``: removed)."""
+    return " ".join(f"{k}={'; '.join(v)}" if v else f"-{k}" for k, v in changes.items())
+
+
+# -- formats -------------------------------------------------------------------------------------
+
+class _Family:
+    """How one tag format reads and writes a field (``key`` is a :data:`KEYS` name or MOOD)."""
+
+    name = ""
+
+    def get(self, tags: Any, key: str) -> list[str]:
+        raise NotImplementedError
+
+    def put(self, tags: Any, key: str, values: list[str] | None) -> None:
+        raise NotImplementedError
+
+    def save(self, audio: Any) -> None:
+        audio.save()
+
+
+class _ID3(_Family):
+    """ID3v2.4: ``TXXX:KEY`` frames (description compared without case) and ``TMOO``."""
+
+    name = "ID3v2.4"
+
+    def _frames(self, tags: Any, key: str) -> list[Any]:
+        return tags.getall("TMOO") if key == MOOD else [f for f in tags.getall("TXXX") if f.desc.upper() == key]
+
+    def get(self, tags: Any, key: str) -> list[str]:
+        return [str(t) for f in self._frames(tags, key) for t in f.text]
+
+    def put(self, tags: Any, key: str, values: list[str] | None) -> None:
+        from mutagen.id3 import TMOO, TXXX, Encoding
+
+        for f in self._frames(tags, key):
+            del tags[f.HashKey]
+        if values:
+            tags.add(TMOO(encoding=Encoding.UTF8, text=values) if key == MOOD
+                     else TXXX(encoding=Encoding.UTF8, desc=key, text=values))
+
+    def save(self, audio: Any) -> None:
+        audio.save(v2_version=4)
+
+
+class _Vorbis(_Family):
+    """Vorbis comments (FLAC, Ogg): ``KEY=value``, names compared without case."""
+
+    name = "Vorbis comments"
+
+    def get(self, tags: Any, key: str) -> list[str]:
+        return list(tags.get(key, []))
+
+    def put(self, tags: Any, key: str, values: list[str] | None) -> None:
+        if values:
+            tags[key] = values  # replaces every entry of that name
+        elif key.lower() in (k.lower() for k in tags.keys()):
+            del tags[key]
+
+
+class _MP4(_Family):
+    """MP4 freeform atoms ``----:com.apple.iTunes:KEY`` (UTF-8)."""
+
+    name = "MP4"
+
+    def _names(self, tags: Any, key: str) -> list[str]:
+        return [k for k in tags.keys() if k.upper() == (MP4_PREFIX + key).upper()]
+
+    def get(self, tags: Any, key: str) -> list[str]:
+        return [bytes(v).decode("utf-8", "replace") for k in self._names(tags, key) for v in tags[k]]
+
+    def put(self, tags: Any, key: str, values: list[str] | None) -> None:
+        from mutagen.mp4 import AtomDataType, MP4FreeForm
+
+        for k in self._names(tags, key):
+            del tags[k]
+        if values:
+            tags[MP4_PREFIX + key] = [MP4FreeForm(v.encode("utf-8"), dataformat=AtomDataType.UTF8) for v in values]
+
+
+#: mutagen file class name -> the tag format mer writes in it
+FAMILIES: dict[str, _Family] = {
+    **dict.fromkeys(("MP3", "WAVE", "AIFF"), _ID3()),
+    **dict.fromkeys(("FLAC", "OggVorbis", "OggOpus", "OggFLAC", "OggSpeex"), _Vorbis()),
+    "MP4": _MP4(),
+}
+SUPPORTED = "MP3, WAV, AIFF (ID3v2.4), FLAC, Ogg, Opus (Vorbis comments) and M4A (MP4 atoms)"
+
+
+def _open(path: Path) -> tuple[Any, _Family]:
+    """(the mutagen file, with tags added when it had none; its format), or TagSkip / AudioError."""
+    import mutagen
+
+    try:
+        audio = mutagen.File(path)
+    except mutagen.MutagenError as exc:
+        raise AudioError(f"{path}: its tags cannot be read ({exc}); is it a whole audio file?") from None
+    if audio is None:
+        raise TagSkip(f"{path}: no tag format mer writes (not a format mutagen knows); mer tags {SUPPORTED}")
+    family = FAMILIES.get(type(audio).__name__)
+    if family is None:
+        raise TagSkip(f"{path}: no tag format mer writes ({type(audio).__name__}); mer tags {SUPPORTED}")
+    if audio.tags is None:
+        audio.add_tags()
+    return audio, family
+
+
+def read(path: str | os.PathLike) -> dict[str, list[str]]:
+    """{key: values} of mer's fields and MOOD in the file (absent fields left out)."""
+    return _current(*_open(Path(path)))
+
+
+def _current(audio: Any, family: _Family) -> dict[str, list[str]]:
+    found = {key: family.get(audio.tags, key) for key in (*KEYS, MOOD)}
+    return {k: v for k, v in found.items() if v}
+
+
+def check(path: str | os.PathLike, roots: list[str] | None = None) -> Path:
+    """The real path ``mer tag`` would write for ``path``, or :class:`TagSkip` saying why it
+    leaves the file alone. ``roots``: resolved paths the run was given (files or folders); a
+    symlink whose target lies outside them is skipped, so nothing outside them is written."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file; check the path")
+    real = Path(os.path.realpath(path))
+    kind = special_kind(real)
+    if kind is not None:
+        raise TagSkip(f"{path}: is a {kind}, not a regular file; mer tags files only")
+    if roots is not None and not any(str(real) == r or str(real).startswith(r.rstrip(os.sep) + os.sep)
+                                     for r in roots):
+        raise TagSkip(f"{path}: links to {real}, outside the paths given; mer writes only inside them")
+    st = real.stat()
+    if st.st_nlink > 1:
+        raise TagSkip(f"{path}: has {st.st_nlink} hard links; replacing it would leave the others untagged")
+    if not os.access(real, os.W_OK) or not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise TagSkip(f"{path}: read-only (mode {stat.filemode(st.st_mode)}); mer leaves it as it is "
+                      "(chmod u+w to tag it)")
+    if not os.access(real.parent, os.W_OK | os.X_OK):
+        raise TagSkip(f"{path}: its folder is read-only; mer writes the tagged copy beside the file and renames it")
+    return real
+
+
+def write(path: str | os.PathLike, emotion: Emotion | None, touch: bool = False, dry_run: bool = False,
+          roots: list[str] | None = None) -> Changes:
+    """Make the file's mer tags say ``emotion`` (None: take them out) and return the changes
+    ({}: it already did, and nothing was written). ``dry_run``: only return them. ``touch``:
+    let the modification time be now (default: the file keeps its own). Raises
+    :class:`TagSkip` for files it leaves alone (:func:`check`), :class:`MERError` otherwise."""
+    real = check(path, roots)
+    audio, family = _open(real)
+    changes = plan(_current(audio, family), emotion)
+    if not changes or dry_run:
+        return changes
+    import mutagen
+
+    before = real.stat()
+    with atomic_path(real, finish=_keep(real, before, touch)) as tmp:
+        shutil.copyfile(real, tmp)
+        copy, _ = _open(tmp)
+        for key, values in changes.items():
+            family.put(copy.tags, key, values)
+        try:
+            family.save(copy)
+        except mutagen.MutagenError as exc:
+            raise AudioError(f"{real}: its tags cannot be written ({exc}); the file was left as it was") from None
+    return changes
+
+
+def _keep(real: Path, before: os.stat_result, touch: bool) -> Callable[[Path], None]:
+    """What the tagged copy gets before it replaces ``real``: its mode, times (now, if
+    ``touch``) and extended attributes, and its owner; a file whose owner this user cannot
+    give the copy is skipped rather than handed to someone else."""
+    def finish(tmp: Path) -> None:
+        if (before.st_uid, before.st_gid) != (os.stat(tmp).st_uid, os.stat(tmp).st_gid):
+            try:
+                os.chown(tmp, before.st_uid, before.st_gid)
+            except PermissionError:
+                raise TagSkip(f"{real}: belongs to another user or group (uid {before.st_uid}, gid "
+                              f"{before.st_gid}); tagging it would change its owner") from None
+        shutil.copystat(real, tmp)  # mode, atime/mtime, xattrs
+        if touch:
+            os.utime(tmp)
+    return finish
