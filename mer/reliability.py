@@ -58,3 +58,35 @@ def dynamic_ceiling(curves: list[np.ndarray], dimension: str) -> Ceiling:
     a = np.array(rows)
     return Ceiling(dimension, len(rows), float(a[:, 0].mean()), float(a[:, 1].mean()), float(a[:, 2].mean()),
                    float(a[:, 3].mean()))
+
+
+def static_ceiling(ratings: np.ndarray, dimension: str, n_splits: int = 50, seed: int = 0) -> Ceiling:
+    """Ceiling of per-song mean labels from individual ratings ``(songs, raters)``, NaN where a
+    rater did not rate a song (AMG1608's layout).
+
+    Split-half agreement: each song's raters are dealt at random into two halves, the two
+    half means are correlated across songs (Pearson), and Spearman-Brown with k = 2 gives the
+    reliability of the full mean; averaged over ``n_splits`` random deals. Songs with fewer
+    than two ratings are left out. ``single_rater_r`` inverts Spearman-Brown at the mean
+    number of raters per song."""
+    x = np.asarray(ratings, dtype=np.float64)
+    rated = [row[np.isfinite(row)] for row in x]
+    rated = [r for r in rated if len(r) >= 2]
+    nan = float("nan")
+    if len(rated) < 3:
+        return Ceiling(dimension, len(rated), nan, nan, nan, nan)
+    rng = np.random.default_rng(seed)
+    rs = []
+    for _ in range(n_splits):
+        halves = np.empty((len(rated), 2))
+        for i, r in enumerate(rated):
+            perm = rng.permutation(len(r))
+            halves[i] = r[perm[: len(r) // 2]].mean(), r[perm[len(r) // 2:]].mean()
+        if np.std(halves[:, 0]) > 0 and np.std(halves[:, 1]) > 0:
+            rs.append(np.corrcoef(halves[:, 0], halves[:, 1])[0, 1])
+    if not rs:
+        return Ceiling(dimension, len(rated), nan, nan, nan, nan)
+    rel = spearman_brown(float(np.mean(rs)), 2)
+    k = float(np.mean([len(r) for r in rated]))
+    single = rel / (k - (k - 1) * rel) if k > 1 else nan
+    return Ceiling(dimension, len(rated), k, float(single), float(rel), float(np.sqrt(max(rel, 0.0))))

@@ -1,38 +1,92 @@
-"""``mer benchmark CONFIG.yaml``: train a grid of models x datasets and print one table."""
+"""``mer benchmark CONFIG.yaml``: train a grid of models x datasets and print one table;
+``mer benchmark --train NAME=DIR --test NAME=DIR``: the cross-dataset protocol."""
 
 from __future__ import annotations
 
 import argparse
 import time
 
-from ._args import add_quiet, add_workers
+from ._args import add_quiet, add_workers, parse_pairs
+from ..errors import ConfigError
+
+
+def _per_dataset(pairs: list[str] | None) -> dict[str, dict]:
+    """``["4q:lexicon=x.csv"]`` -> ``{"4q": {"lexicon": "x.csv"}}``."""
+    out: dict[str, dict] = {}
+    for p in pairs or []:
+        name, sep, rest = p.partition(":")
+        if not sep or "=" not in rest:
+            raise ConfigError(f"--dataset-option {p!r}: write NAME:KEY=VALUE, e.g. 4q:lexicon=PATH")
+        out.setdefault(name.strip().lower(), {}).update(parse_pairs([rest], "--dataset-option"))
+    return out
+
+
+def _cross(args: argparse.Namespace) -> str:
+    from ..train.benchmark import parse_specs, run_cross
+    from ..train.config import TrainConfig
+
+    roots = {k.lower(): str(v) for k, v in parse_pairs(args.root, "--root").items()}
+    options = _per_dataset(args.dataset_option)
+    train = parse_specs(args.train or [], roots, options)
+    test = parse_specs(args.test or [], roots, options)
+    values = {**parse_pairs(args.set, "--set"), "model": args.model, "epochs": args.epochs,
+              "model_args": parse_pairs(args.model_arg, "--model-arg") or None, "device": args.device,
+              "cache_dir": args.cache_dir, "workers": args.workers or None}
+    base = TrainConfig.resolve(args.defaults, values)
+    return run_cross(train, test, base, args.out or "runs/cross", cv_folds=args.folds, workers=args.workers,
+                     progress=not args.quiet)
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from ..train.config import read_yaml
-
     t0 = time.perf_counter()
-    if "candidates" in read_yaml(args.config):  # a nested probe benchmark (mer.train.probe)
-        from ..train.probe import run_probes
-
-        table = run_probes(args.config, args.out, workers=args.workers, progress=not args.quiet)
+    if args.train or args.test:
+        if args.config:
+            raise ConfigError("give either a grid CONFIG.yaml or --train/--test (the cross-dataset protocol), not both")
+        table = _cross(args)
+    elif not args.config:
+        raise ConfigError("give a grid CONFIG.yaml, or --train NAME=DIR --test NAME=DIR for the cross-dataset protocol")
     else:
-        from ..train.benchmark import run_grid
+        from ..train.config import read_yaml
 
-        table = run_grid(args.config, args.out, progress=not args.quiet)
+        if "candidates" in read_yaml(args.config):  # a nested probe benchmark (mer.train.probe)
+            from ..train.probe import run_probes
+
+            table = run_probes(args.config, args.out, workers=args.workers, progress=not args.quiet)
+        else:
+            from ..train.benchmark import run_grid
+
+            table = run_grid(args.config, args.out, progress=not args.quiet)
     print(table)
     print(f"wall time: {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("benchmark", help="run a models x datasets grid and write a markdown table",
+    p = sub.add_parser("benchmark", help="run a models x datasets grid, or train on some datasets and test on others",
                        description="Runs every model on every dataset of CONFIG.yaml (resumable) and writes "
                                    "OUT/benchmark.md (benchmarks/seed_zoo.yaml), or, when the YAML lists "
                                    "'candidates', the nested cross-validation of linear probes with baselines "
-                                   "(benchmarks/nested_4q.yaml, mer.train.probe).")
-    p.add_argument("config", help="the grid's YAML file (out, defaults, datasets, models)")
-    p.add_argument("--out", help="override the YAML's out folder")
+                                   "(benchmarks/nested_4q.yaml, mer.train.probe). With --train/--test instead: the "
+                                   "cross-dataset protocol: one model trained on the --train set(s) (several are "
+                                   "joined, ids kept apart), scored on each --test set, beside the training set's "
+                                   "own k-fold CV; labels on the canonical scale, quadrant-only sets scored on "
+                                   "quadrants. Writes OUT/cross.md and OUT/cross.json.")
+    p.add_argument("config", nargs="?", help="the grid's YAML file (out, defaults, datasets, models)")
+    p.add_argument("--out", help="override the YAML's out folder (cross protocol: default runs/cross)")
+    g = p.add_argument_group("cross-dataset protocol")
+    g.add_argument("--train", action="append", metavar="NAME[=DIR]", help="a training dataset (repeatable)")
+    g.add_argument("--test", action="append", metavar="NAME[=DIR]", help="a test dataset (repeatable)")
+    g.add_argument("--root", action="append", metavar="NAME=DIR", help="a dataset's folder, for NAME given alone")
+    g.add_argument("--dataset-option", action="append", metavar="NAME:KEY=VALUE",
+                   help="a loader option of one dataset, e.g. 4q:lexicon=PATH (repeatable)")
+    g.add_argument("--defaults", metavar="YAML", help="TrainConfig keys for the runs (flags override them)")
+    g.add_argument("--model", help="model to train (default: TrainConfig's, mobile_crnn)")
+    g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model argument (repeatable)")
+    g.add_argument("--epochs", type=int, help="maximum epochs per run")
+    g.add_argument("--folds", type=int, default=5, help="folds of the in-dataset CV beside it (0 = skip; default 5)")
+    g.add_argument("--device", help="auto, cpu, cuda or mps")
+    g.add_argument("--cache-dir", help="feature cache folder")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other TrainConfig key (repeatable)")
     add_workers(p, "audio decoding processes")
     add_quiet(p)
     p.set_defaults(handler=_benchmark)

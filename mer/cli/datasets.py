@@ -19,9 +19,20 @@ def _info(args: argparse.Namespace) -> int:
     cls = dataset_class(args.name)
     for label, value in (("name", cls.name), ("what", cls.description), ("citation", cls.citation),
                          ("licence", cls.license), ("download", cls.download), ("layout", cls.layout),
-                         ("label scale", f"{cls.source_scale} (converted to canonical [-1, 1])")):
-        print(f"{label:>11}: {value}")
+                         ("label scale", "quadrants (trained toward each quadrant's centre)" if cls.source_scale ==
+                          "quadrant" else f"{cls.source_scale} (converted to canonical [-1, 1])"),
+                         ("options", _options(cls)), ("splits", ", ".join(cls.named_splits))):
+        if value:
+            print(f"{label:>11}: {value}")
     return 0
+
+
+def _options(cls: type) -> str:
+    """The loader's ``--dataset-option`` names and defaults, from its signature."""
+    import inspect
+
+    params = list(inspect.signature(cls).parameters.values())[1:]  # the class's signature: no self; drop root
+    return ", ".join(f"{p.name}={p.default}" if p.default is not inspect.Parameter.empty else p.name for p in params)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -40,6 +51,8 @@ def _validate(args: argparse.Namespace) -> int:
         print("  quadrants          : " + ", ".join(f"{q} {quads.count(q)}" for q in sorted(set(quads))))
     artists = {t.artist for t in tracks if t.artist}
     print(f"  artists known      : {len(artists)} distinct, for {sum(t.artist is not None for t in tracks)} tracks")
+    for note in ds.notes():
+        print(f"  note               : {note}")
     if rep.ok:
         print("  problems           : none")
         return 0
@@ -60,7 +73,8 @@ def _check_swap(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("datasets", help="list, describe and validate datasets (DEAM, emoMusic, PMEmo, 4Q, folder)",
+    p = sub.add_parser("datasets", help="list, describe and validate datasets (DEAM, emoMusic, PMEmo, 4Q, AMG1608, RAVDESS, "
+                                        "MERGE, folder)",
                        description="Dataset tools. Datasets: " + ", ".join(DATASETS))
     dsub = p.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
     dsub.add_parser("list", help="list the known datasets").set_defaults(handler=_list)

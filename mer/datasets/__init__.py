@@ -1,4 +1,4 @@
-"""Dataset loaders: DEAM, emoMusic, PMEmo2019, 4Q and a bring-your-own folder.
+"""Dataset loaders: DEAM, emoMusic, PMEmo2019, 4Q, AMG1608, RAVDESS (song), MERGE and a bring-your-own folder.
 
 ``load_dataset(name, root, **options)`` builds one by name; ``DATASETS`` maps names to
 classes. All labels are on the canonical [-1, 1] scale (see :mod:`mer.datasets.base`). Every
@@ -13,20 +13,27 @@ import os
 from typing import Any
 
 from ..errors import DatasetError, check_arguments
+from .amg1608 import AMG1608
 from .base import Dataset, Problem, Track, ValidationReport
 from .deam import DEAM
 from .emomusic import EmoMusic
 from .folder import FolderDataset
 from .fourq import FourQ, load_lexicon
+from .merge import MERGE
 from .pmemo import PMEmo
+from .ravdess import RAVDESS
 from .swap import SwapReport, compare_datasets, compare_static
+from .union import UnionDataset
 
-DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (DEAM, EmoMusic, PMEmo, FourQ, FolderDataset)}
+DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (DEAM, EmoMusic, PMEmo, FourQ, AMG1608, RAVDESS, MERGE,
+                                                                 FolderDataset)}
+#: datasets that are not releases (not listed): several datasets as one training set
+COMPOSITES: dict[str, type[Dataset]] = {UnionDataset.name: UnionDataset}
 
 
 def dataset_class(name: str) -> type[Dataset]:
     """The loader class for ``name`` (case-insensitive); DatasetError naming the choices otherwise."""
-    cls = DATASETS.get(str(name).lower())
+    cls = DATASETS.get(str(name).lower()) or COMPOSITES.get(str(name).lower())
     if cls is None:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return cls
@@ -51,5 +58,5 @@ def load_dataset(name: str, root: str | os.PathLike, **options: Any) -> Dataset:
     return cls(root, **options)
 
 
-__all__ = ["DATASETS", "DEAM", "Dataset", "EmoMusic", "FolderDataset", "FourQ", "PMEmo", "Problem", "SwapReport",
-           "Track", "ValidationReport", "compare_datasets", "compare_static", "dataset_class", "load_dataset", "load_lexicon", "refuse_blocking"]
+__all__ = ["AMG1608", "COMPOSITES", "DATASETS", "DEAM", "MERGE", "RAVDESS", "Dataset", "EmoMusic", "FolderDataset", "FourQ", "PMEmo", "Problem", "SwapReport",
+           "Track", "UnionDataset", "ValidationReport", "compare_datasets", "compare_static", "dataset_class", "load_dataset", "load_lexicon", "refuse_blocking"]

@@ -81,6 +81,8 @@ class Dataset:
     id_space: str = ""
     #: whether the user declares the label scale (``scale=``), so that hints can say to pass it
     scale_option: bool = False
+    #: the release's own published splits, usable as ``--split NAME`` (see :meth:`named_split`)
+    named_splits: tuple[str, ...] = ()
 
     def __init__(self, root: str | os.PathLike, clip: bool | str = False) -> None:
         self.root = Path(root)
@@ -92,6 +94,7 @@ class Dataset:
         self._problems: list[Problem] = []
         self._refused: dict[str, Problem] = {}
         self._extra_audio: list[Path] = []
+        self._notes: list[str] = []
 
     # -- index -------------------------------------------------------------------------
     def _load_index(self) -> dict[str, Track]:
@@ -186,6 +189,16 @@ class Dataset:
         messages name the file, the line and the fix. Parses the annotations (no audio check)."""
         self.index  # noqa: B018  (parses the annotations once)
         return [p for p in self._problems if p.blocking]
+
+    def notes(self) -> list[str]:
+        """What the loader left out or assumed by design (not problems), for ``mer datasets validate``."""
+        self.index  # noqa: B018
+        return list(self._notes)
+
+    def named_split(self, name: str) -> Any:
+        """The published split ``name`` (one of ``named_splits``) as a :class:`~mer.datasets.splits.Split`."""
+        raise DatasetError(f"{self.name} has no published split {name!r}"
+                           + (f"; choose one of {', '.join(self.named_splits)}" if self.named_splits else ""))
 
     def _require(self, *parts: str) -> Path:
         p = self.root.joinpath(*parts)

@@ -66,7 +66,8 @@ class TrainConfig:
     patience: int = _f(8, "early-stopping patience in epochs on the validation loss (0 = off)")
     crop_seconds: float = _f(10.0, "training crop length in seconds; evaluation uses whole clips")
     folds: int = _f(5, "artist-grouped k-fold CV (1 = one model on all data)")
-    split: str = _f("", "mediaeval2015, mediaeval2013 or a split JSON written by mer (overrides --folds)")
+    split: str = _f("", "mediaeval2015, mediaeval2013, a release's published split (merge: tvt_70_15_15, "
+                        "tvt_40_30_30) or a split JSON written by mer (overrides --folds)")
     val_fraction: float = _f(0.1, "share of each training fold held out (by artist) for early stopping")
     seed: int = _f(0, "seed of the split, the initial weights, crops and batch order")
     device: str = _f("auto", "auto, cpu, cuda or mps", choices=DEVICES)
@@ -108,13 +109,13 @@ class TrainConfig:
     # ---------------------------------------------------------------- checks
     def check(self) -> "TrainConfig":
         """Validate what can be checked without reading data; raise ConfigError (one line)."""
-        from ..datasets import DATASETS
+        from ..datasets import DATASETS, COMPOSITES
         from ..features import FeatureConfig
         from ..models import list_models
 
         if not self.dataset:
             raise ConfigError("no dataset: pass --dataset NAME (see `mer datasets list`)")
-        if self.dataset not in DATASETS:
+        if self.dataset not in DATASETS and self.dataset not in COMPOSITES:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         if not self.root:
             raise ConfigError(f"no dataset folder: pass --root DIR (where {self.dataset} lives)")
@@ -142,8 +143,10 @@ class TrainConfig:
             raise ConfigError(f"quadrant_weight must be between 0 and 1 (got {self.quadrant_weight})")
         if self.lr <= 0 or self.crop_seconds <= 0:
             raise ConfigError("lr and crop_seconds must be positive")
-        if self.split and self.split not in ("mediaeval2015", "mediaeval2013") and not Path(self.split).is_file():
-            raise ConfigError(f"split {self.split!r}: use mediaeval2015, mediaeval2013 or a split JSON file")
+        named = (DATASETS.get(self.dataset) or COMPOSITES[self.dataset]).named_splits
+        if self.split and self.split not in ("mediaeval2015", "mediaeval2013", *named) and not Path(self.split).is_file():
+            extra = "".join(f", {n}" for n in named)
+            raise ConfigError(f"split {self.split!r}: use mediaeval2015, mediaeval2013{extra} or a split JSON file")
         return self
 
 

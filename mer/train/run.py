@@ -48,6 +48,8 @@ def make_split(cfg: TrainConfig, ds) -> Split:  # noqa: ANN001
         return mediaeval2015(ds)
     if cfg.split == "mediaeval2013":
         return mediaeval2013(ds)
+    if cfg.split in ds.named_splits:  # a release's own published split (MERGE's tvt_70_15_15, ...)
+        return ds.named_split(cfg.split)
     if cfg.split:
         return Split.from_json(cfg.split)
     if cfg.folds == 1:
@@ -136,7 +138,12 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
                 raise ConfigError(f"{fold_dir / 'test.json'}: corrupt (not JSON); delete it and --resume again to "
                                   "re-test that fold") from None
         train_items = [by_id[i] for i in train_ids]
-        fit_items, val_items = inner_validation(train_items, cfg.val_fraction, cfg.seed + k)
+        published = set(split.info.get("validate") or ()) & set(train_ids)
+        if published and len(split.folds) == 1:  # the split names its early-stopping set
+            fit_items = [it for it in train_items if it.track_id not in published]
+            val_items = [it for it in train_items if it.track_id in published]
+        else:
+            fit_items, val_items = inner_validation(train_items, cfg.val_fraction, cfg.seed + k)
         training = {"dataset": ds.name, "root": meta["dataset_root"], "id_space": ds.space,
                     "fingerprint": fingerprint, "ids": sorted(train_ids)}  # fit + validation clips: all it saw
         trainer = FoldTrainer(cfg, fold_dir, device, env, progress, {**meta, "fold": k, "training": training})
