@@ -35,12 +35,16 @@ class Capabilities:
     library's per-step search, ``--embeddings``, the ONNX runtime graphs); ``quadrant``: it
     outputs quadrant probabilities; ``frozen_backbone``: training computes the backbone's
     embeddings once and fits only the heads; ``window_seconds``: the audio the backbone sees at
-    once (None: any length)."""
+    once (None: any length); ``pooled_head``: ``head(seq)``'s clip outputs depend on the
+    sequence only through its mean and population standard deviation over steps, and its
+    per-step outputs on each step alone (mer's ``VAHeads`` on per-step embeddings), so the
+    head of a long file can run in pieces (:meth:`mer.infer.Inference.stream`)."""
 
     step_embeddings: bool = False
     quadrant: bool = False
     frozen_backbone: bool = False
     window_seconds: float | None = None
+    pooled_head: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -103,4 +107,4 @@ def _format1_capabilities(d: dict[str, Any]) -> Capabilities:
     args = d.get("model_args") or {}
     musicnn = d.get("model") == "musicnn"  # format 1's only model with per-step embeddings
     return Capabilities(step_embeddings=musicnn, quadrant=bool(args.get("quadrant")),
-                        frozen_backbone=musicnn and bool(args.get("freeze", True)))
+                        frozen_backbone=musicnn and bool(args.get("freeze", True)), pooled_head=musicnn)

@@ -301,3 +301,29 @@ def test_the_last_segment_ends_with_the_audio_and_a_short_one_is_flagged(tmp_pat
     assert [(s.start, s.end) for s in p.segments] == [(0.0, 10.0), (10.0, 20.0), (20.0, 21.3)]
     part = Predictor("default")(path, segments=10, offset=5, duration=10)  # one whole segment: no warning
     assert [(s.start, s.end) for s in part.segments] == [(5.0, 15.0)]
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_a_pooled_head_in_pieces_equals_one_call(backend):
+    """A long file's head runs in pieces (from the mean and sd, then the steps) and gives what
+    one call on the whole sequence gives; a clip's short sequence takes the one call."""
+    from mer.infer import inference as inf_mod
+
+    pred = Predictor("default", backend=backend)
+    inf = pred.inference
+    assert inf.engine.pooled_head
+    y = synth.clip(0.2, -0.3, 20.0, 16000, seed=5)
+    seq, _ = inf.embed(inf.features_of(y, 16000))  # 40 real steps, repeated with noise: 3,000
+    rng = np.random.default_rng(0)
+    long = (np.tile(seq, (75, 1)) + rng.normal(0, 0.05, (3000, seq.shape[1]))).astype(np.float32)
+    assert len(long) > inf_mod.POOLED_STEPS
+    whole = {k: v[0] for k, v in inf.engine.head(long[None]).items()}
+    pieces = inf._head(long)
+    assert pieces.keys() == whole.keys() and pieces["dynamic"].shape == (3000, 2)
+    for k in whole:
+        assert np.abs(pieces[k] - whole[k]).max() < 1e-5, k
+    calls = []
+    real = inf.engine.head
+    inf.engine.head = lambda s: calls.append(s.shape) or real(s)
+    inf._head(seq)
+    assert calls == [(1, len(seq), seq.shape[1])]

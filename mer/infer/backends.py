@@ -74,6 +74,7 @@ class TorchBackend:
         self.model.to(self.device)
         caps = getattr(model, "capabilities", None)  # any nn.Module may be wrapped; mer's models declare it
         self.local = bool(caps is not None and caps.step_embeddings)
+        self.pooled_head = bool(caps is not None and caps.pooled_head)
         self.tag_names: list[str] = list(getattr(self.model, "tag_names", []))
 
     @classmethod
@@ -143,6 +144,7 @@ class OnnxBackend:
             raise ModelError(f"{bundle.name}: its JSON's feature config gives {feature.channels} x {feature.n_bins} "
                              f"inputs but its ONNX graph takes {want[0]} x {want[1]}; the checkpoint's JSON was edited "
                              "or belongs to other weights: restore it or re-export (`mer export --runtime`)")
+        self.pooled_head = bundle.meta.capabilities.pooled_head
         self.custom = self.embed_session.get_modelmeta().custom_metadata_map
         self.tag_names: list[str] = json.loads(self.custom.get("tag_names", "[]"))
         self.head_outputs = [o.name for o in self.head_session.get_outputs()]

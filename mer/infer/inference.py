@@ -62,6 +62,12 @@ class Window:
     weight: int
 
 
+#: a pooled head runs in pieces on sequences longer than this (10 minutes of 0.5 s steps) ...
+POOLED_STEPS = 1200
+#: ... of this many steps each
+HEAD_STEPS = 2400
+
+
 class _Rows:
     """Rows ``(k, ...)`` appended into one array, allocated once for ``expect`` rows (pages never
     written cost no memory) and grown by half when that was short: a 3-hour file's per-step
@@ -243,7 +249,7 @@ class Inference:
         if self.engine.local:
             seq = seqs.rows(n_total)
             tag_seq = tags.rows(n_total) if tags.n else None
-            out = {k: v[0] for k, v in self.engine.head(seq[None]).items()}
+            out = self._head(seq)
             if tag_seq is not None:
                 out["tags"] = tag_seq.mean(axis=0)
             return Streamed(agree(out), total, seq, tag_seq, feats)
@@ -253,6 +259,27 @@ class Inference:
             curve = np.concatenate([curve, np.repeat(curve[-1:], n_total - len(curve), 0)])
         out = {**{k: np.tensordot(wts, np.stack(v), axes=1) for k, v in clip.items()}, "dynamic": curve}
         return Streamed(agree(out), total, features=feats)
+
+    def _head(self, seq: np.ndarray) -> Outputs:
+        """One clip's head outputs for its per-step embeddings ``(n, D)``. A pooled head
+        (``Capabilities.pooled_head``) of a sequence longer than :data:`POOLED_STEPS` runs in
+        pieces: its clip outputs from a two-step sequence with the same mean and population
+        standard deviation (computed here in float64, :data:`HEAD_STEPS` steps at a time), its
+        per-step outputs piece by piece; the one call on the whole sequence held two more copies
+        of it (+20 MB at 3 hours). Shorter sequences, every 30-s clip among them, take one call."""
+        if not getattr(self.engine, "pooled_head", False) or len(seq) <= POOLED_STEPS:
+            return {k: v[0] for k, v in self.engine.head(seq[None]).items()}
+        mean = seq.mean(axis=0, dtype=np.float64)
+        squares = np.zeros_like(mean)
+        for a in range(0, len(seq), HEAD_STEPS):
+            d = seq[a:a + HEAD_STEPS] - mean
+            squares += np.einsum("ij,ij->j", d, d)
+        sd = np.sqrt(squares / len(seq))
+        out = {k: v[0] for k, v in self.engine.head(np.stack([mean + sd, mean - sd]).astype(np.float32)[None]).items()}
+        for k in [k for k, v in out.items() if v.ndim >= 2]:  # per-step outputs: from the steps themselves
+            out[k] = np.concatenate([self.engine.head(np.ascontiguousarray(seq[a:a + HEAD_STEPS])[None])[k][0]
+                                     for a in range(0, len(seq), HEAD_STEPS)])
+        return out
 
     def blocks(self, path: "str | os.PathLike | AudioInfo", **kw: Any) -> Iterator[np.ndarray]:
         """:func:`mer.features.feature_blocks` of a file with this model's front-end."""

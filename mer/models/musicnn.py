@@ -291,7 +291,7 @@ class Musicnn(MERModel):
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(step_embeddings=True, quadrant=self.heads.quadrant is not None,
-                            frozen_backbone=self.freeze, window_seconds=self.context)
+                            frozen_backbone=self.freeze, window_seconds=self.context, pooled_head=True)
 
     def train(self, mode: bool = True) -> "Musicnn":
         # a frozen backbone stays in eval mode (its running statistics, its fast form), set once
