@@ -26,8 +26,9 @@ def test_round_trip_keeps_unknown_keys_and_reads_attributes():
 
 
 @pytest.mark.parametrize("args, caps", [
-    ({"quadrant": True, "source": "msd"}, Capabilities(step_embeddings=True, quadrant=True, frozen_backbone=True)),
-    ({"freeze": False}, Capabilities(step_embeddings=True, frozen_backbone=False)),
+    ({"quadrant": True, "source": "msd"}, Capabilities(step_embeddings=True, quadrant=True, frozen_backbone=True,
+                                                       pooled_head=True)),
+    ({"freeze": False}, Capabilities(step_embeddings=True, frozen_backbone=False, pooled_head=True)),
 ])
 def test_format_1_files_get_their_capabilities_inferred(args, caps):
     old = {"format": "mer-checkpoint/1", "model": "musicnn", "model_args": args, "feature": {}}
