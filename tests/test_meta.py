@@ -53,7 +53,8 @@ def test_saved_checkpoints_carry_the_models_own_capabilities(tmp_path):
     assert doc["format"] == FORMAT and doc["note"] == "kept"
     assert doc["capabilities"] == model.capabilities.to_dict()
     assert Bundle.resolve(tmp_path / "m").meta.capabilities == Capabilities(step_embeddings=True, quadrant=True,
-                                                                            frozen_backbone=True, window_seconds=3.0)
+                                                                            frozen_backbone=True, window_seconds=3.0,
+                                                                            pooled_head=True)
     cnn = create_model("cnn", channels=[4, 4, 4, 4, 4])
     save_checkpoint(cnn, tmp_path / "c")
     assert Bundle.resolve(tmp_path / "c").meta.capabilities == Capabilities()
