@@ -77,7 +77,7 @@ def main(out_dir: str = "demo-output") -> int:
         for name, label in labels.items():
             print(f"  {name:<10} {label}")
     if code == 0:
-        print(f"\nplots (valence-arousal plane with the 2 Hz trajectory) in {plots}/")
+        print(f"\nplots (valence-arousal plane and the curve over time, a 10.5 s moving mean) in {plots}/")
         print("next: mer predict YOUR_MUSIC_FOLDER --format csv   (see README)")
     return code
 
