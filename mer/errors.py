@@ -67,7 +67,7 @@ def check_arguments(fn: Callable[..., Any], kwargs: dict[str, Any], what: str, e
 EXTRAS = {"torch": "train", "sklearn": "train", "scipy": "train", "matplotlib": "plot", "onnx": "export",
           "onnxscript": "export", "av": "formats", "tensorboard": "train", "fastapi": "serve", "uvicorn": "serve",
           "multipart": "serve", "ray": "ray", "pyarrow": "ray", "usearch": "ann", "mutagen": "tags",
-          "beets": "beets"}
+          "beets": "beets", "transformers": "hub"}
 
 
 def install_hint(module: str) -> str:

@@ -129,6 +129,13 @@ class Bundle:
 
         return FeatureConfig.from_dict(self.meta.feature)
 
+    @property
+    def backbone(self) -> dict[str, Any] | None:
+        """An ``hf:`` backbone's recorded identity: ``{"id", "revision", "family", "sha1", "files"}``
+        (:mod:`mer.models.hf`; its encoder is loaded from ``id`` again), else None."""
+        rec = self.meta.model_args.get("backbone")
+        return dict(rec) if isinstance(rec, dict) else None
+
     def provenance(self) -> dict[str, str]:
         """What every output records so results can be traced to the exact weights."""
         return {"model": self.name, "model_version": self.version, "weights_sha1": self.digest}

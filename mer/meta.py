@@ -38,13 +38,15 @@ class Capabilities:
     once (None: any length); ``pooled_head``: ``head(seq)``'s clip outputs depend on the
     sequence only through its mean and population standard deviation over steps, and its
     per-step outputs on each step alone (mer's ``VAHeads`` on per-step embeddings), so the
-    head of a long file can run in pieces (:meth:`mer.infer.Inference.stream`)."""
+    head of a long file can run in pieces (:meth:`mer.infer.Inference.stream`); ``sample_rate``:
+    the rate the backbone's encoder was trained at, which the front-end decodes to (hf: backbones)."""
 
     step_embeddings: bool = False
     quadrant: bool = False
     frozen_backbone: bool = False
     window_seconds: float | None = None
     pooled_head: bool = False
+    sample_rate: int | None = None  # Hz the backbone itself runs at (hf: encoders), None: the front-end's
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

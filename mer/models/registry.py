@@ -11,12 +11,14 @@ importing a zoo module registers its models.
 
 from __future__ import annotations
 
+import functools
 import typing
 from typing import Any, Callable
 
 from ..errors import ModelError, check_arguments
 from ..features import FeatureConfig
 
+HUB_PREFIX = "hf:"  # transformers backbones: mer.models.hf
 _MODELS: dict[str, Callable[..., Any]] = {}
 
 
@@ -38,21 +40,30 @@ def describe(name: str) -> str:
 
 def _builder(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The constructor whose arguments ``fn`` accepts: itself, or the class it returns when it takes ``**kw``."""
+    fn = getattr(fn, "func", fn)  # a partial (an hf: backbone): its function's return type
     ret = typing.get_type_hints(fn).get("return")
     return ret.__init__ if isinstance(ret, type) else fn
 
 
 def create_model(name: str, feature: FeatureConfig | dict | None = None, **kwargs: Any):  # noqa: ANN201
-    """Build model ``name`` for ``feature`` (default: the log-mel front-end)."""
-    if name not in _MODELS:
-        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(_MODELS)}")
+    """Build model ``name`` for ``feature`` (default: the log-mel front-end). ``hf:SOURCE`` names a
+    transformers audio encoder (:mod:`mer.models.hf`, imported only then)."""
+    if name.startswith(HUB_PREFIX):
+        from .hf import hub_model
+
+        fn: Callable[..., Any] = functools.partial(hub_model, source=name[len(HUB_PREFIX):])
+    elif name not in _MODELS:
+        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(_MODELS)} (or hf:PATH / hf:org/name)")
+    else:
+        fn = _MODELS[name]
     if isinstance(feature, dict):
         feature = FeatureConfig.from_dict(feature)
     feature = feature or FeatureConfig()
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    fn = _MODELS[name]
     check_arguments(fn, {"feature": feature, **kwargs}, f"model {name}", ModelError, "--model-arg", ("feature",))
     check_arguments(_builder(fn), {"feature": feature, **kwargs}, f"model {name}", ModelError, "--model-arg", ("feature",))
     model = fn(feature=feature, **kwargs)
-    model.spec = {"name": name, "args": kwargs, "feature": feature.to_dict()}
+    # a model with its own front-end (hf: backbones) sets model.feature; spec_args: what it records about itself
+    model.spec = {"name": name, "args": {**kwargs, **getattr(model, "spec_args", {})},
+                  "feature": model.feature.to_dict()}
     return model

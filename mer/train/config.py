@@ -74,6 +74,12 @@ class TrainConfig:
     workers: int = _f(0, "processes decoding audio for the feature cache (0 = one per core)", short="-j")
     cache_dir: str = _f("", "feature cache folder (default $MER_CACHE_DIR or ~/.cache/mer)")
     tensorboard: bool = _f(False, "also log to RUN_DIR/fold*/tensorboard")
+    trust_remote_code: bool = _f(False, "hf: backbones only: run a model whose code lives in its own repository "
+                                        "(MERT); only for code you trust")
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """``model_args`` plus ``trust_remote_code`` when set (only hf: backbones take it)."""
+        return {**self.model_args, **({"trust_remote_code": True} if self.trust_remote_code else {})}
 
     # ---------------------------------------------------------------- layers
     @classmethod
@@ -121,8 +127,9 @@ class TrainConfig:
             raise ConfigError(f"no dataset folder: pass --root DIR (where {self.dataset} lives)")
         if not Path(self.root).is_dir():
             raise ConfigError(f"{self.root}: dataset folder not found; check --root")
-        if self.model not in list_models():
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(list_models())}")
+        if self.model not in list_models() and not self.model.startswith("hf:"):  # hf: backbones: mer.models.hf
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(list_models())} "
+                              "(or hf:PATH / hf:org/name)")
         FeatureConfig.from_dict(self.feature)
         _choice("task", self.task, TASKS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)

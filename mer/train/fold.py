@@ -61,7 +61,7 @@ class FoldTrainer:
 
     def build(self) -> torch.nn.Module:
         seed_all(self.cfg.seed, 0)
-        return create_model(self.cfg.model, feature=self.cfg.feature or None, **self.cfg.model_args)
+        return create_model(self.cfg.model, feature=self.cfg.feature or None, **self.cfg.model_kwargs())
 
     def _optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
         c = self.cfg

@@ -94,7 +94,8 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
         except ImportError:
             raise ConfigError("tensorboard: true needs the tensorboard package (pip install tensorboard)") from None
     feature = FeatureConfig.from_dict(cfg.feature) if cfg.feature else FeatureConfig()
-    probe = create_model(cfg.model, feature=feature, **cfg.model_args)  # bad model args fail before any decoding
+    probe = create_model(cfg.model, feature=feature, **cfg.model_kwargs())  # bad model args fail before any decoding
+    feature = probe.feature  # a backbone with its own front-end (hf:) chose it; else the same config
     ds = load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
     refuse_blocking(ds)
     fingerprint = ds.fingerprint()

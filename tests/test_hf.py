@@ -1,0 +1,175 @@
+"""hf: backbones (mer.models.hf): tiny random transformers encoders, train -> evaluate -> predict, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+transformers = pytest.importorskip("transformers", reason="hf: backbones need transformers (pip install "
+                                   "'mer-toolkit[hub]')")
+import torch  # noqa: E402
+
+from mer.errors import ModelError  # noqa: E402
+from mer.models import create_model  # noqa: E402
+
+
+def _whisper(path: Path) -> Path:
+    cfg = transformers.WhisperConfig(d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                                     decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                                     max_source_positions=500, vocab_size=64, max_target_positions=8, pad_token_id=0,
+                                     bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
+    transformers.WhisperModel(cfg).save_pretrained(path)
+    return path
+
+
+def _ast(path: Path) -> Path:
+    cfg = transformers.ASTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                                 num_mel_bins=32, max_length=300)
+    transformers.ASTModel(cfg).save_pretrained(path)
+    return path
+
+
+def _clap(path: Path) -> Path:
+    audio = dict(hidden_size=16, patch_embeds_hidden_size=8, depths=[1, 1], num_attention_heads=[2, 2], window_size=4,
+                 spec_size=64, num_mel_bins=16, enable_fusion=False, patch_stride=(4, 4), patch_size=4, freq_ratio=4)
+    text = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                max_position_embeddings=40)
+    transformers.ClapModel(transformers.ClapConfig(text_config=text, audio_config=audio, projection_dim=8)
+                           ).save_pretrained(path)
+    return path
+
+
+FAMILIES = {"whisper": _whisper, "ast": _ast, "clap": _clap}
+RATES = {"whisper": 16000, "ast": 16000, "clap": 48000}
+
+
+def _run(args: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mer", *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def fourq(tmp_path_factory, request) -> Path:
+    """12 real 4Q clips (3 per quadrant) and the annotation CSVs, copied into a temporary folder."""
+    from conftest import shared_path
+
+    src = shared_path("4q-dev")
+    root = tmp_path_factory.mktemp("4q")
+    for q in ("Q1", "Q2", "Q3", "Q4"):
+        (root / q).mkdir()
+        for f in sorted((src / q).glob("*.mp3"))[:3]:
+            shutil.copy(f, root / q / f.name)
+    for f in src.glob("*.csv"):
+        shutil.copy(f, root / f.name)
+    return root
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_tiny_backbone_embeds_on_the_grid_and_records_itself(tmp_path, family):
+    enc = FAMILIES[family](tmp_path / family)
+    for layer in ("last", 1, "weighted"):
+        if family == "clap" and layer == 1:
+            with pytest.raises(ModelError, match="layer 1"):
+                create_model(f"hf:{enc}", layer=layer)
+            continue
+        m = create_model(f"hf:{enc}", layer=layer).eval()
+        caps = m.capabilities
+        assert caps.step_embeddings and caps.frozen_backbone and caps.sample_rate == RATES[family]
+        assert caps.window_seconds and caps.pooled_head == (layer != "weighted")
+        x = torch.rand(1, 1, m.feature.n_bins, int(m.feature.frames_per_second * 7) + 1)  # 7 s of STFT frames
+        seq = m.embed(x)
+        assert seq.shape == (1, 14, 16 * (m.n_layers if layer == "weighted" else 1))
+        out = m.head(seq)
+        assert out["static"].shape == (1, 2) and out["dynamic"].shape == (1, 14, 2)
+    assert not any(k.startswith("encoder") for k in m.state_dict())  # the checkpoint holds the heads only
+    rec = m.spec["args"]["backbone"]
+    assert rec["id"] == str(enc) and len(rec["sha1"]) == 40 and "model.safetensors" in rec["files"]
+    assert m.spec["feature"]["kind"] == "stft" and m.spec["feature"]["sample_rate"] == RATES[family]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_train_evaluate_predict_a_run(tmp_path, fourq, family):
+    enc = FAMILIES[family](tmp_path / family)
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    env = {"MER_CACHE_DIR": str(cache)}
+    res = _run(["train", "--dataset", "4q", "--root", str(fourq), "--model", f"hf:{enc}", "--model-arg",
+                "layer=weighted", "--task", "static", "--folds", "2", "--epochs", "1", "--batch-size", "4",
+                "--crop-seconds", "4", "--val-fraction", "0.34", "--cache-dir", str(cache), "--device", "cpu", "--quiet", "--out", str(out)], env)
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((out / "fold0" / "best.json").read_text())
+    assert meta["model"] == f"hf:{enc}" and meta["model_args"]["backbone"]["sha1"]
+    assert meta["capabilities"]["sample_rate"] == RATES[family]
+    assert len(list((cache / "embeddings").glob("*/*.npz"))) == 12  # one cache entry per clip, shared by the folds
+    ev = _run(["evaluate", str(out), "--dataset", "4q", "--root", str(fourq), "--format", "json", "--quiet"], env)
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["n"] == 12
+    clip = next((fourq / "Q1").glob("*.mp3"))
+    pred = _run(["predict", str(clip), "--model", str(out), "--format", "json", "--device", "cpu"], env)
+    assert pred.returncode == 0, pred.stderr
+    row = json.loads(pred.stdout)
+    row = row[0] if isinstance(row, list) else row
+    assert -1 <= row["valence"] <= 1 and len(row["valence_curve"]) >= 50
+    # the encoder's files changed since training: refused by name
+    (enc / "config.json").write_text((enc / "config.json").read_text() + "\n")
+    bad = _run(["predict", str(clip), "--model", str(out), "--device", "cpu"], env)
+    assert bad.returncode == 1 and "files changed since this model was trained" in bad.stderr
+
+
+def test_absent_cache_model_names_the_download_command(tmp_path):
+    with pytest.raises(ModelError, match=r"run `huggingface-cli download mer-tests/no-such-model --revision v2`"):
+        create_model("hf:mer-tests/no-such-model@v2")
+    res = _run(["train", "--dataset", "folder", "--root", str(tmp_path), "--model", "hf:m-a-p/MERT-v1-95M",
+                "--out", str(tmp_path / "r")], {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert res.returncode == 1 and "huggingface-cli download m-a-p/MERT-v1-95M" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_cached_org_name_resolves_offline_and_records_its_revision(tmp_path):
+    hub = tmp_path / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    _whisper(hub / "models--org--tiny-whisper" / "snapshots" / commit)
+    (hub / "models--org--tiny-whisper" / "refs").mkdir()
+    (hub / "models--org--tiny-whisper" / "refs" / "main").write_text(commit)
+    code = ("import json; from mer.models import create_model; "
+            "print(json.dumps(create_model('hf:org/tiny-whisper').spec['args']['backbone']))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub)})  # read at import
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(res.stdout.strip().splitlines()[-1])
+    assert rec["revision"] == commit and rec["id"] == "org/tiny-whisper" and len(rec["sha1"]) == 40
+
+
+def test_remote_code_refused_without_the_flag_and_waveform_families_said_so(tmp_path):
+    mert = tmp_path / "mert"
+    mert.mkdir()
+    (mert / "config.json").write_text(json.dumps({"model_type": "mert_model",
+                                                  "auto_map": {"AutoModel": "modeling_MERT.MERTModel"}}))
+    with pytest.raises(ModelError, match="--trust-remote-code"):
+        create_model(f"hf:{mert}")
+    res = _run(["train", "--dataset", "folder", "--root", str(tmp_path), "--model", f"hf:{mert}", "--out",
+                str(tmp_path / "r")])
+    assert res.returncode == 1 and "only if you trust that code" in res.stderr
+    with pytest.raises(ModelError, match="take the raw waveform"):  # trusted: then a waveform family
+        create_model(f"hf:{mert}", trust_remote_code=True)
+    w2v = tmp_path / "w2v"
+    transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+        conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=2,
+    )).save_pretrained(w2v)
+    with pytest.raises(ModelError, match="take the raw waveform"):
+        create_model(f"hf:{w2v}")
+    with pytest.raises(ModelError, match="no such folder"):
+        create_model(f"hf:{tmp_path / 'nothing'}")
+
+
+def test_default_predict_does_not_import_transformers(wav_file):
+    code = ("import sys; from mer.cli import main; rc = main(['predict', sys.argv[1], '--format', 'json']); "
+            "print('transformers' in sys.modules, rc)")
+    res = subprocess.run([sys.executable, "-c", code, str(wav_file)], capture_output=True, text=True, timeout=300)
+    assert res.stdout.strip().splitlines()[-1] == "False 0", res.stderr
