@@ -115,6 +115,15 @@ def test_train_evaluate_predict_a_run(tmp_path, fourq, family):
     row = json.loads(pred.stdout)
     row = row[0] if isinstance(row, list) else row
     assert -1 <= row["valence"] <= 1 and len(row["valence_curve"]) >= 50
+    # the music library takes the run like any model: per-step embeddings of the encoder's width
+    db = tmp_path / "lib.sqlite"
+    idx = _run(["index", str(fourq / "Q1"), "--db", str(db), "--model", str(out), "--device", "cpu", "--quiet"], env)
+    assert idx.returncode == 0, idx.stderr
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT count(*), min(dim), max(dim) FROM songs").fetchone()
+    assert rows[0] == 3 and rows[1] == rows[2] > 0
     # the encoder's files changed since training: refused by name
     (enc / "config.json").write_text((enc / "config.json").read_text() + "\n")
     bad = _run(["predict", str(clip), "--model", str(out), "--device", "cpu"], env)
