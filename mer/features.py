@@ -283,48 +283,63 @@ def feature_blocks(path: "str | os.PathLike | audio.AudioInfo", config: FeatureC
         yield extract(y, config)
         return
     info = header or audio.info(path)
-    seconds = max(0.0, info.duration - offset) if duration is None else min(duration, max(0.0, info.duration - offset))
+    seconds = audio.part_seconds(info.duration, offset, duration)
     decode = functools.partial(audio.stream, info, sr=config.sample_rate, mono=config.channels == 1, offset=offset,
                                duration=duration, block_frames=int(block_seconds * info.samplerate))
+    levels = _Levels(config.channels)
     if config.level is None:
-        yield from _blocks(decode(), config, path, seconds, progress)
+        yield from _blocks(decode(), config, path, seconds, progress, levels)
     elif seconds <= ONE_PASS_SECONDS:
-        raw = list(_blocks(decode(), config, path, seconds, progress, raw=True))
-        gain = config.gain(*raw.pop())
+        raw = list(_blocks(decode(), config, path, seconds, progress, levels, raw=True))
+        gain = config.gain(levels.energy, levels.values)
         while raw:  # in place, block by block: the raw features are given up as they are finished
             yield finish(raw.pop(0), config, gain, inplace=True)
     else:
-        energy, n_values, peak = 0.0, 0, 0.0
-        expected = int(seconds * config.sample_rate) * config.channels
+        expected = int(seconds * config.sample_rate)
         for block in decode():  # pass 1: loudness only (the first half of the progress)
-            block = audio.ensure_channels(block, config.channels)
-            energy += float(np.dot(block.ravel(), block.ravel()))
-            n_values += block.size
-            peak = max(peak, float(np.abs(block).max())) if block.size else peak
+            levels.add(audio.ensure_channels(block, config.channels))
             if progress is not None and expected:
-                progress(min(0.5, n_values / expected / 2))
-        _check(path, n_values // config.channels, peak, config)
-        gain = config.gain(energy, n_values)
+                progress(min(0.5, levels.samples / expected / 2))
+        levels.check(path, config)
+        gain = config.gain(levels.energy, levels.values)
         second = None if progress is None else (lambda f: progress(0.5 + f / 2))
-        for x in _blocks(decode(), config, path, seconds, second, raw=True, checked=True):
-            if isinstance(x, np.ndarray):
-                yield finish(x, config, gain, inplace=True)
+        for x in _blocks(decode(), config, path, seconds, second, _Levels(config.channels), raw=True, check=False):
+            yield finish(x, config, gain, inplace=True)
 
 
-def _check(path: "str | os.PathLike", n_samples: int, peak: float, config: FeatureConfig) -> None:
-    if n_samples == 0:
-        raise AudioError(f"{path}: contains no audio samples; re-export the file")
-    audio.check_levels(peak, n_samples / config.sample_rate, path)
+class _Levels:
+    """Running sample count, energy and peak of decoded blocks ``(C, n)``: what the level
+    checks and :meth:`FeatureConfig.gain` need."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels, self.samples, self.energy, self.peak = channels, 0, 0.0, 0.0
+
+    @property
+    def values(self) -> int:
+        return self.samples * self.channels
+
+    def add(self, block: np.ndarray) -> None:
+        self.samples += block.shape[-1]
+        if block.size:
+            self.peak = max(self.peak, float(np.abs(block).max()))
+            self.energy += float(np.dot(block.ravel(), block.ravel()))
+
+    def check(self, path: "str | os.PathLike", config: FeatureConfig) -> None:
+        """No samples: AudioError; silent, very short or out-of-range audio: a warning."""
+        if self.samples == 0:
+            raise AudioError(f"{path}: contains no audio samples; re-export the file")
+        audio.check_levels(self.peak, self.samples / config.sample_rate, path)
 
 
 def _blocks(decoded: Iterable[np.ndarray], config: FeatureConfig, path: "str | os.PathLike", seconds: float,
-            progress: "Callable[[float], None] | None", raw: bool = False, checked: bool = False) -> Iterator[Any]:
+            progress: "Callable[[float], None] | None", levels: _Levels, raw: bool = False,
+            check: bool = True) -> Iterator[np.ndarray]:
     """Feature blocks of decoded audio blocks (the centred STFT across block edges: each block's
-    frames are those whose window it completes). ``raw`` yields magnitudes (for :func:`finish`)
-    and, last, the (energy, values) pair :meth:`FeatureConfig.gain` takes."""
+    frames are those whose window it completes), counting the audio into ``levels`` (checked
+    before the last block unless ``check`` is False). ``raw`` yields magnitudes (for :func:`finish`)."""
     hop, half = config.hop_length, config.n_fft // 2
     buf = np.zeros((config.channels, half), dtype=np.float32)  # the centred STFT's left zero padding
-    n_total, emitted, peak, energy = 0, 0, 0.0, 0.0
+    emitted = 0
     expected = int(seconds * config.sample_rate)
 
     def frames(buf: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
@@ -336,24 +351,20 @@ def _blocks(decoded: Iterable[np.ndarray], config: FeatureConfig, path: "str | o
 
     for block in decoded:
         block = audio.ensure_channels(block, config.channels)
-        n_total += block.shape[-1]
+        levels.add(block)
         if progress is not None and expected:
-            progress(min(1.0, n_total / expected))
-        peak = max(peak, float(np.abs(block).max())) if block.size else peak
-        energy += float(np.dot(block.ravel(), block.ravel()))
+            progress(min(1.0, levels.samples / expected))
         x, buf = frames(np.concatenate([buf, block], axis=-1))
         if x is not None:
             emitted += x.shape[-1]
             yield x
-    if not checked:
-        _check(path, n_total, peak, config)
+    if check:
+        levels.check(path, config)
     x, _ = frames(np.concatenate([buf, np.zeros((config.channels, half), dtype=np.float32)], axis=-1))
     if x is not None:  # the right padding's frames, cut to the centred STFT's count
-        x = x[..., :max(0, config.n_frames(n_total) - emitted)]
+        x = x[..., :max(0, config.n_frames(levels.samples) - emitted)]
         if x.shape[-1]:
             yield np.ascontiguousarray(x)
-    if raw:
-        yield energy, n_total * config.channels
 
 
 def stream_features(path: "str | os.PathLike | audio.AudioInfo", config: FeatureConfig | None = None,

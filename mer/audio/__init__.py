@@ -36,9 +36,10 @@ Modules: :mod:`~mer.audio.sniff` (what a file is, before decoding), :mod:`~mer.a
 
 from .find import find_audio
 from .read import (BLOCK_FRAMES, SHORT_SECONDS, SILENCE_PEAK, check_levels, check_rate, check_signal, ensure_channels,
-                   info, load, stream)
+                   info, load, part_seconds, stream)
 from .sniff import AUDIO_EXTENSIONS, PYAV_EXTENSIONS, PYAV_INSTALL, SNDFILE_EXTENSIONS, AudioInfo, wav_missing_bytes
 
 __all__ = ["AudioInfo", "info", "stream", "load", "find_audio", "check_signal", "check_levels", "check_rate",
+           "part_seconds",
            "ensure_channels", "wav_missing_bytes", "AUDIO_EXTENSIONS", "SNDFILE_EXTENSIONS", "PYAV_EXTENSIONS", "BLOCK_FRAMES",
            "SILENCE_PEAK", "SHORT_SECONDS", "PYAV_INSTALL"]

@@ -151,6 +151,12 @@ def check_signal(y: np.ndarray, sr: int, path: str | os.PathLike) -> None:
     check_levels(float(np.max(np.abs(y))) if y.size else 1.0, y.shape[-1] / sr, path)
 
 
+def part_seconds(file_seconds: float, offset: float = 0.0, duration: float | None = None) -> float:
+    """Seconds of a ``file_seconds`` file that ``offset`` and ``duration`` select (as in :func:`stream`)."""
+    part = max(0.0, file_seconds - offset)
+    return min(part, duration) if duration else part
+
+
 def check_levels(peak: float, seconds: float, path: str | os.PathLike) -> None:
     """:func:`check_signal` from a running peak and length (for audio read block by block)."""
     if seconds < SHORT_SECONDS:

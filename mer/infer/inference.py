@@ -168,10 +168,11 @@ class Inference:
         silence = compress(np.zeros(1, np.float32), self.feature.compression)[0]
         return np.pad(x, ((0, 0), (0, 0), (0, need - x.shape[-1])), constant_values=silence)
 
-    def _bounds(self, total: int) -> list[tuple[int, int]]:
-        if total <= self.chunk + 2 * self.context:
+    def _bounds(self, total: int, start: int = 0) -> list[tuple[int, int]]:
+        """Own (first, last) frames of the windows of ``total`` frames from window start ``start``."""
+        if start == 0 and total <= self.chunk + 2 * self.context:
             return [(0, total)]
-        return [(c0, min(total, c0 + self.chunk)) for c0 in range(0, total, self.chunk)]
+        return [(c0, min(total, c0 + self.chunk)) for c0 in range(start, total, self.chunk)]
 
     def windows(self, blocks: Iterable[np.ndarray], keep_features: bool = False) -> Iterator[Window]:
         """The windows of features given as consecutive blocks ``(C, F, t)``, as :meth:`_bounds`
@@ -212,7 +213,7 @@ class Inference:
             buf = self._pad(buf)
             total = buf.shape[-1]
         n_total = n_steps(total, self.feature)
-        for w0, w1 in (self._bounds(total) if c0 == 0 else [(a, min(total, a + chunk)) for a in range(c0, total, chunk)]):
+        for w0, w1 in self._bounds(total, c0):
             yield window(w0, w1, total, n_total if w1 >= total else None)
         return total, (np.concatenate(kept, axis=-1) if keep_features else None)
 
@@ -267,7 +268,7 @@ class Inference:
         standard deviation (computed here in float64, :data:`HEAD_STEPS` steps at a time), its
         per-step outputs piece by piece; the one call on the whole sequence held two more copies
         of it (+20 MB at 3 hours). Shorter sequences, every 30-s clip among them, take one call."""
-        if not getattr(self.engine, "pooled_head", False) or len(seq) <= POOLED_STEPS:
+        if not self.engine.pooled_head or len(seq) <= POOLED_STEPS:
             return {k: v[0] for k, v in self.engine.head(seq[None]).items()}
         mean = seq.mean(axis=0, dtype=np.float64)
         squares = np.zeros_like(mean)
@@ -276,10 +277,10 @@ class Inference:
             squares += np.einsum("ij,ij->j", d, d)
         sd = np.sqrt(squares / len(seq))
         out = {k: v[0] for k, v in self.engine.head(np.stack([mean + sd, mean - sd]).astype(np.float32)[None]).items()}
-        for k in [k for k, v in out.items() if v.ndim >= 2]:  # per-step outputs: from the steps themselves
-            out[k] = np.concatenate([self.engine.head(np.ascontiguousarray(seq[a:a + HEAD_STEPS])[None])[k][0]
-                                     for a in range(0, len(seq), HEAD_STEPS)])
-        return out
+        per_step = [k for k, v in out.items() if v.ndim >= 2]  # from the steps themselves, one run per piece
+        pieces = [self.engine.head(np.ascontiguousarray(seq[a:a + HEAD_STEPS])[None])
+                  for a in range(0, len(seq), HEAD_STEPS)]
+        return {**out, **{k: np.concatenate([piece[k][0] for piece in pieces]) for k in per_step}}
 
     def blocks(self, path: "str | os.PathLike | AudioInfo", **kw: Any) -> Iterator[np.ndarray]:
         """:func:`mer.features.feature_blocks` of a file with this model's front-end."""

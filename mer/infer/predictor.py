@@ -192,15 +192,14 @@ class Predictor:
             st = self.inference.stream([self.inference.features_of(y, sr)], keep_features=keep)
             name, length = "<array>", y.shape[-1] / sr
         else:
-            from ..audio import info
+            from ..audio import info, part_seconds
 
             header = info(source)  # read once: for the decoder and for the length reported
+            part = part_seconds(header.duration, offset, duration)
             blocks = self.inference.blocks(header, offset=offset, duration=duration, progress=progress)
-            part = max(0.0, header.duration - offset)
-            part = min(part, duration) if duration else part
             st = self.inference.stream(blocks, keep_features=keep,
                                        expected_frames=int(part * self.feature.frames_per_second) + 1)
-            name, length = str(source), self._length(header.duration, st.frames, offset, duration)
+            name, length = str(source), self._length(part, st.frames)
         pred = self.finish(name, length, st.outputs, 0.0)
         if offset:  # the curve's axis and the segments' bounds are on the file's own clock
             pred.curve_start = round(pred.curve_start + offset, 3)
@@ -218,12 +217,10 @@ class Predictor:
         v, a = _clean(out["static"][0]), _clean(out["static"][1])
         return Segment(round(start, 3), round(min(end, duration), 3), v, a, _reported(out, v, a).name, _probs(out))
 
-    def _length(self, file_seconds: float, n_frames: int, offset: float, duration: float | None) -> float:
-        """Seconds of audio predicted: the file's own length (its header) less ``offset``, at
-        most ``duration``, and never more than the frames decoded cover (a cut file's header
-        promises more than it holds; the frames alone overshoot by up to one hop)."""
-        part = max(0.0, file_seconds - offset)
-        part = min(part, duration) if duration else part
+    def _length(self, part: float, n_frames: int) -> float:
+        """Seconds of audio predicted: the part of the file its header and ``offset``/``duration``
+        select (:func:`mer.audio.part_seconds`), never more than the frames decoded cover (a cut
+        file's header promises more than it holds; the frames alone overshoot by up to one hop)."""
         if self.feature.resize_frames:  # a fixed number of frames says nothing about the length
             return part
         covered = n_frames / self.feature.frames_per_second

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from ..features import FeatureConfig
+from ..features import FeatureConfig, file_digest
 from ..grid import GRID_SECONDS, n_steps
 from ..meta import Capabilities
 from .base import MERModel
@@ -236,13 +236,11 @@ def weight_files(folder: Path) -> list[Path]:
 
 
 def folder_digest(folder: Path) -> str:
-    """SHA-1 over config.json and the weight files (names and bytes)."""
+    """SHA-1 over config.json and the weight files: their names and their own SHA-1s
+    (:func:`mer.features.file_digest`)."""
     h = hashlib.sha1()
     for q in weight_files(folder):
-        h.update(q.name.encode())
-        with open(q, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
+        h.update(f"{q.name}\0{file_digest(q)}\n".encode())
     return h.hexdigest()
 
 
