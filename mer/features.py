@@ -1,4 +1,4 @@
-"""Feature front-ends (log-mel, the seed's STFT) in numpy, and a feature cache. No torch here:
+"""Feature front-ends (log-mel, the seed's STFT, the framed waveform) in numpy, and a feature cache. No torch here:
 ``mer predict`` with an ONNX model imports this module without PyTorch.
 
 Layout: :func:`spectrogram` maps a waveform ``(C, N)`` (float32, C audio channels,
@@ -9,6 +9,13 @@ at ``config.frames_per_second`` (frame t is centred at ``t * hop_length / sample
   frames/s), 96 Slaney mel bands of the power spectrum, compressed as log10(1 + 10000 x).
 - ``stft`` (the seed notebooks): 44.1 kHz stereo, n_fft 256, hop 128, magnitude, 129 bins;
   a 45 s clip gives about 15,500 frames; ``resize_frames=512`` resizes time as the seed did.
+- ``wave`` (waveform encoders such as wav2vec 2.0, hf: backbones): the samples themselves,
+  framed without overlap: ``n_fft == hop_length`` samples per frame, ``F = hop_length``, frame
+  t holding samples ``[t * hop - hop // 2, t * hop + hop // 2)`` (centred like the STFT's, the
+  first half frame being the zero padding), compression ``none``. Concatenating the frames
+  and dropping ``hop // 2`` samples gives back the waveform, so the block streaming, the
+  loudness normalisation (linear in the samples) and the cache serve waveform models as they
+  serve spectrogram ones.
 
 The mel filterbank is computed here (Slaney mel scale, Slaney area normalisation, as in
 librosa's default); a test proves it equal to ``librosa.filters.mel`` within 1e-5.
@@ -37,6 +44,7 @@ from . import audio
 from .errors import AudioError, ConfigError, MERWarning
 from .io import atomic_path, write_json_atomic
 
+KINDS = ("logmel", "stft", "wave")
 COMPRESSIONS = ("log10p", "db", "log1p", "none")
 MAX_GAIN = 1000.0  # +60 dB: the most ``level`` normalisation amplifies
 
@@ -45,7 +53,7 @@ MAX_GAIN = 1000.0  # +60 dB: the most ``level`` normalisation amplifies
 class FeatureConfig:
     """How features are computed; saved with every cache entry and checkpoint."""
 
-    kind: str = "logmel"  # "logmel" or "stft"
+    kind: str = "logmel"  # "logmel", "stft" or "wave" (framed samples, see the module docstring)
     sample_rate: int = 16000  # Hz
     channels: int = 1  # 1 = mono mixdown, 2 = stereo (the seed's STFT model)
     n_fft: int = 512
@@ -58,12 +66,16 @@ class FeatureConfig:
     level: float | None = None  # RMS the waveform is scaled to before the front-end (None: as decoded); see gain()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("logmel", "stft"):
-            raise ConfigError(f"unknown feature kind {self.kind!r}; choose 'logmel' or 'stft'")
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown feature kind {self.kind!r}; choose one of {', '.join(KINDS)}")
         if self.compression not in COMPRESSIONS:
             raise ConfigError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
         if min(self.sample_rate, self.n_fft, self.hop_length, self.channels) <= 0:
             raise ConfigError("sample_rate, n_fft, hop_length and channels must be positive")
+        if self.kind == "wave" and (self.n_fft != self.hop_length or self.compression != "none"
+                                    or self.resize_frames):
+            raise ConfigError("kind 'wave' frames the samples without overlap: n_fft must equal hop_length, "
+                              "compression must be 'none' and resize_frames unset")
         if self.level is not None and not 0 < self.level <= 1:
             raise ConfigError(f"level {self.level!r}: the target RMS must be in (0, 1], e.g. 0.139 (-17 dBFS)")
 
@@ -76,7 +88,7 @@ class FeatureConfig:
     @property
     def n_bins(self) -> int:
         """Frequency bins F of the output."""
-        return self.n_mels if self.kind == "logmel" else self.n_fft // 2 + 1
+        return {"logmel": self.n_mels, "wave": self.hop_length}.get(self.kind, self.n_fft // 2 + 1)
 
     @property
     def frames_per_second(self) -> float:
@@ -208,6 +220,9 @@ def spectrogram(wave: np.ndarray, config: FeatureConfig | None = None, center: b
     else:
         n_frames = 1 + (wave.shape[-1] - c.n_fft) // c.hop_length if wave.shape[-1] >= c.n_fft else 0
     frames = np.lib.stride_tricks.sliding_window_view(wave, c.n_fft, axis=-1)[:, ::c.hop_length][:, :n_frames]
+    if c.kind == "wave":  # the samples themselves, one frame per hop
+        x = np.array(frames.transpose(0, 2, 1), dtype=np.float32, order="C")  # a writeable copy
+        return x if raw else finish(x, c, gain)
     spec = np.fft.rfft(frames * hann_window(c.n_fft), axis=-1)  # (C, T, bins)
     if c.kind == "logmel":
         power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32)

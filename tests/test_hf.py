@@ -45,8 +45,27 @@ def _clap(path: Path) -> Path:
     return path
 
 
-FAMILIES = {"whisper": _whisper, "ast": _ast, "clap": _clap}
-RATES = {"whisper": 16000, "ast": 16000, "clap": 48000}
+#: waveform encoders: 3 convolutions of total stride 320 (as the real ones: 20 ms frames at 16 kHz)
+WAVE = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8, 8),
+            conv_stride=(5, 8, 8), conv_kernel=(10, 8, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+
+
+def _wave(config: str, model: str):  # noqa: ANN202
+    def build(path: Path) -> Path:
+        getattr(transformers, model)(getattr(transformers, config)(**WAVE)).save_pretrained(path)
+        transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True).save_pretrained(path)
+        return path
+    return build
+
+
+FAMILIES = {"whisper": _whisper, "ast": _ast, "clap": _clap, "wav2vec2": _wave("Wav2Vec2Config", "Wav2Vec2Model"),
+            "hubert": _wave("HubertConfig", "HubertModel"),
+            "data2vec-audio": _wave("Data2VecAudioConfig", "Data2VecAudioModel")}
+RATES = {"whisper": 16000, "ast": 16000, "clap": 48000, "wav2vec2": 16000, "hubert": 16000, "data2vec-audio": 16000}
+KINDS = {"clap": "stft", "whisper": "stft", "ast": "stft", "wav2vec2": "wave", "hubert": "wave",
+         "data2vec-audio": "wave"}
+#: the whole path (train, evaluate, predict, index) runs for each front-end; the waveform families share one
+END_TO_END = ("whisper", "ast", "clap", "wav2vec2")
 
 
 def _run(args: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
@@ -90,10 +109,33 @@ def test_tiny_backbone_embeds_on_the_grid_and_records_itself(tmp_path, family):
     assert not any(k.startswith("encoder") for k in m.state_dict())  # the checkpoint holds the heads only
     rec = m.spec["args"]["backbone"]
     assert rec["id"] == str(enc) and len(rec["sha1"]) == 40 and "model.safetensors" in rec["files"]
-    assert m.spec["feature"]["kind"] == "stft" and m.spec["feature"]["sample_rate"] == RATES[family]
+    assert m.spec["feature"]["kind"] == KINDS[family] and m.spec["feature"]["sample_rate"] == RATES[family]
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_waveform_front_end_feeds_the_encoder_what_its_feature_extractor_does(tmp_path):
+    """A clip within one native window reaches the encoder as the extractor's normalised samples."""
+    import numpy as np
+
+    from mer.features import extract
+
+    enc = FAMILIES["wav2vec2"](tmp_path / "w2v")
+    m = create_model(f"hf:{enc}").eval()
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(16000 * 4) + 0.02).astype(np.float32)  # 4 s, an offset the norm removes
+    x = torch.from_numpy(extract(y, m.feature))[None]
+    assert x.shape[2] == 320 and m.feature.kind == "wave"
+    with torch.no_grad():
+        hs, centres = m.front.encode(m.encoder, x)
+        fe = transformers.Wav2Vec2FeatureExtractor.from_pretrained(enc)
+        ref = m.encoder(input_values=fe(y, sampling_rate=16000, return_tensors="pt").input_values,
+                        output_hidden_states=True).hidden_states
+    assert hs.shape[2] == ref[0].shape[1] == 199
+    for layer in range(len(ref)):
+        assert torch.allclose(hs[0, layer], ref[layer][0], atol=1e-4), layer
+    assert abs(float(centres[0]) - 325 / 2 / 16000) < 1e-6 and abs(float(centres[1] - centres[0]) - 0.02) < 1e-6
+
+
+@pytest.mark.parametrize("family", END_TO_END)
 def test_train_evaluate_predict_a_run(tmp_path, fourq, family):
     enc = FAMILIES[family](tmp_path / family)
     out, cache = tmp_path / "run", tmp_path / "cache"
@@ -104,7 +146,7 @@ def test_train_evaluate_predict_a_run(tmp_path, fourq, family):
     assert res.returncode == 0, res.stderr
     meta = json.loads((out / "fold0" / "best.json").read_text())
     assert meta["model"] == f"hf:{enc}" and meta["model_args"]["backbone"]["sha1"]
-    assert meta["capabilities"]["sample_rate"] == RATES[family]
+    assert meta["capabilities"]["sample_rate"] == RATES[family] and meta["feature"]["kind"] == KINDS[family]
     assert len(list((cache / "embeddings").glob("*/*.npz"))) == 12  # one cache entry per clip, shared by the folds
     ev = _run(["evaluate", str(out), "--dataset", "4q", "--root", str(fourq), "--format", "json", "--quiet"], env)
     assert ev.returncode == 0, ev.stderr
@@ -128,6 +170,44 @@ def test_train_evaluate_predict_a_run(tmp_path, fourq, family):
     (enc / "config.json").write_text((enc / "config.json").read_text() + "\n")
     bad = _run(["predict", str(clip), "--model", str(out), "--device", "cpu"], env)
     assert bad.returncode == 1 and "files changed since this model was trained" in bad.stderr
+
+
+def test_finetune_last_layers_trains_and_reloads_them(tmp_path, fourq):
+    from safetensors.torch import load_file
+
+    from mer.models.checkpoint import load_checkpoint
+
+    enc = FAMILIES["wav2vec2"](tmp_path / "w2v")
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    res = _run(["train", "--dataset", "4q", "--root", str(fourq), "--model", f"hf:{enc}", "--finetune", "last:1",
+                "--task", "static", "--folds", "2", "--epochs", "1", "--batch-size", "4", "--crop-seconds", "4",
+                "--lr", "0.01", "--val-fraction", "0.34", "--cache-dir", str(cache), "--device", "cpu", "--quiet",
+                "--out", str(out)])
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((out / "fold0" / "best.json").read_text())
+    assert meta["model_args"]["finetune"] == "last:1" and meta["capabilities"]["frozen_backbone"] is False
+    assert not (cache / "embeddings").exists()  # trained on feature crops, not on cached embeddings
+    saved = load_file(str(out / "fold0" / "best.safetensors"))
+    tuned = sorted(k for k in saved if k.startswith("tuned.0."))
+    assert tuned and not any(k.startswith("encoder.") for k in saved)
+    pristine = create_model(f"hf:{enc}")
+    model, _ = load_checkpoint(out / "fold0" / "best")
+    top = dict(model.encoder.encoder.layers[-1].named_parameters())
+    first = dict(pristine.encoder.encoder.layers[-1].named_parameters())
+    name = tuned[0][len("tuned.0."):]
+    assert torch.equal(top[name], saved[tuned[0]])  # the checkpoint's layer is back inside the encoder
+    assert not all(torch.equal(top[k], first[k]) for k in top)  # and training changed it
+    lower = dict(model.encoder.encoder.layers[0].named_parameters())
+    assert all(torch.equal(v, dict(pristine.encoder.encoder.layers[0].named_parameters())[k]) for k, v in lower.items())
+    clip = next((fourq / "Q2").glob("*.mp3"))
+    pred = _run(["predict", str(clip), "--model", str(out), "--format", "json", "--device", "cpu"])
+    assert pred.returncode == 0, pred.stderr
+    bad = _run(["train", "--dataset", "4q", "--root", str(fourq), "--model", f"hf:{enc}", "--finetune", "last:3",
+                "--out", str(tmp_path / "r2"), "--quiet"])
+    assert bad.returncode == 1 and "N from 1 to the 2 layers" in bad.stderr
+    bad = _run(["train", "--dataset", "4q", "--root", str(fourq), "--model", "musicnn", "--finetune", "last:1",
+                "--out", str(tmp_path / "r3")])
+    assert bad.returncode == 1 and "for hf: backbones" in bad.stderr
 
 
 def test_absent_cache_model_names_the_download_command(tmp_path):
@@ -154,25 +234,24 @@ def test_cached_org_name_resolves_offline_and_records_its_revision(tmp_path):
     assert rec["revision"] == commit and rec["id"] == "org/tiny-whisper" and len(rec["sha1"]) == 40
 
 
-def test_remote_code_refused_without_the_flag_and_waveform_families_said_so(tmp_path):
+def test_remote_code_refused_without_the_flag_and_unknown_types_said_so(tmp_path):
     mert = tmp_path / "mert"
     mert.mkdir()
     (mert / "config.json").write_text(json.dumps({"model_type": "mert_model",
-                                                  "auto_map": {"AutoModel": "modeling_MERT.MERTModel"}}))
+                                                  "auto_map": {"AutoConfig": "configuration_MERT.MERTConfig",
+                                                               "AutoModel": "modeling_MERT.MERTModel"}}))
     with pytest.raises(ModelError, match="--trust-remote-code"):
         create_model(f"hf:{mert}")
     res = _run(["train", "--dataset", "folder", "--root", str(tmp_path), "--model", f"hf:{mert}", "--out",
                 str(tmp_path / "r")])
     assert res.returncode == 1 and "only if you trust that code" in res.stderr
-    with pytest.raises(ModelError, match="take the raw waveform"):  # trusted: then a waveform family
+    with pytest.raises(ModelError, match="transformers cannot read its configuration"):  # trusted, but no code here
         create_model(f"hf:{mert}", trust_remote_code=True)
-    w2v = tmp_path / "w2v"
-    transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(
-        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
-        conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=2,
-    )).save_pretrained(w2v)
-    with pytest.raises(ModelError, match="take the raw waveform"):
-        create_model(f"hf:{w2v}")
+    other = tmp_path / "bert"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ModelError, match="not a supported audio encoder; supported: whisper"):
+        create_model(f"hf:{other}")
     with pytest.raises(ModelError, match="no such folder"):
         create_model(f"hf:{tmp_path / 'nothing'}")
 

@@ -38,6 +38,10 @@ class FrontEnd(nn.Module):
 
             rms = wave.float().square().mean(dim=(1, 2), keepdim=True).sqrt()
             wave = wave * (c.level / torch.clamp(rms, min=c.level / MAX_GAIN))
+        if c.kind == "wave":  # the samples framed without overlap, as mer.features.spectrogram
+            half = c.n_fft // 2 if center else 0
+            flat = F.pad(wave.reshape(b * ch, -1), (half, half + max(0, half + 1 - n) if center else 0))
+            return flat.unfold(-1, c.n_fft, c.hop_length).transpose(1, 2).reshape(b, ch, c.n_fft, -1)
         if center and n < c.n_fft // 2 + 1:  # constant padding needs some length; pad tiny inputs
             wave = F.pad(wave, (0, c.n_fft // 2 + 1 - n))
         spec = torch.stft(wave.reshape(b * ch, -1), c.n_fft, c.hop_length, window=self.window,

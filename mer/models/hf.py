@@ -10,24 +10,33 @@ download command. ``transformers`` is imported only here, and this module only w
 The encoder is frozen and kept outside the module's parameters: a checkpoint holds the heads
 (and the layer weights), and its ``model_args["backbone"]`` records the backbone's id, revision
 and the SHA-1 of its config and weight files, checked when the run is loaded again.
+``finetune="last:N"`` (``mer train --finetune last:N``) unfreezes the encoder's top N layers:
+they are then also registered as ``tuned`` (the same modules), so the checkpoint holds them
+and loading it puts them back into the encoder read from the hub files; training then runs
+the whole model on feature crops instead of on cached embeddings.
 
-Front-end: mer's own decoding and resampling at the encoder's sample rate, then mer's STFT
-magnitude (``FeatureConfig(kind="stft", compression="none")``, ``(B, 1, n_fft//2+1, T)`` at the
-encoder's hop); the encoder's own mel filters, log and normalisation run here, in torch. The
-audio is cut into the encoder's native window (Whisper 30 s, AST ``max_length`` frames, CLAP 10 s), each
-padded as the encoder's feature extractor pads, and the hidden states of each layer are
-averaged into mer's 0.5 s steps (:mod:`mer.grid`): ``embed(x) -> (B, n, D)`` (``layer="weighted"``:
-``(B, n, (L + 1) D)``, every layer, and the head learns a softmax-weighted sum, as MARBLE does).
+Front-ends (:class:`EncoderFront`): mer's own decoding and resampling at the encoder's sample
+rate, then either mer's STFT magnitude (``FeatureConfig(kind="stft", compression="none")``,
+``(B, 1, n_fft//2+1, T)`` at the encoder's hop; the encoder's own mel filters, log and
+normalisation run here, in torch) or, for waveform encoders, the framed samples
+(``FeatureConfig(kind="wave")``, one frame per hop of the encoder's convolutions). The audio is
+cut into the encoder's native window (Whisper 30 s, AST ``max_length`` frames, CLAP 10 s,
+waveform encoders :data:`WAVE_WINDOW_SECONDS`), each padded as the encoder's feature extractor
+pads, and the hidden states of each layer are averaged into mer's 0.5 s steps (:mod:`mer.grid`):
+``embed(x) -> (B, n, D)`` (``layer="weighted"``: ``(B, n, (L + 1) D)``, every layer, and the
+head learns a softmax-weighted sum, as MARBLE does).
 
-Families (:data:`FAMILIES`, the one table to extend): keyed by ``config.model_type``. The
-waveform families (wav2vec2, HuBERT, data2vec-audio, MERT) are listed but refused: their input
-is the raw waveform, and mer's front-end (``mer.features``) has no waveform kind yet.
+Families (:data:`FAMILIES`, the one table to extend): keyed by ``config.model_type``; a new
+family is a row there (its class, where its encoder and its layers are, its front-end), plus
+its line in README and a tiny configuration in ``tests/test_hf.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -47,18 +56,24 @@ from .blocks import VAHeads
 PREFIX = "hf:"
 
 
+#: the native window of waveform encoders, which take any length (wav2vec 2.0 was trained on
+#: crops of up to 15.6 s; attention costs grow with the square of the window)
+WAVE_WINDOW_SECONDS = 10.0
+
+
 @dataclass(frozen=True)
 class Family:
-    """How one transformers family is run: its class, input and front-end."""
+    """How one transformers family is run: its class, where its encoder and layers are, its front-end."""
 
     cls: str  # the transformers class loaded with from_pretrained
     part: str | None  # the attribute holding the encoder (Whisper: "encoder"), None: the model itself
-    frontend: Callable[[Any, dict[str, Any]], "SpecFrontEnd"] | None  # None: waveform input (not yet)
+    layers: str  # dotted path, from the encoder, to its list of layers (what --finetune last:N unfreezes)
+    frontend: Callable[[Any, dict[str, Any]], "EncoderFront"]
 
 
 # --------------------------------------------------------------------------- front-ends
-class SpecFrontEnd(nn.Module):
-    """mer's STFT magnitude ``(B, 1, bins, T)`` -> the encoder's input for one native window."""
+class EncoderFront(nn.Module):
+    """mer's features of one native window ``(B, 1, bins, T)`` -> the encoder's hidden states."""
 
     sample_rate: int = 16000
     n_fft: int = 400
@@ -85,7 +100,7 @@ def _filters(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(a, dtype=np.float32))
 
 
-class WhisperFront(SpecFrontEnd):
+class WhisperFront(EncoderFront):
     """WhisperFeatureExtractor in torch: Slaney mel of the power, log10, max - 8 floor, (x + 4) / 4,
     zero audio padded to 30 s (``2 * max_source_positions`` frames)."""
 
@@ -114,7 +129,7 @@ class WhisperFront(SpecFrontEnd):
         return hs[:, :, :keep], (torch.arange(keep, device=mag.device) + 0.5) / rate
 
 
-class ASTFront(SpecFrontEnd):
+class ASTFront(EncoderFront):
     """ASTFeatureExtractor in torch: Kaldi mel (20 Hz to Nyquist) of the power, natural log (floor
     1.19e-7), zero-padded to ``max_length`` frames, normalised by the extractor's mean and 2 sd.
     mer's periodic Hann window of 400 samples stands in for Kaldi's 512-point FFT of a 25 ms
@@ -150,7 +165,7 @@ class ASTFront(SpecFrontEnd):
         return hs[:, :, :keep], centres
 
 
-class ClapFront(SpecFrontEnd):
+class ClapFront(EncoderFront):
     """ClapFeatureExtractor in torch (not "fusion"): Slaney mel of the power (``frequency_min`` to
     ``frequency_max``), dB, the window filled by repeating the audio ("repeatpad"), input
     ``(B, 1, T, mels)``. HTSAT's hidden states of its stages differ in shape, so only the last one,
@@ -185,17 +200,57 @@ class ClapFront(SpecFrontEnd):
         return hs[:, :, :keep], centres
 
 
+class WaveFront(EncoderFront):
+    """Wav2Vec2FeatureExtractor in torch: the framed samples (``kind="wave"``, one frame per hop
+    of the encoder's convolutions, ``prod(conv_stride)``) joined back into the waveform from the
+    centre of the window's first frame to the centre of its last (the half frames outside, at a
+    file's edges the front-end's zero padding, are dropped: a window starts at its own time, and
+    a clip that fits one window is fed its samples, up to the last ``len % hop`` of them),
+    normalised to zero mean and unit variance per window
+    when the extractor does (``do_normalize``, its default) and padded to the convolutions'
+    receptive field when shorter. Frame k of the hidden states is centred on its receptive field."""
+
+    def __init__(self, config: Any, pre: dict[str, Any]) -> None:
+        super().__init__()
+        self.sample_rate = int(pre.get("sampling_rate", 16000))
+        self.hop = self.n_fft = math.prod(int(s) for s in config.conv_stride)
+        self.window_frames = int(WAVE_WINDOW_SECONDS * self.sample_rate / self.hop)
+        self.normalize = bool(pre.get("do_normalize", True))
+        field, jump = 1, 1
+        for k, st in zip(config.conv_kernel, config.conv_stride):
+            field, jump = field + (int(k) - 1) * jump, jump * int(st)
+        self.field = field  # samples one output frame sees
+        self._sizes(config)
+
+    def feature(self) -> FeatureConfig:
+        return FeatureConfig(kind="wave", sample_rate=self.sample_rate, channels=1, n_fft=self.hop,
+                             hop_length=self.hop, compression="none")
+
+    def encode(self, encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        wave = x[:, 0].transpose(1, 2).reshape(x.shape[0], -1)[:, self.hop // 2:]
+        wave = wave[:, :max(1, wave.shape[1] - (self.hop + 1) // 2)]
+        if self.normalize:
+            wave = (wave - wave.mean(dim=1, keepdim=True)) / torch.sqrt(wave.var(dim=1, keepdim=True,
+                                                                                 unbiased=False) + 1e-7)
+        wave = F.pad(wave, (0, max(0, self.field - wave.shape[1])))
+        out = encoder(input_values=wave, output_hidden_states=True)
+        hs = torch.stack(out.hidden_states, dim=1)  # (B, L + 1, Tf, D)
+        centres = (torch.arange(hs.shape[2], device=x.device) * self.hop + self.field / 2) / self.sample_rate
+        return hs, centres
+
+
 #: config.model_type -> how to run it; add a family here (and a line in the README and tests)
 FAMILIES: dict[str, Family] = {
-    "whisper": Family("WhisperModel", "encoder", WhisperFront),
-    "audio-spectrogram-transformer": Family("ASTModel", None, ASTFront),
-    "clap": Family("ClapModel", "audio_model", ClapFront),
-    "wav2vec2": Family("Wav2Vec2Model", None, None),
-    "hubert": Family("HubertModel", None, None),
-    "data2vec-audio": Family("Data2VecAudioModel", None, None),
+    "whisper": Family("WhisperModel", "encoder", "layers", WhisperFront),
+    "audio-spectrogram-transformer": Family("ASTModel", None, "encoder.layer", ASTFront),
+    "clap": Family("ClapModel", "audio_model", "audio_encoder.layers", ClapFront),
+    "wav2vec2": Family("Wav2Vec2Model", None, "encoder.layers", WaveFront),
+    "hubert": Family("HubertModel", None, "encoder.layers", WaveFront),
+    "data2vec-audio": Family("Data2VecAudioModel", None, "encoder.layers", WaveFront),
 }
-#: model types whose code lives in the model's repository (``trust_remote_code``), run as waveform models
-REMOTE = {"mert_model": Family("AutoModel", None, None)}
+#: model types whose code lives in the model's repository (``trust_remote_code``): MERT is a
+#: HuBERT-style waveform encoder (24 kHz)
+REMOTE = {"mert_model": Family("AutoModel", None, "encoder.layers", WaveFront)}
 
 
 # --------------------------------------------------------------------------- resolving a name
@@ -253,7 +308,10 @@ def family_of(folder: Path, trust_remote_code: bool) -> tuple[str, Family]:
         if not trust_remote_code:
             raise ModelError(f"{folder}: model type {kind!r} runs code from the model's own repository; pass "
                              "--trust-remote-code (Python: trust_remote_code=True) only if you trust that code")
-        return kind, REMOTE.get(kind, Family("AutoModel", None, None))
+        if kind not in REMOTE:
+            raise ModelError(f"{folder}: model type {kind!r} (code from its own repository) is not one mer knows how "
+                             f"to feed; supported: {', '.join([*FAMILIES, *REMOTE])}")
+        return kind, REMOTE[kind]
     raise ModelError(f"{folder}: model type {kind!r} is not a supported audio encoder; supported: "
                      f"{', '.join(FAMILIES)}")
 
@@ -263,25 +321,29 @@ class HubBackbone(MERModel):
     """A frozen transformers audio encoder + mer's valence/arousal heads (see the module docstring).
 
     ``layer``: "last", an index into the hidden states (0: the embeddings), or "weighted" (a
-    learned softmax-weighted sum of all of them). ``backbone``: the recorded identity (id,
-    revision, sha1), checked against the files found. Heads: see :class:`~mer.models.blocks.VAHeads`."""
+    learned softmax-weighted sum of all of them). ``finetune``: "last:N" trains the encoder's top
+    N layers too (None: all frozen). ``backbone``: the recorded identity (id, revision, sha1),
+    checked against the files found. Heads: see :class:`~mer.models.blocks.VAHeads`."""
 
     embed_args = ("backbone", "layer")
     encoder: nn.Module
+    tuned: nn.ModuleList | None
 
     def __init__(self, feature: FeatureConfig, source: str, revision: str | None = None, layer: str | int = "last",
-                 trust_remote_code: bool = False, backbone: dict | None = None, head_hidden: int = 0,
-                 head_dropout: float = 0.0, head_stats: bool = False, quadrant: bool = False) -> None:
+                 trust_remote_code: bool = False, backbone: dict | None = None, finetune: str | None = None,
+                 head_hidden: int = 0, head_dropout: float = 0.0, head_stats: bool = False,
+                 quadrant: bool = False) -> None:
         transformers = _require_transformers()
         folder, rev = resolve(source, revision or (backbone or {}).get("revision"))  # reloaded: the trained revision
         kind, fam = family_of(folder, trust_remote_code)
-        if fam.frontend is None:
-            raise ModelError(f"hf:{source}: {kind} encoders take the raw waveform, which mer's front-end "
-                             "(mer.features: log-mel or STFT) cannot give them yet; use a spectrogram family "
-                             f"({', '.join(k for k, f in FAMILIES.items() if f.frontend)})")
         pre_file = folder / "preprocessor_config.json"
         pre = json.loads(pre_file.read_text(encoding="utf-8")) if pre_file.is_file() else {}
-        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+        try:
+            config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True,
+                                                             trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, ImportError) as exc:
+            raise ModelError(f"hf:{source}: transformers cannot read its configuration "
+                             f"({str(exc).strip().splitlines()[0]})") from None
         front = fam.frontend(config, pre)
         if feature not in (FeatureConfig(), front.feature()):
             raise ModelError(f"hf:{source}: the backbone has its own front-end ({front.feature().to_dict()}); "
@@ -292,11 +354,16 @@ class HubBackbone(MERModel):
             raise ModelError(f"hf:{source}: its files changed since this model was trained (sha1 {backbone['sha1']} "
                              f"-> {digest}); restore them or retrain")
         transformers.utils.logging.disable_progress_bar()
-        model = getattr(transformers, fam.cls).from_pretrained(folder, local_files_only=True,
-                                                               trust_remote_code=trust_remote_code)
+        try:
+            model = getattr(transformers, fam.cls).from_pretrained(folder, local_files_only=True,
+                                                                   trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, ImportError) as exc:
+            raise ModelError(f"hf:{source}: transformers cannot load its weights "
+                             f"({str(exc).strip().splitlines()[0]})") from None
         encoder = getattr(model, fam.part) if fam.part else model
         encoder.eval().requires_grad_(False)
-        object.__setattr__(self, "encoder", encoder)  # not a submodule: not in the checkpoint, never trained
+        object.__setattr__(self, "encoder", encoder)  # not a submodule: not in the checkpoint (but see tuned)
+        self.tuned = _top_layers(encoder, fam.layers, finetune, source)
         self.front = front
         self.n_layers, dim = front.layers, front.dim
         if layer != "weighted" and not (layer == "last" or (isinstance(layer, int) and -self.n_layers <= layer
@@ -310,7 +377,8 @@ class HubBackbone(MERModel):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(step_embeddings=True, quadrant=self.heads.quadrant is not None, frozen_backbone=True,
+        return Capabilities(step_embeddings=True, quadrant=self.heads.quadrant is not None,
+                            frozen_backbone=self.tuned is None,
                             window_seconds=self.front.window_frames * self.front.hop / self.front.sample_rate,
                             pooled_head=self.mix is None, sample_rate=self.front.sample_rate)
 
@@ -320,8 +388,8 @@ class HubBackbone(MERModel):
         return self
 
     def train(self, mode: bool = True) -> "HubBackbone":
-        super().train(mode)
-        self.encoder.eval()
+        self.encoder.eval()  # the frozen layers stay in eval mode (dropout off) ...
+        super().train(mode)  # ... the heads and the tuned layers follow mode
         return self
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -331,7 +399,7 @@ class HubBackbone(MERModel):
         per = max(1, int(self.front.window_frames / fps / GRID_SECONDS))  # whole steps in one native window
         frames = int(round(per * GRID_SECONDS * fps))
         out = []
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.tuned is not None):
             for k, s0 in enumerate(range(0, x.shape[-1], frames)):
                 hs, centres = self.front.encode(self.encoder, x[..., s0:s0 + frames].float())
                 m = min(per, n - k * per)
@@ -351,6 +419,23 @@ class HubBackbone(MERModel):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.head(self.embed(x))
+
+
+def _top_layers(encoder: nn.Module, path: str, finetune: str | None, source: str) -> nn.ModuleList | None:
+    """The encoder's top N layers for ``finetune="last:N"``, made trainable; None when not fine-tuning."""
+    if not finetune:
+        return None
+    m = re.fullmatch(r"last:(\d+)", str(finetune))
+    found: Any = encoder
+    for name in path.split("."):
+        found = getattr(found, name)
+    layers: list[nn.Module] = list(found)
+    n = int(m.group(1)) if m else 0
+    if not 1 <= n <= len(layers):
+        raise ModelError(f"--finetune {finetune}: use last:N with N from 1 to the {len(layers)} layers of hf:{source}")
+    tuned = nn.ModuleList(layers[-n:])
+    tuned.requires_grad_(True)
+    return tuned
 
 
 def _to_steps(hs: torch.Tensor, centres: torch.Tensor, n: int) -> torch.Tensor:

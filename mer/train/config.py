@@ -76,10 +76,13 @@ class TrainConfig:
     tensorboard: bool = _f(False, "also log to RUN_DIR/fold*/tensorboard")
     trust_remote_code: bool = _f(False, "hf: backbones only: run a model whose code lives in its own repository "
                                         "(MERT); only for code you trust")
+    finetune: str = _f("", "hf: backbones only: last:N also trains the encoder's top N layers (default: frozen, "
+                           "its embeddings computed once)")
 
     def model_kwargs(self) -> dict[str, Any]:
-        """``model_args`` plus ``trust_remote_code`` when set (only hf: backbones take it)."""
-        return {**self.model_args, **({"trust_remote_code": True} if self.trust_remote_code else {})}
+        """``model_args`` plus ``trust_remote_code`` and ``finetune`` when set (only hf: backbones take them)."""
+        return {**self.model_args, **({"trust_remote_code": True} if self.trust_remote_code else {}),
+                **({"finetune": self.finetune} if self.finetune else {})}
 
     # ---------------------------------------------------------------- layers
     @classmethod
@@ -130,6 +133,11 @@ class TrainConfig:
         if self.model not in list_models() and not self.model.startswith("hf:"):  # hf: backbones: mer.models.hf
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(list_models())} "
                               "(or hf:PATH / hf:org/name)")
+        if (self.finetune or self.trust_remote_code) and not self.model.startswith("hf:"):
+            raise ConfigError(f"--finetune and --trust-remote-code are for hf: backbones; {self.model} takes neither "
+                              "(musicnn: --model-arg freeze=false)")
+        if self.finetune and not re.fullmatch(r"last:[1-9]\d*", self.finetune):
+            raise ConfigError(f"--finetune {self.finetune}: write last:N, e.g. last:2 (the encoder's top 2 layers)")
         FeatureConfig.from_dict(self.feature)
         _choice("task", self.task, TASKS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
