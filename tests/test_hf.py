@@ -73,20 +73,24 @@ def _run(args: list[str], env: dict | None = None) -> subprocess.CompletedProces
                           env={**os.environ, **(env or {})})
 
 
-@pytest.fixture(scope="module")
-def fourq(tmp_path_factory, request) -> Path:
-    """12 real 4Q clips (3 per quadrant) and the annotation CSVs, copied into a temporary folder."""
+def _copy_4q(root: Path, per_quadrant: int) -> Path:
+    """``per_quadrant`` real 4Q clips of each quadrant and the annotation CSVs, copied into ``root``."""
     from conftest import shared_path
 
     src = shared_path("4q-dev")
-    root = tmp_path_factory.mktemp("4q")
     for q in ("Q1", "Q2", "Q3", "Q4"):
-        (root / q).mkdir()
-        for f in sorted((src / q).glob("*.mp3"))[:3]:
+        (root / q).mkdir(parents=True)
+        for f in sorted((src / q).glob("*.mp3"))[:per_quadrant]:
             shutil.copy(f, root / q / f.name)
     for f in src.glob("*.csv"):
         shutil.copy(f, root / f.name)
     return root
+
+
+@pytest.fixture(scope="module")
+def fourq(tmp_path_factory) -> Path:
+    """12 real 4Q clips (3 per quadrant) and the annotation CSVs, copied into a temporary folder."""
+    return _copy_4q(tmp_path_factory.mktemp("4q"), 3)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -208,6 +212,37 @@ def test_finetune_last_layers_trains_and_reloads_them(tmp_path, fourq):
     bad = _run(["train", "--dataset", "4q", "--root", str(fourq), "--model", "musicnn", "--finetune", "last:1",
                 "--out", str(tmp_path / "r3")])
     assert bad.returncode == 1 and "for hf: backbones" in bad.stderr
+
+
+def test_nested_benchmark_probes_a_hub_backbone_and_ships_a_model(tmp_path):
+    """`mer benchmark benchmarks/nested_4q.yaml --model hf:DIR`, on a small protocol and 24 clips."""
+    from conftest import shared_path
+
+    data = _copy_4q(tmp_path / "4q", 6)
+    enc = FAMILIES["wav2vec2"](tmp_path / "tiny-w2v")
+    lexicon = shared_path("lexicons") / "Ratings_Warriner_et_al.csv"
+    cfg = tmp_path / "nested.yaml"
+    cfg.write_text(f"out: {tmp_path / 'runs' / 'nested'}\ndataset: 4q\nroot: {data}\n"
+                   f"dataset_options: {{lexicon: {lexicon}}}\nprotocol: {{outer: 2, inner: 2, seeds: [0]}}\n"
+                   "candidates:\n  - {label: constant, model: constant, baseline: true}\n"
+                   "  - {label: LR on the encoder's mean, features: mean, model: lr, grid: {C: [0.1, 1.0]}}\n"
+                   "ship: {va_alpha: [10, 100]}\n")
+    env = {"MER_CACHE_DIR": str(tmp_path / "cache")}
+    res = _run(["benchmark", str(cfg), "--model", f"hf:{enc}", "--model-arg", "layer=1", "--quiet"], env)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "runs" / "nested-tiny-w2v"  # the backbone's own folder beside the YAML's
+    table = (out / "benchmark.md").read_text()
+    assert "LR on the encoder's mean" in table and "constant" in table
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["model"] == f"hf:{enc}" and meta["model_args"]["layer"] == 1 and meta["nested"]["f1"] >= 0
+    clip = next((data / "Q3").glob("*.mp3"))
+    pred = _run(["predict", str(clip), "--model", str(out / "model"), "--format", "json", "--device", "cpu"], env)
+    assert pred.returncode == 0, pred.stderr
+    row = json.loads(pred.stdout)
+    row = row[0] if isinstance(row, list) else row
+    assert row["quadrant"] in ("Q1", "Q2", "Q3", "Q4") and 0 <= row["p_q1"] <= 1 and row["confidence"] > 0
+    bad = _run(["benchmark", "benchmarks/seed_zoo.yaml", "--model", f"hf:{enc}"])
+    assert bad.returncode == 1 and "a grid YAML names its own models" in bad.stderr
 
 
 def test_absent_cache_model_names_the_download_command(tmp_path):

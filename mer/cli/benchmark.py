@@ -51,9 +51,15 @@ def _benchmark(args: argparse.Namespace) -> int:
         if "candidates" in read_yaml(args.config):  # a nested probe benchmark (mer.train.probe)
             from ..train.probe import run_probes
 
-            table = run_probes(args.config, args.out, workers=args.workers, progress=not args.quiet)
+            backbone = ({"model": args.model, "model_args": parse_pairs(args.model_arg, "--model-arg")}
+                        if args.model else None)
+            table = run_probes(args.config, args.out, workers=args.workers, progress=not args.quiet, backbone=backbone)
         else:
             from ..train.benchmark import run_grid
+
+            if args.model or args.model_arg:
+                raise ConfigError(f"{args.config}: a grid YAML names its own models; --model and --model-arg are for "
+                                  "the cross-dataset protocol and for probe YAMLs (benchmarks/nested_4q.yaml)")
 
             table = run_grid(args.config, args.out, progress=not args.quiet)
     print(table)
@@ -80,7 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dataset-option", action="append", metavar="NAME:KEY=VALUE",
                    help="a loader option of one dataset, e.g. 4q:lexicon=PATH (repeatable)")
     g.add_argument("--defaults", metavar="YAML", help="TrainConfig keys for the runs (flags override them)")
-    g.add_argument("--model", help="model to train (default: TrainConfig's, mobile_crnn)")
+    g.add_argument("--model", help="model to train (default: TrainConfig's, mobile_crnn); with a probe YAML "
+                                   "(benchmarks/nested_4q.yaml): the backbone whose embeddings are probed, e.g. hf:DIR")
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model argument (repeatable)")
     g.add_argument("--epochs", type=int, help="maximum epochs per run")
     g.add_argument("--folds", type=int, default=5, help="folds of the in-dataset CV beside it (0 = skip; default 5)")

@@ -33,6 +33,7 @@ its line in README and a tiny configuration in ``tests/test_hf.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -345,10 +346,11 @@ class HubBackbone(MERModel):
             raise ModelError(f"hf:{source}: transformers cannot read its configuration "
                              f"({str(exc).strip().splitlines()[0]})") from None
         front = fam.frontend(config, pre)
-        if feature not in (FeatureConfig(), front.feature()):
-            raise ModelError(f"hf:{source}: the backbone has its own front-end ({front.feature().to_dict()}); "
-                             "leave --feature out")
-        super().__init__(front.feature())
+        own = front.feature()
+        if dataclasses.replace(feature, level=None) not in (FeatureConfig(), own):
+            raise ModelError(f"hf:{source}: the backbone has its own front-end ({own.to_dict()}); leave --feature "
+                             "out (only level, the loudness normalisation before it, may be set)")
+        super().__init__(dataclasses.replace(own, level=feature.level))
         digest = folder_digest(folder)
         if backbone and backbone.get("sha1") not in (None, digest):
             raise ModelError(f"hf:{source}: its files changed since this model was trained (sha1 {backbone['sha1']} "

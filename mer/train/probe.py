@@ -33,9 +33,11 @@ and temperature folded in. Nothing of the outer folds leaks into it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,20 +133,28 @@ class ProbeData:
         self._items: dict[Any, list] = {}
         self._seqs: dict[Any, list[np.ndarray]] = {}
 
-    def items(self, level: float | None) -> list:
-        if level not in self._items:
-            self._items[level] = load_items(self.tracks, FeatureConfig(level=level), workers=self.workers,
-                                            progress=self.progress)
-        return self._items[level]
+    def items(self, level: float | None, feature: FeatureConfig | None = None) -> list:
+        """The clips' features (default: the log-mel front-end) at loudness ``level``."""
+        feature = dataclasses.replace(feature or FeatureConfig(), level=level)
+        if feature not in self._items:
+            self._items[feature] = load_items(self.tracks, feature, workers=self.workers, progress=self.progress)
+        return self._items[feature]
+
+    def backbone_model(self, level: float | None, **kw: Any) -> Any:
+        """The backbone (musicnn, or an hf: encoder with its own front-end) at loudness ``level``."""
+        from ..models import create_model
+
+        return create_model(self.backbone["model"], feature=FeatureConfig(level=level),
+                            **{**(self.backbone.get("model_args") or {}), **kw})
 
     def seqs(self, level: float | None) -> list[np.ndarray]:
+        """Per-step embeddings of the backbone (cached on disk as training caches them)."""
         if level not in self._seqs:
-            from ..models import create_model
             from .data import embed_items
 
-            model = create_model(self.backbone["model"], feature=FeatureConfig(level=level),
-                                 **(self.backbone.get("model_args") or {}))
-            self._seqs[level] = [it.x for it in embed_items(model, self.items(level), progress=self.progress)]
+            model = self.backbone_model(level)
+            items = self.items(level, model.feature)
+            self._seqs[level] = [it.x for it in embed_items(model, items, progress=self.progress)]
         return self._seqs[level]
 
     def features(self, kind: str, level: float | None) -> np.ndarray:
@@ -156,9 +166,17 @@ class ProbeData:
 
 
 # ------------------------------------------------------------------ the benchmark
-def run_probes(path: str | os.PathLike, out: str | None = None, workers: int = 0, progress: bool = True) -> str:
-    """Run the nested benchmark of a probe YAML (module docstring); return the markdown table."""
+def run_probes(path: str | os.PathLike, out: str | None = None, workers: int = 0, progress: bool = True,
+               backbone: dict[str, Any] | None = None) -> str:
+    """Run the nested benchmark of a probe YAML (module docstring); return the markdown table.
+    ``backbone`` (``{"model": "hf:DIR", "model_args": {...}}``, ``mer benchmark --model``)
+    replaces the YAML's; its results then go to ``OUT-<backbone>`` unless ``out`` is given."""
     doc = read_yaml(path)
+    if backbone:
+        doc["backbone"] = backbone
+        if not out:
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(backbone["model"].removeprefix("hf:")).name or "backbone")
+            out = f"{doc.get('out') or 'runs/probes'}-{slug}"
     unknown = set(doc) - {"out", "dataset", "root", "dataset_options", "backbone", "protocol", "candidates", "ship",
                           "tried_before"}
     if unknown or not doc.get("candidates"):
@@ -257,7 +275,6 @@ def ship(doc: dict[str, Any], data: ProbeData, results: dict[str, Any], proto: d
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ..models import create_model
     from ..models.checkpoint import save_checkpoint
 
     pool_ = [r for r in results.values() if not r.get("baseline") and r.get("model", "lr") == "lr"]
@@ -285,8 +302,7 @@ def ship(doc: dict[str, Any], data: ProbeData, results: dict[str, Any], proto: d
     r2 = {a: cv_r2(a) for a in alphas}
     alpha = max(r2, key=r2.get)
     reg = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(Xm[ok], data.va[ok])
-    model = create_model(data.backbone["model"], feature=FeatureConfig(level=level), quadrant=True,
-                         **(data.backbone.get("model_args") or {}))
+    model = data.backbone_model(level, quadrant=True)
     set_probe_weights(model, clf, reg, temperature, feats)
     ids = sorted(t.track_id for t in data.tracks)
     save_checkpoint(model, out, dataset=doc["dataset"], dataset_root=str(Path(doc["root"]).resolve()), split="all",
