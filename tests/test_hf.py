@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,26 @@ def test_train_evaluate_predict_a_run(tmp_path, fourq, family):
     with sqlite3.connect(db) as con:
         rows = con.execute("SELECT count(*), min(dim), max(dim) FROM songs").fetchone()
     assert rows[0] == 3 and rows[1] == rows[2] > 0
+    # the web page's API serves the run, with the same numbers as mer predict
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mer.infer import Predictor
+    from mer.serve.app import create_app
+
+    with TestClient(create_app(Predictor(str(out), device="cpu")), base_url="http://127.0.0.1:8000") as client:
+        models = client.get("/api/models").json()
+        assert models["current"]["model"] == str(out)
+        res = client.post("/api/predict", files=[("files", (clip.name, clip.read_bytes(), "audio/mpeg"))])
+        assert res.status_code == 200, res.text
+        job_id = res.json()["jobs"][0]["id"]
+        for _ in range(1200):
+            job = client.get(f"/api/jobs/{job_id}").json()
+            if job["state"] in ("done", "error"):
+                break
+            time.sleep(0.1)
+    assert job["state"] == "done", job
+    assert (job["result"]["valence"], job["result"]["arousal"]) == (row["valence"], row["arousal"])
     # the encoder's files changed since training: refused by name
     (enc / "config.json").write_text((enc / "config.json").read_text() + "\n")
     bad = _run(["predict", str(clip), "--model", str(out), "--device", "cpu"], env)
