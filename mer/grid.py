@@ -30,6 +30,35 @@ def min_frames(feature: "FeatureConfig") -> int:
     return -(-feature.sample_rate // (2 * feature.hop_length))
 
 
+def native_windows(n_frames: int, feature: "FeatureConfig", window_frames: int) -> list[tuple[int, int, int]]:
+    """How an encoder with a native window of ``window_frames`` frames covers ``n_frames``:
+    ``(start, stop, steps)`` per window, each a whole number of steps long (the last one shorter;
+    one of less than a step is left out, as :func:`n_steps` leaves that audio out), ``steps``
+    being the steps it gives. Shared by :class:`mer.models.hf.HubBackbone` and the ONNX engine
+    that runs its exported window graph."""
+    fps = feature.sample_rate / feature.hop_length
+    per = max(1, int(window_frames / fps / GRID_SECONDS))  # whole steps in one native window
+    frames = int(round(per * GRID_SECONDS * fps))
+    n = n_steps(n_frames, feature)
+    return [(s0, min(s0 + frames, n_frames), min(per, n - k * per))
+            for k, s0 in enumerate(range(0, n_frames, frames)) if n - k * per > 0]
+
+
+def step_pool(n_frames: int, offset: float, seconds: float, n: int) -> np.ndarray:
+    """``(n, n_frames)`` weights that average an encoder's output frames into ``n`` steps: frame
+    k is centred at ``(k + offset) * seconds`` and counts in the step its centre lies in (the
+    last step takes the frames past it); a step no centre falls in takes the nearest frame."""
+    centres = (np.arange(n_frames) + offset) * seconds
+    idx = np.clip((centres / GRID_SECONDS).astype(np.int64), 0, n - 1)
+    m = np.zeros((n, n_frames), dtype=np.float32)
+    m[idx, np.arange(n_frames)] = 1.0
+    empty = np.flatnonzero(m.sum(axis=1) == 0)
+    if len(empty) and n_frames:
+        mid = (empty + 0.5) * GRID_SECONDS
+        m[empty, np.abs(mid[:, None] - centres[None]).argmin(axis=1)] = 1.0
+    return m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+
+
 def step_times(n: int) -> np.ndarray:
     """Timestamps (s) of ``n`` dynamic steps: 0.5, 1.0, ..."""
     return GRID_SECONDS * (np.arange(n) + 1)

@@ -130,14 +130,14 @@ def test_waveform_front_end_feeds_the_encoder_what_its_feature_extractor_does(tm
     x = torch.from_numpy(extract(y, m.feature))[None]
     assert x.shape[2] == 320 and m.feature.kind == "wave"
     with torch.no_grad():
-        hs, centres = m.front.encode(m.encoder, x)
+        hs, offset, seconds = m.front.encode(m.encoder, x)
         fe = transformers.Wav2Vec2FeatureExtractor.from_pretrained(enc)
         ref = m.encoder(input_values=fe(y, sampling_rate=16000, return_tensors="pt").input_values,
                         output_hidden_states=True).hidden_states
     assert hs.shape[2] == ref[0].shape[1] == 199
     for layer in range(len(ref)):
         assert torch.allclose(hs[0, layer], ref[layer][0], atol=1e-4), layer
-    assert abs(float(centres[0]) - 325 / 2 / 16000) < 1e-6 and abs(float(centres[1] - centres[0]) - 0.02) < 1e-6
+    assert abs(offset * seconds - 325 / 2 / 16000) < 1e-9 and abs(seconds - 0.02) < 1e-9  # frame 0: its receptive field's centre
 
 
 @pytest.mark.parametrize("family", END_TO_END)
@@ -195,6 +195,44 @@ def test_train_evaluate_predict_a_run(tmp_path, fourq, family):
     (enc / "config.json").write_text((enc / "config.json").read_text() + "\n")
     bad = _run(["predict", str(clip), "--model", str(out), "--device", "cpu"], env)
     assert bad.returncode == 1 and "files changed since this model was trained" in bad.stderr
+
+
+#: runs mer predict with the ONNX engine in a process where torch and transformers cannot be imported
+_ONNX_ONLY = """
+import json, sys
+sys.modules["torch"] = sys.modules["transformers"] = None
+from mer.infer import Predictor
+p = Predictor(sys.argv[1], device="cpu", backend="onnx")
+out = [p(sys.argv[2], duration=d, embeddings=True) for d in json.loads(sys.argv[3])]
+print(json.dumps([[r.curve.tolist(), r.step_embeddings.tolist()] for r in out]))
+"""
+
+
+@pytest.mark.parametrize("family", END_TO_END)
+def test_runtime_export_predicts_without_torch_or_transformers(tmp_path, fourq, family):
+    """`mer export --runtime` of a hub run: its window graph, cut and pooled by the ONNX engine, gives
+    the PyTorch model's steps for a clip of several native windows, a part of one, and one under a step."""
+    import numpy as np
+
+    from mer.infer import Predictor
+    from mer.models.checkpoint import save_checkpoint
+
+    enc = FAMILIES[family](tmp_path / family)
+    torch.manual_seed(0)
+    stem = save_checkpoint(create_model(f"hf:{enc}", layer="weighted", quadrant=True), tmp_path / "run" / "best")
+    res = _run(["export", "--runtime", "--model", str(stem)])
+    assert res.returncode == 0, res.stderr
+    clip = next((fourq / "Q4").glob("*.mp3"))
+    durations = [None, 7.37, 0.3]  # several native windows, the last cut mid-frame; a part of one; under a step
+    got = subprocess.run([sys.executable, "-c", _ONNX_ONLY, str(stem), str(clip), json.dumps(durations)],
+                         capture_output=True, text=True, timeout=300)
+    assert got.returncode == 0, got.stderr
+    ref = Predictor(str(stem), device="cpu", backend="torch")
+    for (curve, steps), d in zip(json.loads(got.stdout), durations, strict=True):
+        want = ref(clip, duration=d, embeddings=True)
+        assert np.asarray(steps).shape == want.step_embeddings.shape and len(curve) == max(1, int(2 * (d or 30)))
+        assert np.allclose(steps, want.step_embeddings, atol=1e-4) and np.allclose(curve, want.curve, atol=1e-4)
+    assert ref.engine.kind == "torch" and Predictor(str(stem), device="cpu").engine.kind == "onnx"  # auto takes them
 
 
 def test_finetune_last_layers_trains_and_reloads_them(tmp_path, fourq):

@@ -327,3 +327,19 @@ def test_a_pooled_head_in_pieces_equals_one_call(backend):
     inf.engine.head = lambda s: calls.append(s.shape) or real(s)
     inf._head(seq)
     assert calls == [(1, len(seq), seq.shape[1])]
+
+
+def test_native_windows_cover_the_steps_and_step_pool_averages_frames_into_them():
+    """The arithmetic a hub encoder and its ONNX engine share (mer.grid)."""
+    from mer.features import FeatureConfig
+    from mer.grid import native_windows, step_pool
+
+    f = FeatureConfig(kind="stft", sample_rate=16000, channels=1, n_fft=400, hop_length=160, compression="none")
+    assert native_windows(737, f, 300) == [(0, 300, 6), (300, 600, 6), (600, 737, 2)]  # 100 frames/s, 3-s windows
+    assert native_windows(640, f, 300) == [(0, 300, 6), (300, 600, 6)]  # the 0.4 s left is less than a step
+    assert native_windows(737, f, 330) == [(0, 300, 6), (300, 600, 6), (600, 737, 2)]  # whole steps per window
+    assert sum(m for *_, m in native_windows(10_001, f, 300)) == n_steps(10_001, f)
+    # four frames 0.3 s apart, centred at 0.15, 0.45, 0.75 and 1.05 s
+    np.testing.assert_array_equal(step_pool(4, 0.5, 0.3, 4), [[0.5, 0.5, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1],
+                                                              [0, 0, 0, 1]])  # step 3 has none: the nearest
+    np.testing.assert_array_equal(step_pool(4, 0.5, 0.3, 2), [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])  # the last takes the rest

@@ -5,11 +5,13 @@ one of two engines with the same batched numpy interface, which
 :class:`mer.infer.Inference` drives:
 
 - ``forward(x)``: features ``(B, C, F, T)`` -> ``{"static": (B, 2), "dynamic": (B, n, 2), ...}``;
-- for models with per-step embeddings (``local``; musicnn): ``embed(x)`` -> ``(seq (B, n, D),
+- for models with per-step embeddings (``local``; musicnn, hub encoders): ``embed(x)`` -> ``(seq (B, n, D),
   tags (B, n, K) or None)`` and ``head(seq)`` -> the outputs above.
 
 :class:`OnnxBackend` runs the bundle's two graphs ``STEM.embed.onnx`` and ``STEM.head.onnx``
-(batch 1 each; ``mer export --runtime`` writes them) on the CPU. Importing onnxruntime takes
+(batch 1 each; ``mer export --runtime`` writes them) on the CPU. A hub encoder's embed graph
+takes one native window (its metadata says how long, and where its output frames are); the
+engine cuts the clip and averages the frames into steps with :mod:`mer.grid`, as the model does. Importing onnxruntime takes
 ~0.2 s against ~2.5 s for torch, which is most of ``mer predict``'s cold start.
 :class:`TorchBackend` loads any checkpoint with PyTorch on any device, or wraps a model in
 memory (:meth:`TorchBackend.from_module`: validation during training).
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, MERWarning, ModelError, require
+from ..grid import native_windows, step_pool
 from ..hub import Bundle, graph_paths
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -148,8 +151,23 @@ class OnnxBackend:
         self.custom = self.embed_session.get_modelmeta().custom_metadata_map
         self.tag_names: list[str] = json.loads(self.custom.get("tag_names", "[]"))
         self.head_outputs = [o.name for o in self.head_session.get_outputs()]
+        self.feature = feature
+        # a hub encoder's graph is one native window; its frames are averaged into steps here
+        self.window = int(self.custom["window_frames"]) if "window_frames" in self.custom else None
+
+    def _windowed(self, clip: np.ndarray) -> np.ndarray:
+        """One clip's steps through a hub encoder's window graph, as HubBackbone.embed computes them."""
+        offset, seconds = float(self.custom["frame_offset"]), float(self.custom["frame_seconds"])
+        parts = []
+        for s0, s1, m in native_windows(clip.shape[-1], self.feature, self.window or 0):
+            part = np.ascontiguousarray(clip[None, ..., s0:s1], dtype=np.float32)
+            frames = self.embed_session.run(None, {"features": part})[0][0]  # (Tf, D)
+            parts.append(step_pool(len(frames), offset, seconds, m) @ frames)
+        return np.concatenate(parts)
 
     def embed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.window is not None:
+            return np.stack([self._windowed(clip) for clip in x]), None
         seqs, tags = [], []
         for clip in x:
             outs = self.embed_session.run(None, {"features": np.ascontiguousarray(clip[None], dtype=np.float32)})
@@ -167,9 +185,9 @@ class OnnxBackend:
 def onnx_status(bundle: Bundle) -> str | None:
     """None when the bundle's ONNX graphs can be used, else why not (one line)."""
     if bundle.graphs is None:
-        hint = ("`mer export --runtime --model ...` writes them for models with per-step embeddings (musicnn)"
+        hint = ("`mer export --runtime --model ...` writes them for models with per-step embeddings (musicnn, hf: encoders)"
                 if bundle.meta.capabilities.step_embeddings else
-                f"{bundle.architecture} models have none (only per-step-embedding models like musicnn do); "
+                f"{bundle.architecture} models have none (only per-step-embedding models, musicnn and hf: encoders, do); "
                 "use --backend torch")
         return f"{bundle.name}: no ONNX graphs beside the checkpoint; {hint}"
     try:

@@ -49,7 +49,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..features import FeatureConfig, file_digest
-from ..grid import GRID_SECONDS, n_steps
+from ..grid import native_windows, step_pool
 from ..meta import Capabilities
 from .base import MERModel
 from .blocks import VAHeads
@@ -92,8 +92,11 @@ class EncoderFront(nn.Module):
         return FeatureConfig(kind="stft", sample_rate=self.sample_rate, channels=1, n_fft=self.n_fft,
                              hop_length=self.hop, compression="none")
 
-    def encode(self, encoder: nn.Module, mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hidden states ``(B, L + 1, Tf, D)``, centres of their frames in s ``(Tf,)``)."""
+    def encode(self, encoder: nn.Module, mag: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        """The hidden states ``(B, L + 1, Tf, D)`` of the window's own frames, and where they are:
+        frame k is centred at ``(k + offset) * seconds`` (:func:`mer.grid.step_pool`). ``Tf`` follows
+        from the window's length by integer arithmetic only, so ``torch.export`` keeps it symbolic
+        (ceilings as ``(a + b - 1) // b``: ONNX divides negative integers towards zero)."""
         raise NotImplementedError
 
 
@@ -118,7 +121,7 @@ class WhisperFront(EncoderFront):
                              norm="slaney", mel_scale="slaney")
         self.register_buffer("mel", _filters(fb.T), persistent=False)  # (mels, bins)
 
-    def encode(self, encoder: nn.Module, mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, encoder: nn.Module, mag: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         t = mag.shape[-1]
         logm = torch.log10(torch.clamp(self.mel @ mag[:, 0].square(), min=1e-10))  # (B, mels, t)
         floor = logm.amax(dim=(1, 2), keepdim=True) - 8.0
@@ -126,8 +129,7 @@ class WhisperFront(EncoderFront):
         out = encoder(input_features=(logm + 4.0) / 4.0, output_hidden_states=True)
         hs = torch.stack(out.hidden_states, dim=1)  # (B, L + 1, window/2, D)
         keep = max(1, (t + 1) // 2)
-        rate = self.sample_rate / self.hop / 2
-        return hs[:, :, :keep], (torch.arange(keep, device=mag.device) + 0.5) / rate
+        return hs[:, :, :keep], 0.5, 2 * self.hop / self.sample_rate
 
 
 class ASTFront(EncoderFront):
@@ -153,7 +155,7 @@ class ASTFront(EncoderFront):
         emph = np.abs(1.0 - 0.97 * np.exp(-1j * w)) ** 2
         self.register_buffer("mel", _filters(fb.T * emph[None]), persistent=False)
 
-    def encode(self, encoder: nn.Module, mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, encoder: nn.Module, mag: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         t = mag.shape[-1]
         fbank = torch.log(torch.clamp(self.mel @ mag[:, 0].square(), min=1.192092955078125e-07))  # (B, mels, t)
         fbank = F.pad(fbank, (0, self.window_frames - t)).transpose(1, 2)  # (B, max_length, mels)
@@ -161,9 +163,8 @@ class ASTFront(EncoderFront):
         hs = torch.stack(out.hidden_states, dim=1)[:, :, 2:]  # drop the cls and distillation tokens
         n_t = (self.window_frames - self.patch) // self.tstride + 1
         hs = hs.reshape(*hs.shape[:2], -1, n_t, hs.shape[-1]).mean(dim=2)  # tokens are (freq, time): mean over freq
-        keep = max(1, min(n_t, -(-t // self.tstride)))
-        centres = (torch.arange(keep, device=mag.device) * self.tstride + self.patch / 2) * self.hop / self.sample_rate
-        return hs[:, :, :keep], centres
+        keep = max(1, min(n_t, (t + self.tstride - 1) // self.tstride))
+        return hs[:, :, :keep], self.patch / (2 * self.tstride), self.tstride * self.hop / self.sample_rate
 
 
 class ClapFront(EncoderFront):
@@ -188,17 +189,15 @@ class ClapFront(EncoderFront):
                              norm="slaney", mel_scale="slaney")
         self.register_buffer("mel", _filters(fb.T), persistent=False)
 
-    def encode(self, encoder: nn.Module, mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, encoder: nn.Module, mag: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         t = mag.shape[-1]
         db = 10.0 * torch.log10(torch.clamp(self.mel @ mag[:, 0].square(), min=1e-10))  # (B, mels, t)
-        reps = -(-self.window_frames // t)
-        db = db.repeat(1, 1, reps)[..., :self.window_frames]
+        db = db.repeat(1, 1, (self.window_frames + t - 1) // t)[..., :self.window_frames]  # the audio repeated
         out = encoder(input_features=db.transpose(1, 2)[:, None])
         hs = out.last_hidden_state.mean(dim=2).transpose(1, 2)[:, None]  # (B, 1, T', D)
-        per = self.window_frames / hs.shape[2]
-        keep = max(1, min(hs.shape[2], int(-(-t // per))))
-        centres = (torch.arange(keep, device=mag.device) + 0.5) * per * self.hop / self.sample_rate
-        return hs[:, :, :keep], centres
+        n_t = hs.shape[2]  # each output frame covers window_frames / T' input frames
+        keep = max(1, min(n_t, (t * n_t + self.window_frames - 1) // self.window_frames))
+        return hs[:, :, :keep], 0.5, self.window_frames * self.hop / (n_t * self.sample_rate)
 
 
 class WaveFront(EncoderFront):
@@ -227,17 +226,17 @@ class WaveFront(EncoderFront):
         return FeatureConfig(kind="wave", sample_rate=self.sample_rate, channels=1, n_fft=self.hop,
                              hop_length=self.hop, compression="none")
 
-    def encode(self, encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         wave = x[:, 0].transpose(1, 2).reshape(x.shape[0], -1)[:, self.hop // 2:]
         wave = wave[:, :max(1, wave.shape[1] - (self.hop + 1) // 2)]
         if self.normalize:
             wave = (wave - wave.mean(dim=1, keepdim=True)) / torch.sqrt(wave.var(dim=1, keepdim=True,
                                                                                  unbiased=False) + 1e-7)
-        wave = F.pad(wave, (0, max(0, self.field - wave.shape[1])))
+        if wave.shape[1] < self.field:
+            wave = F.pad(wave, (0, self.field - wave.shape[1]))
         out = encoder(input_values=wave, output_hidden_states=True)
         hs = torch.stack(out.hidden_states, dim=1)  # (B, L + 1, Tf, D)
-        centres = (torch.arange(hs.shape[2], device=x.device) * self.hop + self.field / 2) / self.sample_rate
-        return hs, centres
+        return hs, self.field / (2 * self.hop), self.hop / self.sample_rate
 
 
 #: config.model_type -> how to run it; add a family here (and a line in the README and tests)
@@ -394,24 +393,25 @@ class HubBackbone(MERModel):
         super().train(mode)  # ... the heads and the tuned layers follow mode
         return self
 
+    def encode_window(self, x: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        """Features of one native window ``(B, 1, bins, t)`` -> the chosen layer's frames ``(B, Tf, D)``
+        (``(B, Tf, (L+1) D)`` weighted) and where they are (see :meth:`EncoderFront.encode`); the
+        graph ``mer export --runtime`` writes."""
+        hs, offset, seconds = self.front.encode(self.encoder, x.float())
+        if self.layer == "weighted":
+            return hs.permute(0, 2, 1, 3).flatten(2), offset, seconds
+        return hs[:, -1 if self.layer == "last" else int(self.layer)], offset, seconds
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """STFT magnitude ``(B, 1, bins, T)`` -> per-step embeddings ``(B, n, D)`` (``(B, n, (L+1) D)`` weighted)."""
-        n = n_steps(x.shape[-1], self.feature)
-        fps = self.feature.frames_per_second
-        per = max(1, int(self.front.window_frames / fps / GRID_SECONDS))  # whole steps in one native window
-        frames = int(round(per * GRID_SECONDS * fps))
+        """Features ``(B, 1, bins, T)`` -> per-step embeddings ``(B, n, D)`` (``(B, n, (L+1) D)`` weighted):
+        each native window's frames averaged into its steps (:func:`mer.grid.native_windows`)."""
         out = []
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.tuned is not None):
-            for k, s0 in enumerate(range(0, x.shape[-1], frames)):
-                hs, centres = self.front.encode(self.encoder, x[..., s0:s0 + frames].float())
-                m = min(per, n - k * per)
-                if m <= 0:
-                    break
-                out.append(_to_steps(hs, centres, m))
-        seq = torch.cat(out, dim=2)  # (B, L + 1, n, D)
-        if self.layer == "weighted":
-            return seq.permute(0, 2, 1, 3).flatten(2)
-        return seq[:, -1 if self.layer == "last" else int(self.layer)]
+            for s0, s1, m in native_windows(x.shape[-1], self.feature, self.front.window_frames):
+                frames, offset, seconds = self.encode_window(x[..., s0:s1])
+                pool = torch.from_numpy(step_pool(frames.shape[1], offset, seconds, m)).to(frames)
+                out.append(torch.einsum("nt,btd->bnd", pool, frames))
+        return torch.cat(out, dim=1)
 
     def head(self, seq: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.mix is not None:
@@ -438,20 +438,6 @@ def _top_layers(encoder: nn.Module, path: str, finetune: str | None, source: str
     tuned = nn.ModuleList(layers[-n:])
     tuned.requires_grad_(True)
     return tuned
-
-
-def _to_steps(hs: torch.Tensor, centres: torch.Tensor, n: int) -> torch.Tensor:
-    """Mean of the frames ``hs`` ``(B, L, Tf, D)`` whose centre (s) lies in each 0.5 s step -> ``(B, L, n, D)``;
-    a step with no frame takes the nearest one."""
-    idx = torch.clamp((centres / GRID_SECONDS).long(), 0, n - 1)
-    m = F.one_hot(idx, n).to(hs.dtype).T  # (n, Tf)
-    empty = m.sum(dim=1) == 0
-    if empty.any():
-        mid = (torch.arange(n, device=hs.device) + 0.5) * GRID_SECONDS
-        nearest = (mid[:, None] - centres[None]).abs().argmin(dim=1)
-        m[empty, nearest[empty]] = 1.0
-    m = m / m.sum(dim=1, keepdim=True)
-    return torch.einsum("nt,bltd->blnd", m, hs)
 
 
 def hub_model(feature: FeatureConfig, source: str, **kw: Any) -> HubBackbone:
