@@ -273,6 +273,39 @@ def test_finetune_last_layers_trains_and_reloads_them(tmp_path, fourq):
     assert bad.returncode == 1 and "for hf: backbones" in bad.stderr
 
 
+def test_a_finetuned_run_killed_mid_training_resumes_to_the_same_weights(tmp_path, fourq):
+    """kill -9 during `mer train --finetune last:1`, then `mer train --resume`: the tuned encoder layer
+    and the heads end as in an uninterrupted run."""
+    import signal
+
+    enc = FAMILIES["wav2vec2"](tmp_path / "w2v")
+    common = ["train", "--dataset", "4q", "--root", str(fourq), "--model", f"hf:{enc}", "--finetune", "last:1",
+              "--task", "static", "--folds", "1", "--epochs", "30", "--patience", "0", "--batch-size", "4",
+              "--crop-seconds", "4", "--val-fraction", "0.34", "--cache-dir", str(tmp_path / "cache"), "--device",
+              "cpu", "--quiet"]
+    ref = _run([*common, "--out", str(tmp_path / "ref")])
+    assert ref.returncode == 0, ref.stderr
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "mer", *common, "--out", str(run)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log, deadline = run / "fold0" / "log.csv", time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 4:  # header + 3 epochs done
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(log.read_text().splitlines()) - 1
+    assert not (run / "summary.json").exists() and 3 <= done < 30
+    res = _run(["train", "--resume", str(run), "--quiet"])
+    assert res.returncode == 0, res.stderr
+    assert len(log.read_text().splitlines()) == 31  # the epochs after the kill, each once
+    a, b = (torch.load(r / "fold0" / "state.pt", weights_only=False)["model"] for r in (tmp_path / "ref", run))
+    assert any(k.startswith("tuned.") for k in a) and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_nested_benchmark_probes_a_hub_backbone_and_ships_a_model(tmp_path):
     """`mer benchmark benchmarks/nested_4q.yaml --model hf:DIR`, on a small protocol and 24 clips."""
     from conftest import shared_path
