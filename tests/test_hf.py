@@ -140,6 +140,7 @@ def test_waveform_front_end_feeds_the_encoder_what_its_feature_extractor_does(tm
     assert abs(offset * seconds - 325 / 2 / 16000) < 1e-9 and abs(seconds - 0.02) < 1e-9  # frame 0: its receptive field's centre
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", END_TO_END)
 def test_train_evaluate_predict_a_run(tmp_path, fourq, family):
     enc = FAMILIES[family](tmp_path / family)
@@ -208,6 +209,7 @@ print(json.dumps([[r.curve.tolist(), r.step_embeddings.tolist()] for r in out]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", END_TO_END)
 def test_runtime_export_predicts_without_torch_or_transformers(tmp_path, fourq, family):
     """`mer export --runtime` of a hub run: its window graph, cut and pooled by the ONNX engine, gives
@@ -235,6 +237,7 @@ def test_runtime_export_predicts_without_torch_or_transformers(tmp_path, fourq, 
     assert ref.engine.kind == "torch" and Predictor(str(stem), device="cpu").engine.kind == "onnx"  # auto takes them
 
 
+@pytest.mark.slow
 def test_finetune_last_layers_trains_and_reloads_them(tmp_path, fourq):
     from safetensors.torch import load_file
 
@@ -273,6 +276,7 @@ def test_finetune_last_layers_trains_and_reloads_them(tmp_path, fourq):
     assert bad.returncode == 1 and "for hf: backbones" in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_finetuned_run_killed_mid_training_resumes_to_the_same_weights(tmp_path, fourq):
     """kill -9 during `mer train --finetune last:1`, then `mer train --resume`: the tuned encoder layer
     and the heads end as in an uninterrupted run."""
@@ -306,6 +310,7 @@ def test_a_finetuned_run_killed_mid_training_resumes_to_the_same_weights(tmp_pat
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_nested_benchmark_probes_a_hub_backbone_and_ships_a_model(tmp_path):
     """`mer benchmark benchmarks/nested_4q.yaml --model hf:DIR`, on a small protocol and 24 clips."""
     from conftest import shared_path
