@@ -30,15 +30,21 @@ def min_frames(feature: "FeatureConfig") -> int:
     return -(-feature.sample_rate // (2 * feature.hop_length))
 
 
+def whole_step_window(feature: "FeatureConfig", window_frames: int) -> tuple[int, int]:
+    """(steps, frames) of the longest whole number of steps that fits a native window of
+    ``window_frames`` frames (at least one step): the windows :func:`native_windows` cuts."""
+    fps = feature.sample_rate / feature.hop_length
+    per = max(1, int(window_frames / fps / GRID_SECONDS))
+    return per, int(round(per * GRID_SECONDS * fps))
+
+
 def native_windows(n_frames: int, feature: "FeatureConfig", window_frames: int) -> list[tuple[int, int, int]]:
     """How an encoder with a native window of ``window_frames`` frames covers ``n_frames``:
     ``(start, stop, steps)`` per window, each a whole number of steps long (the last one shorter;
     one of less than a step is left out, as :func:`n_steps` leaves that audio out), ``steps``
     being the steps it gives. Shared by :class:`mer.models.hf.HubBackbone` and the ONNX engine
     that runs its exported window graph."""
-    fps = feature.sample_rate / feature.hop_length
-    per = max(1, int(window_frames / fps / GRID_SECONDS))  # whole steps in one native window
-    frames = int(round(per * GRID_SECONDS * fps))
+    per, frames = whole_step_window(feature, window_frames)
     n = n_steps(n_frames, feature)
     return [(s0, min(s0 + frames, n_frames), min(per, n - k * per))
             for k, s0 in enumerate(range(0, n_frames, frames)) if n - k * per > 0]

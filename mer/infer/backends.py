@@ -152,14 +152,17 @@ class OnnxBackend:
         self.tag_names: list[str] = json.loads(self.custom.get("tag_names", "[]"))
         self.head_outputs = [o.name for o in self.head_session.get_outputs()]
         self.feature = feature
-        # a hub encoder's graph is one native window; its frames are averaged into steps here
-        self.window = int(self.custom["window_frames"]) if "window_frames" in self.custom else None
+        # a hub encoder's graph is one native window (frames, where its output frames are); its
+        # frames are averaged into steps here
+        self.window: tuple[int, float, float] | None = None
+        if "window_frames" in self.custom:
+            self.window = (int(self.custom["window_frames"]), float(self.custom["frame_offset"]),
+                           float(self.custom["frame_seconds"]))
 
-    def _windowed(self, clip: np.ndarray) -> np.ndarray:
+    def _windowed(self, clip: np.ndarray, window: int, offset: float, seconds: float) -> np.ndarray:
         """One clip's steps through a hub encoder's window graph, as HubBackbone.embed computes them."""
-        offset, seconds = float(self.custom["frame_offset"]), float(self.custom["frame_seconds"])
         parts = []
-        for s0, s1, m in native_windows(clip.shape[-1], self.feature, self.window or 0):
+        for s0, s1, m in native_windows(clip.shape[-1], self.feature, window):
             part = np.ascontiguousarray(clip[None, ..., s0:s1], dtype=np.float32)
             frames = self.embed_session.run(None, {"features": part})[0][0]  # (Tf, D)
             parts.append(step_pool(len(frames), offset, seconds, m) @ frames)
@@ -167,7 +170,7 @@ class OnnxBackend:
 
     def embed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self.window is not None:
-            return np.stack([self._windowed(clip) for clip in x]), None
+            return np.stack([self._windowed(clip, *self.window) for clip in x]), None
         seqs, tags = [], []
         for clip in x:
             outs = self.embed_session.run(None, {"features": np.ascontiguousarray(clip[None], dtype=np.float32)})

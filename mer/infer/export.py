@@ -29,7 +29,7 @@ import torch
 
 from ..errors import ConfigError, ModelError
 from ..features import FeatureConfig
-from ..grid import min_frames, native_windows
+from ..grid import min_frames, whole_step_window
 from ..hub import Bundle, graph_paths
 from ..io import atomic_path, write_json_atomic
 from ..models.checkpoint import load_checkpoint
@@ -158,7 +158,7 @@ def export_runtime(model_spec: "str | os.PathLike | Bundle") -> tuple[Path, Path
                   "tag_names": json.dumps(list(getattr(model, "tag_names", [])))}
     window = getattr(model, "encode_window", None)  # a hub encoder: one graph per native window
     if window is not None:
-        longest = native_windows(1 << 30, feature, model.front.window_frames)[0][1]
+        longest = whole_step_window(feature, model.front.window_frames)[1]
         x = torch.rand(1, feature.channels, feature.n_bins, longest)
         with torch.no_grad():
             _, offset, seconds = window(x)
