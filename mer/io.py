@@ -8,10 +8,14 @@ Only regular files are replaced: a symlink is followed, a character device or a 
 (``-o /dev/null``) is written in place, anything else is refused. :func:`refuse_collisions`
 keeps every command's outputs off its own inputs (compared as files, not as strings).
 
-Temporary names carry the writer's process id (``.NAME.mer-PID-XXXX.ext``), so what a
-killed process left behind is recognised and removed by :func:`clean_stale_temps`, which
-the commands call on the folders they write to. :func:`run_lock` keeps two processes out
-of one run folder.
+Temporary names carry the writer's process id and a random token (``.NAME.mer-PID-TOKEN.ext``),
+and every writer records the full name in its process's journal (:func:`journal_dir`, one file
+per host and process) *before* it creates the file, and marks it done once it is renamed or
+removed. :func:`clean_stale_temps` removes only what a journal proves mer made: names recorded
+by a process of this host that is no longer running, still unfinished, still a regular file.
+A user's file that merely looks like a temporary name is never touched, nor is another
+machine's temporary on a shared folder. :func:`run_lock` keeps two processes out of one run folder.
+:class:`FileChanged` is raised when the file a writer was replacing changed on disk meanwhile.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import errno
 import json
 import os
 import re
+import secrets
+import socket
 import stat
-import tempfile
+import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -31,7 +38,8 @@ from .errors import MERError, UsageError
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None,
-                finish: Callable[[Path], None] | None = None) -> Iterator[Path]:
+                finish: Callable[[Path], None] | None = None,
+                unchanged_since: os.stat_result | None = None) -> Iterator[Path]:
     """Yield a path to write ``target``'s new content to; on success it becomes ``target``.
 
     A regular file (or a new path) is written to a temporary file beside it that is renamed
@@ -44,6 +52,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None,
     the extension (soundfile, numpy) still do the right thing. ``finish(tmp)``, when given, runs
     on the written, flushed temporary file just before the rename (``mer tag`` gives it the old
     file's mode, owner and times there); whatever it raises leaves ``target`` as it was.
+    ``unchanged_since``: the ``os.stat`` of ``target`` taken before its content was read; when
+    the file on disk is no longer that one (size, modification or change time, inode), another
+    program wrote it meanwhile: the copy is discarded, :class:`FileChanged` is raised and
+    ``target`` keeps the other program's content.
     """
     target = Path(os.path.realpath(target)) if Path(target).is_symlink() else Path(target)
     kind = special_kind(target)
@@ -57,32 +69,70 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None,
         raise MERError(f"{target}: is a {kind}; mer writes only regular files, character devices and pipes: "
                        "give a file name")
     target.parent.mkdir(parents=True, exist_ok=True)
-    name = target.name[:120]  # the temporary name stays under the 255-byte limit of file names
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.mer-{os.getpid()}-",
-                                   suffix=suffix if suffix is not None else target.suffix[:20], dir=target.parent)
-    except OSError as exc:
-        raise _os_error(exc, target) from None
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temp(target, suffix if suffix is not None else target.suffix[:20])
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 (and writers may recreate the file)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # made 0600 (and writers may recreate the file)
         with open(tmp_path, "rb+") as fh:  # make the data durable before the rename
             os.fsync(fh.fileno())
         if finish is not None:
             finish(tmp_path)
+        if unchanged_since is not None and not same_version(unchanged_since, target):
+            raise FileChanged(f"{target}: another program changed it while mer was writing its copy; "
+                              "mer left the other program's version in place")
         os.replace(tmp_path, target)
+        _JOURNAL.done(tmp_path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
+        _discard(tmp_path)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EISDIR, errno.ENOTDIR, errno.EACCES, errno.EROFS):
             raise _os_error(exc, target) from None
         raise
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
+        _discard(tmp_path)
         raise
+
+
+class FileChanged(MERError):
+    """The file a writer was about to replace is no longer the one it read: another program
+    wrote it meanwhile. Nothing was replaced; the caller may read it again and redo its work."""
+
+
+def same_version(before: os.stat_result, path: str | os.PathLike) -> bool:
+    """Whether ``path`` is still the file whose ``os.stat`` was ``before``: same device and inode,
+    size, modification and status-change times (a save by another program changes at least one)."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return ((now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns)
+            == (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns))
+
+
+def _new_temp(target: Path, suffix: str) -> Path:
+    """Create the empty temporary file for ``target``, its name journalled before it exists."""
+    name = target.name[:120]  # the temporary name stays under the 255-byte limit of file names
+    for _ in range(100):
+        tmp = target.parent / f".{name}.mer-{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+        _JOURNAL.record(tmp)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except FileExistsError:
+            _JOURNAL.done(tmp)  # not ours: another name
+            continue
+        except OSError as exc:
+            _JOURNAL.done(tmp)
+            raise _os_error(exc, target) from None
+        os.close(fd)
+        return tmp
+    raise MERError(f"{target}: no free temporary name beside it; remove the .{name}.mer-* files there")
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file of this process (it may already be gone) and close its journal entry."""
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+    if not tmp.exists():
+        _JOURNAL.done(tmp)
 
 
 def special_kind(path: str | os.PathLike) -> str | None:
@@ -146,22 +196,130 @@ def _os_error(exc: OSError, target: Path) -> MERError:
     return MERError(f"{target}: cannot be written ({exc.strerror})")
 
 
-_TEMP = re.compile(r"^\..+\.mer-(\d+)-")
+def journal_dir() -> Path:
+    """Where writers journal their temporary files: ``$MER_CACHE_DIR/temps``, else
+    ``~/.cache/mer/temps``. One file per process, named ``HOST.PID.TOKEN.journal``."""
+    return Path(os.environ.get("MER_CACHE_DIR") or Path.home() / ".cache" / "mer") / "temps"
 
 
-def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Remove temporary files of :func:`atomic_path` whose writer process is gone; return them."""
-    folder = Path(folder)
-    if not folder.is_dir():
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname() or "localhost")[:64]
+
+
+class _Journal:
+    """This process's journal: ``+PATH`` before a temporary file is created, ``-PATH`` once it
+    was renamed or removed. Unwritable (a read-only home): nothing is journalled, so what a
+    killed writer leaves is never removed automatically, and never wrongly."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = -1
+        self.token = ""
+        self.open: set[str] = set()
+
+    def path(self) -> Path:
+        if self.pid != os.getpid():  # a forked child keeps its own journal
+            self.pid, self.token, self.open = os.getpid(), secrets.token_hex(4), set()
+        return journal_dir() / f"{_host()}.{self.pid}.{self.token}.journal"
+
+    def _append(self, line: str) -> None:
+        path = self.path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+        except OSError:
+            pass
+
+    def record(self, tmp: Path) -> None:
+        with self.lock:
+            self._append("+" + os.path.abspath(tmp))
+            self.open.add(os.path.abspath(tmp))
+
+    def done(self, tmp: Path) -> None:
+        with self.lock:
+            path = self.path()
+            self.open.discard(os.path.abspath(tmp))
+            if not self.open:  # nothing of this process in flight: its journal has nothing to prove
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            else:
+                self._append("-" + os.path.abspath(tmp))
+
+
+_JOURNAL = _Journal()
+_JOURNAL_NAME = re.compile(r"^(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]+)\.journal$")
+
+
+def _unfinished(journal: Path) -> list[str]:
+    """The paths ``journal`` recorded and never marked done, in order."""
+    pending: dict[str, None] = {}
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            if line[:1] == "+":
+                pending[line[1:]] = None
+            elif line[:1] == "-":
+                pending.pop(line[1:], None)
+    return list(pending)
+
+
+def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False, dry_run: bool = False,
+                      report: bool = True) -> list[Path]:
+    """Remove the temporary files that mer writers killed before they finished left in ``folder``
+    (and below it, with ``recursive``); return them. Only names a journal of a dead process of
+    this host recorded are removed, each still a regular file (not a link). ``dry_run``: remove
+    nothing, return what would be removed. ``report``: say each removal on stderr."""
+    folder = Path(os.path.abspath(folder))
+    jdir = journal_dir()
+    if not folder.is_dir() or not jdir.is_dir():
         return []
-    removed = []
-    for p in (folder.rglob(".*") if recursive else folder.glob(".*")):
-        m = _TEMP.match(p.name)
-        if m and p.is_file() and not alive(int(m.group(1))):
-            with contextlib.suppress(OSError):
+    removed: list[Path] = []
+    host = _host()
+    for journal in sorted(jdir.iterdir()):
+        m = _JOURNAL_NAME.match(journal.name)
+        if m is None or m["host"] != host or alive(int(m["pid"])):
+            continue
+        pending = _unfinished(journal)
+        kept = []
+        for name in pending:
+            p = Path(name)
+            inside = p.parent == folder or (recursive and folder in p.parents)
+            if not inside or not p.name.startswith(".") or f".mer-{m['pid']}-" not in p.name:
+                kept.append(name)
+                continue
+            try:
+                if not stat.S_ISREG(os.lstat(p).st_mode):
+                    continue  # something else took the name: not ours to remove
+            except OSError:
+                continue  # already gone
+            if dry_run:
+                kept.append(name)
+                removed.append(p)
+                continue
+            try:
                 p.unlink()
                 removed.append(p)
+            except OSError:
+                kept.append(name)
+                continue
+            if report:
+                print(f"mer: removed {p}: a temporary file of a mer run (process {m['pid']}) that was killed",
+                      file=sys.stderr)
+        if dry_run or kept == pending:
+            continue
+        with contextlib.suppress(OSError):
+            if kept:
+                _rewrite(journal, "".join(f"+{k}\n" for k in kept))
+            else:
+                journal.unlink()
     return removed
+
+
+def _rewrite(target: Path, text: str) -> None:
+    """Replace ``target`` with ``text`` through a temporary name (no journal: for mer's own state)."""
+    tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
 
 
 def alive(pid: int) -> bool:

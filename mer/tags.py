@@ -322,19 +322,59 @@ def check(path: str | os.PathLike, roots: list[str] | None = None) -> Path:
 
 def write(path: str | os.PathLike, emotion: Emotion | None, touch: bool = False, dry_run: bool = False,
           roots: list[str] | None = None) -> Changes:
-    """Make the file's mer tags say ``emotion`` (None: take them out) and return the changes
-    ({}: it already did, and nothing was written). ``dry_run``: only return them. ``touch``:
-    let the modification time be now (default: the file keeps its own). Raises
-    :class:`TagSkip` for files it leaves alone (:func:`check`), :class:`MERError` otherwise."""
+    """Make the file's mer tags say ``emotion`` (None: take them out) and return the changes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The audio file (a symlink is followed; its target is written).
+    emotion : Emotion or None
+        What to write; None removes mer's fields and its MOOD value.
+    touch : bool
+        Let the modification time be now (default: the file keeps its own).
+    dry_run : bool
+        Only return the changes; write nothing.
+    roots : list of str, optional
+        Resolved paths the run was given; nothing outside them is written (:func:`check`).
+
+    Returns
+    -------
+    dict
+        ``{field: new values or None}``; empty when the file already said it (nothing written).
+
+    Raises
+    ------
+    TagSkip
+        For files mer leaves alone (:func:`check`), including one that another program kept
+        changing while mer wrote its copy (tried twice; the other program's version is kept).
+    MERError
+        When the tags cannot be read or written.
+    """
+    from .io import FileChanged
+
+    for attempt in (1, 2):
+        try:
+            return _write_once(path, emotion, touch, dry_run, roots)
+        except FileChanged:
+            if attempt == 2:
+                raise TagSkip(f"{path}: another program kept changing it while mer was tagging it; mer left "
+                              "that program's version in place (run mer tag on it again later)") from None
+    raise AssertionError("unreachable")
+
+
+def _write_once(path: str | os.PathLike, emotion: Emotion | None, touch: bool, dry_run: bool,
+                roots: list[str] | None) -> Changes:
+    """One read-copy-rename pass of :func:`write`; :class:`~mer.io.FileChanged` when the file
+    changed on disk after it was read (nothing replaced)."""
     real = check(path, roots)
+    before = real.stat()  # the version read below; the copy replaces only that version
     audio, family = _open(real)
     changes = plan(_current(audio, family), emotion)
     if not changes or dry_run:
         return changes
     import mutagen
 
-    before = real.stat()
-    with atomic_path(real, finish=_keep(real, before, touch)) as tmp:
+    with atomic_path(real, finish=_keep(real, before, touch), unchanged_since=before) as tmp:
         shutil.copyfile(real, tmp)
         copy, _ = _open(tmp)
         for key, values in changes.items():

@@ -113,6 +113,15 @@ def test_train_refuses_a_second_process_and_a_changed_dataset_on_resume(tmp_path
     assert (run / "split.json").read_text() == split_before
 
 
+KILLED_WRITE = """
+import os, signal, sys
+from mer.io import atomic_path
+os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # kill -9 just before the rename
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half-written")
+"""
+
+
 def test_convert_never_writes_over_its_input_and_cleans_killed_temps(tmp_path):
     src = tmp_path / "music"
     src.mkdir()
@@ -123,13 +132,17 @@ def test_convert_never_writes_over_its_input_and_cleans_killed_temps(tmp_path):
     assert (src / "a.wav").read_bytes() == before
     out = tmp_path / "out"
     out.mkdir()
-    dead = out / ".a.wav.mer-999999-x1.wav"  # a temporary file of a killed writer
+    lookalike = out / ".a.wav.mer-999999-x1.wav"  # named like a killed writer's temporary, but no journal
     live = out / f".b.wav.mer-{os.getpid()}-x2.wav"  # one of a process still running
-    dead.write_bytes(b"half")
+    lookalike.write_bytes(b"half")
     live.write_bytes(b"busy")
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(out / "c.wav")], timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    (dead,) = out.glob(".c.wav.mer-*")  # the temporary the killed writer journalled
     res = _mer("convert", str(src), str(out), "-q")
     assert res.returncode == 0, res.stderr
-    assert not dead.exists() and live.exists() and (out / "a.wav").is_file()
+    assert not dead.exists() and f"mer: removed {dead}" in res.stderr
+    assert lookalike.exists() and live.exists() and (out / "a.wav").is_file()
     assert _mer("convert", str(src), str(out), "--sr", "0").stderr.startswith("mer: error: --sr 0")
 
 

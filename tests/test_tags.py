@@ -285,3 +285,68 @@ def test_predict_does_not_import_mutagen_and_a_missing_mutagen_is_one_line(wav_f
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1] == ("mer: error: `mer tag` needs mutagen, which is not installed: "
                                                    "pip install 'mer-toolkit[tags]'")
+
+
+def _other_program_saves(path: Path, text: str) -> None:
+    """What another tagger does to ``path`` meanwhile: a COMMENT saved in place (new size and times)."""
+    f = mutagen.File(path)
+    f["COMMENT"] = [text]
+    f.save()
+
+
+@pytest.mark.parametrize("times", [1, 2])
+def test_a_save_by_another_program_while_mer_copies_is_never_lost(tmp_path, monkeypatch, times):
+    """The original changes after mer read it and before its copy replaces it: the copy is
+    discarded and redone once (the other program's COMMENT and mer's fields both end in the
+    file); if it changes again, mer skips the file and the other program's version stays."""
+    p = make_clip(tmp_path / "song.flac")
+    real_copy, calls = tags.shutil.copyfile, []
+
+    def copy_then_other_saves(src, dst, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        out = real_copy(src, dst, *a, **k)
+        calls.append(dst)
+        if len(calls) <= times:
+            _other_program_saves(Path(src), f"saved by another program {len(calls)}")
+        return out
+
+    monkeypatch.setattr(tags.shutil, "copyfile", copy_then_other_saves)
+    if times == 1:
+        assert tags.write(p, EMOTION)
+        got = mutagen.File(p)
+        assert got["COMMENT"] == ["saved by another program 1"] and got["VALENCE"] == ["0.612"]
+    else:
+        with pytest.raises(tags.TagSkip, match="another program kept changing it"):
+            tags.write(p, EMOTION)
+        got = mutagen.File(p)
+        assert got["COMMENT"] == ["saved by another program 2"] and "VALENCE" not in got
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["song.flac"]  # the discarded copies are gone
+
+
+def test_the_cleaner_never_removes_a_users_file_that_looks_like_a_temporary(tmp_path, capsys):
+    """Names like mer's temporaries, with the process id of no running process, are the user's
+    unless a journal of mer's recorded them: ``mer tag`` (and --dry-run) leaves them alone."""
+    p = make_clip(tmp_path / "song.mp3")
+    lookalikes = [tmp_path / ".notes.mer-4000000-keep.txt", tmp_path / ".mix.mp3.mer-77777-final.mp3",
+                  tmp_path / ".song.mp3.mer-999999-abcdef.mp3"]
+    for f in lookalikes:
+        f.write_bytes(b"the user's own")
+    tags.write(p, EMOTION)
+    assert main(["tag", "--remove", "--dry-run", str(tmp_path)]) == 0
+    assert all(f.read_bytes() == b"the user's own" for f in lookalikes)
+    assert main(["tag", "--remove", str(tmp_path)]) == 0
+    assert all(f.read_bytes() == b"the user's own" for f in lookalikes)
+    assert tags.read(p) == {} and "mer: removed" not in capsys.readouterr().err
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_run_and_said(tmp_path, capsys):
+    """kill -9 just before the rename: the temporary it journalled is removed by the next
+    ``mer tag`` (with a line saying so), never by ``--dry-run``."""
+    p = make_clip(tmp_path / "song.flac")
+    res = subprocess.run([sys.executable, "-c", KILLED, str(p)], cwd=REPO, timeout=120)
+    assert res.returncode == -signal.SIGKILL
+    left = [q for q in tmp_path.iterdir() if q.name.startswith(".song.flac.mer-")]
+    assert len(left) == 1
+    assert main(["tag", "--remove", "--dry-run", str(tmp_path)]) == 0
+    assert left[0].exists()
+    assert main(["tag", "--remove", str(tmp_path)]) == 0
+    assert not left[0].exists() and f"mer: removed {left[0]}" in capsys.readouterr().err

@@ -136,8 +136,9 @@ def _tag(args: argparse.Namespace) -> int:
     rows = _library_rows(args.db) if args.db else {}
     files, errors = _files(args.paths) if args.paths else (sorted(rows), [])
     roots = [os.path.realpath(p) for p in (args.paths or files)]
-    for folder in {os.path.dirname(os.path.realpath(f)) for f in files}:
-        clean_stale_temps(folder)  # what a killed run left beside the files
+    if not args.dry_run:
+        for folder in sorted({os.path.dirname(os.path.realpath(f)) for f in files}):
+            clean_stale_temps(folder)  # what a killed mer tag left beside the files (journalled, said)
     for e in errors:
         print(f"mer: error: {e}", file=sys.stderr)
     run = _Run(args, len(files))
