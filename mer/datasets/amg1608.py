@@ -41,15 +41,43 @@ LABELS = "AMG1608.mat"
 IDS = "1608_song_id.mat"
 
 
+def _mat_fault(path: Path) -> str | None:
+    """Why ``path`` is plainly not a MATLAB file, from its size and first bytes (None when it may be one).
+
+    v5, v7 and v7.3 (HDF5) files open with a text header ``MATLAB ...``; v4 files have no
+    magic but their first four bytes (a type code) hold a zero byte."""
+    from ..audio.sniff import is_text
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(128)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if size == 0:
+        return "empty (0 bytes)"
+    if head.startswith(b"MATLAB") or b"\0" in head[:4]:
+        return None
+    return "a text file, not a MATLAB file" if is_text(head) else "not a MATLAB file (no MATLAB header)"
+
+
 def _loadmat(path: Path) -> dict[str, Any]:
     try:
         from scipy.io import loadmat
     except ImportError:
         raise DatasetError(f"{path}: reading MATLAB files needs scipy; {install_hint('scipy')}") from None
+    todo = f"re-download the release from {AMG1608.download} ({AMG1608.layout})"
+    fault = _mat_fault(path)
+    if fault is not None:
+        raise DatasetError(f"{path}: {fault}; {todo}")
     try:
         return loadmat(str(path))
-    except (OSError, ValueError, NotImplementedError) as exc:  # NotImplementedError: a v7.3 (HDF5) file
-        raise DatasetError(f"{path}: not a MATLAB file scipy can read ({exc}); re-download the release") from None
+    except NotImplementedError:  # a v7.3 (HDF5) file
+        raise DatasetError(f"{path}: a MATLAB v7.3 (HDF5) file, which scipy cannot read; save it again with "
+                           f"MATLAB's save -v7, or {todo}") from None
+    except Exception as exc:  # noqa: BLE001  scipy's parser fails on corrupt files with any error (IndexError...)
+        what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError(f"{path}: not a MATLAB file scipy can read ({what}); {todo}") from None
 
 
 class AMG1608(Dataset):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from .base import Dataset, Track
-from .problems import Entry, Problem, unique
+from .problems import Entry, Problem, ValidationReport, unique
 from .tables import canon, column, malformed, optional_column, read_static, read_table
 
 SUBSETS = ("complete", "balanced")
@@ -146,27 +146,87 @@ class MERGE(Dataset):
                 out[c[a]] = hit
         return out
 
+    def _split_path(self, name: str, part: str) -> Path:
+        return self.folder / "tvt_dataframes" / name / f"{name}_{part}_{self.tag}.csv"
+
+    def _split_parts(self, name: str, problems: list[Problem]) -> dict[str, list[str]]:
+        """``{part: song ids}`` of the published split ``name``, read from its three files."""
+        parts: dict[str, list[str]] = {}
+        for part in PARTS:
+            path = self._split_path(name, part)
+            if not path.exists():
+                raise DatasetError(f"{path}: not found; the {name} split of MERGE {self.subset} is in "
+                                   f"tvt_dataframes/{name}/ of the release (download: {self.download})")
+            header, rows = _table(path, problems)
+            song = column(header, path, "Song")
+            parts[part] = [c[song] for _, c in rows if c[song]]
+        return parts
+
+    def _split_faults(self, name: str, parts: dict[str, list[str]], known: set[str]) -> list[tuple[str, Path, str]]:
+        """(problem kind, split file, what is wrong) for each pair of parts sharing songs
+        ("split_overlap": a test part holding trained songs would score them) and for songs not
+        in ``known`` ("split_unknown_songs")."""
+        faults = []
+        for i, a in enumerate(PARTS):
+            for b in PARTS[i + 1:]:
+                both = sorted(set(parts[a]) & set(parts[b]))
+                if both:
+                    harm = "the test score would include songs used in training" if b == "test" else \
+                        "early stopping would be judged on songs listed for training"
+                    faults.append(("split_overlap", self._split_path(name, b),
+                                   f"{len(both)} song(s) also in {self._split_path(name, a).name} ({_some(both)}): "
+                                   f"the {a} and {b} parts of {name} overlap and {harm}; re-download "
+                                   f"tvt_dataframes/{name}/ of the release ({self.download})"))
+        for part in PARTS:
+            missing = sorted(set(parts[part]) - known)
+            if missing:
+                faults.append(("split_unknown_songs", self._split_path(name, part),
+                               f"{len(missing)} song(s) not in the metadata of MERGE {self.subset} "
+                               f"({_some(missing)}); is this the right subset? (--dataset-option subset=...)"))
+        return faults
+
     def named_split(self, name: str) -> object:
         """The published ``tvt_70_15_15`` / ``tvt_40_30_30`` split: one fold (train + validate, test),
-        with the validate ids in ``info["validate"]`` (the fold's early-stopping set)."""
+        with the validate ids in ``info["validate"]`` (the fold's early-stopping set). Split files
+        whose parts share songs, or that list songs the metadata does not, are refused."""
         from .splits import Split
 
         if name not in SPLITS:
             return super().named_split(name)
-        parts: dict[str, list[str]] = {}
-        for part in PARTS:
-            path = self.folder / "tvt_dataframes" / name / f"{name}_{part}_{self.tag}.csv"
-            if not path.exists():
-                raise DatasetError(f"{path}: not found; the {name} split of MERGE {self.subset} is in "
-                                   f"tvt_dataframes/{name}/ of the release")
-            header, rows = _table(path, self._problems)
-            song = column(header, path, "Song")
-            parts[part] = [c[song] for _, c in rows if c[song]]
-        known = set(self.index)
-        missing = sorted({i for ids in parts.values() for i in ids} - known)
-        if missing:
-            raise DatasetError(f"split {name}: {len(missing)} song(s) are not in the metadata of MERGE "
-                               f"{self.subset}, e.g. {missing[0]!r}; is this the right subset?")
+        parts = self._split_parts(name, self._problems)
+        faults = self._split_faults(name, parts, set(self.index))
+        if faults:
+            _, path, what = faults[0]
+            raise DatasetError(f"{path}: {what}")
         train = parts["train"] + parts["validate"]
         return Split(name, [(train, parts["test"])], None,
                      {"dataset": self.name, "subset": self.subset, "validate": parts["validate"]})
+
+    def validate(self) -> ValidationReport:
+        """The common report, plus the published splits present under ``tvt_dataframes/``: parts
+        that share songs ("split_overlap"), songs missing from the metadata, files missing."""
+        rep = super().validate()
+        for name in SPLITS:
+            present = [self._split_path(name, part).exists() for part in PARTS]
+            if not any(present):
+                continue
+            if not all(present):
+                path = self._split_path(name, PARTS[present.index(False)])
+                rep.problems.append(Problem("missing_file", f"{path}: not found; the {name} split of MERGE "
+                                            f"{self.subset} has train, validate and test files "
+                                            f"(download: {self.download})", path=str(path)))
+                continue
+            try:
+                parts = self._split_parts(name, rep.problems)
+            except DatasetError as exc:  # a file without a Song column, say
+                rep.problems.append(Problem("malformed_file", str(exc), path=str(self._split_path(name, "train"))))
+                continue
+            listed = set(self.index) | set(self._refused)  # a song left out for its labels is reported once, there
+            for kind, path, what in self._split_faults(name, parts, listed):
+                rep.problems.append(Problem(kind, f"{path.name}: {what}", path=str(path)))
+        return rep
+
+
+def _some(ids: list[str], n: int = 3) -> str:
+    """``'A001', 'A002', 'A003', ...``: the first ``n`` ids."""
+    return ", ".join(map(repr, ids[:n])) + (", ..." if len(ids) > n else "")

@@ -30,7 +30,8 @@ class Problem:
     """One thing ``validate()`` found wrong. ``blocking`` problems (a label outside its scale,
     duplicate rows that disagree) leave their track out and stop ``mer train``/``evaluate``."""
 
-    kind: str  # missing_audio, malformed_row, out_of_range, clipped, duplicate, missing_file, unknown_word, ...
+    kind: str  # missing_audio, malformed_row, out_of_range, clipped, duplicate, missing_file, unknown_word,
+    #            bad_name, bad_audio, split_overlap, split_unknown_songs, ...
     message: str
     track_id: str | None = None
     path: str | None = None

@@ -24,15 +24,24 @@ calm Q4; disgust and surprised (speech only) have no default quadrant and are le
 unless mapped. ``neutral=drop`` (default) leaves neutral out; ``neutral=centre`` keeps it with
 the static label (0, 0) and no quadrant. ``artist`` is the actor (``Actor_NN``), so mer's
 k-fold splits are actor-disjoint. Video files (modality 01/02, .mp4) are ignored.
+
+A seven-field ``.wav`` name with a field the convention does not have (actor 99, intensity
+05, ...) or one naming a recording the release does not hold (neutral at strong intensity,
+sung disgust or surprise, a song by actor 18) is no track: ``validate`` lists it as a
+"bad_name" problem. ``validate`` also reads the first bytes of every track's file and
+reports ("bad_audio") the empty ones, text, other formats and WAV data chunks cut short.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
+
 from ..errors import DatasetError
 from .base import Dataset, Track, _flag
-from .problems import Problem
+from .problems import Problem, ValidationReport
+from .tables import is_regular_file
 
 EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
             "07": "disgust", "08": "surprised"}
@@ -40,19 +49,65 @@ EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "an
 QUADRANT_OF = {"happy": "Q1", "angry": "Q2", "fearful": "Q2", "sad": "Q3", "calm": "Q4"}
 NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 CHANNELS = {"01": "speech", "02": "song"}
+ACTORS = {f"{i:02d}" for i in range(1, 25)}
+
+
+def name_fault(stem: str) -> str | None:
+    """What in a seven-field name is outside the RAVDESS naming convention (or names a recording
+    the release does not have), or None when every field is one the release uses."""
+    m = NAME.match(stem)
+    if not m:
+        return "not seven two-digit fields"
+    modality, channel, emotion, intensity, statement, repetition, actor = m.groups()
+    for field, value, ok, what in (
+            ("modality", modality, ("01", "02", "03"), "01-03"), ("vocal channel", channel, CHANNELS, "01-02"),
+            ("emotion", emotion, EMOTIONS, "01-08"), ("intensity", intensity, ("01", "02"), "01-02"),
+            ("statement", statement, ("01", "02"), "01-02"), ("repetition", repetition, ("01", "02"), "01-02"),
+            ("actor", actor, ACTORS, "01-24")):
+        if value not in ok:
+            return f"{field} {value} is outside the RAVDESS naming convention ({what})"
+    if emotion == "01" and intensity == "02":
+        return "neutral (emotion 01) has no strong intensity (02) in the release"
+    if channel == "02" and emotion in ("07", "08"):
+        return f"{EMOTIONS[emotion]} (emotion {emotion}) is not sung in the release (speech only)"
+    if channel == "02" and actor == "18":
+        return "the release has no song files for actor 18"
+    return None
 
 
 def parse_name(stem: str) -> dict[str, str] | None:
-    """The seven fields of a RAVDESS file name (without extension), or None when it is not one."""
+    """The fields of a RAVDESS audio-only file name (without extension), or None when it is not
+    one (not seven fields, a field outside the naming convention, or not modality 03)."""
     m = NAME.match(stem)
-    if not m:
+    if not m or name_fault(stem) is not None:
         return None
     modality, channel, emotion, intensity, statement, repetition, actor = m.groups()
-    if modality != "03" or channel not in CHANNELS or emotion not in EMOTIONS:
+    if modality != "03":
         return None
     return {"channel": CHANNELS[channel], "emotion": EMOTIONS[emotion],
-            "intensity": {"01": "normal", "02": "strong"}.get(intensity, intensity),
+            "intensity": {"01": "normal", "02": "strong"}[intensity],
             "statement": statement, "repetition": repetition, "actor": f"Actor_{actor}"}
+
+
+def wav_fault(path: Path) -> str | None:
+    """Why ``path`` is not a usable WAV file, from its size and header alone (None when it looks
+    whole): empty, text, another format, or a data chunk cut short."""
+    from ..audio.sniff import is_text, wav_missing_bytes
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+        missing = wav_missing_bytes(path)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if size == 0:
+        return "empty (0 bytes)"
+    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return "a text file, not audio" if is_text(head) else "not a WAV file (no RIFF/WAVE header)"
+    if missing:
+        return f"truncated WAV ({missing} bytes of its data chunk missing)"
+    return None
 
 
 def parse_quadrant_map(spec: str | dict | None) -> dict[str, str]:
@@ -105,6 +160,12 @@ class RAVDESS(Dataset):
         skipped: dict[str, int] = {}
         for path in files:
             info = parse_name(path.stem)
+            fault = name_fault(path.stem) if NAME.match(path.stem) else None
+            if fault is not None:
+                self._problems.append(Problem("bad_name", f"{path}: {fault}; not a track: rename it to "
+                                              "03-CC-EE-II-SS-RR-AA.wav as in the release, or remove it",
+                                              path=str(path)))
+                continue
             if info is None:
                 self._problems.append(Problem("unlabelled_audio", f"{path.name}: not a RAVDESS audio-only file name "
                                               "(03-CC-EE-II-SS-RR-AA.wav); ignored", path=str(path)))
@@ -135,6 +196,20 @@ class RAVDESS(Dataset):
                 f"--dataset-option quadrants={emotion}=Q2 (say) maps them"
             self._notes.append(f"{n} {emotion} recording(s) left out: no quadrant ({how})")
         return index
+
+    def validate(self) -> ValidationReport:
+        """The common report, plus every track whose .wav is empty, text or not a whole WAV file
+        (checked from the size and header, without decoding)."""
+        rep = super().validate()
+        for t in self.index.values():
+            if t.audio_path is None or not is_regular_file(t.audio_path):
+                continue
+            fault = wav_fault(t.audio_path)
+            if fault is not None:
+                rep.n_audio -= 1
+                rep.problems.append(Problem("bad_audio", f"{t.audio_path}: {fault}; re-download it ({self.download})",
+                                            t.track_id, str(t.audio_path)))
+        return rep
 
     def actors(self) -> list[str]:
         """The actors with at least one usable recording, in order."""
