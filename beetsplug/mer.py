@@ -16,7 +16,8 @@ the same three decimals), and such items are not predicted again.
 
 Config (``mer:`` section): ``auto`` (default no: predict the items of each ``beet import``),
 ``model`` (default ``default``), ``workers`` (0: one per core), ``write`` (default: beets'
-``import.write``, as for ``-w``/``-W``).
+``import.write``, as for ``-w``/``-W``), ``trust_remote_code`` (default no: an ``hf:`` run whose
+backbone folder ships its own Python code, MERT, is refused; set it yes only if you trust that code).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class MerPlugin(BeetsPlugin):
 
     def __init__(self) -> None:
         super().__init__()
-        self.config.add({"auto": False, "model": "default", "workers": 0, "write": None})
+        self.config.add({"auto": False, "model": "default", "workers": 0, "write": None,
+                         "trust_remote_code": False})
         for f in tags.FIELDS:
             if not hasattr(MediaFile, f.attr):  # once per process, however many plugin instances
                 self.add_media_field(f.attr, _media_field(f))
@@ -80,7 +82,8 @@ class MerPlugin(BeetsPlugin):
         from mer.infer.predictor import run_batch
 
         try:
-            bundle = Bundle.resolve(model or self.config["model"].as_str())
+            bundle = Bundle.resolve(model or self.config["model"].as_str(),
+                                    trust_remote_code=self.config["trust_remote_code"].get(bool))
         except MERError as exc:
             raise ui.UserError(f"mer: {exc}") from None
         items = list(items)
@@ -90,7 +93,17 @@ class MerPlugin(BeetsPlugin):
                        bundle.version)
         paths = [os.fsdecode(i.path) for i in todo]
         n = workers if workers is not None else self.config["workers"].get(int)
-        for item, res in zip(todo, run_batch(bundle, paths, workers=n)):
+        results = run_batch(bundle, paths, workers=n)
+        try:
+            first = next(results, None)  # the model loads here: a refusal is one line, not a traceback
+        except MERError as exc:
+            raise ui.UserError(f"mer: {exc} (in beets: set `mer: trust_remote_code: yes` instead of the flag)"
+                               if "--trust-remote-code" in str(exc) else f"mer: {exc}") from None
+        if first is None:
+            return
+        import itertools
+
+        for item, res in zip(todo, itertools.chain([first], results)):
             if res.prediction is None:
                 self._log.error("{}", res.error)
                 continue

@@ -46,6 +46,9 @@ def add_model(p: argparse.ArgumentParser, backend: bool = True) -> None:
                         "(default: default)")
     p.add_argument("--device", default="auto", choices=DEVICES,
                    help="auto (default: the CPU unless a PyTorch engine finds a GPU), cpu, cuda or mps")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="hf: backbones only: let the model run Python code that its own folder ships (MERT); "
+                        "a run's files can never switch this on, only this flag")
     if backend:
         p.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="auto (default): ONNX Runtime when the model has its ONNX graphs (the bundled "
@@ -60,13 +63,13 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
-def resolve_model(spec: str):  # noqa: ANN201  (mer.hub.Bundle)
-    """The bundle ``--model`` names; an architecture name gets its own hint (only then is
-    the model zoo, and torch, imported)."""
+def resolve_model(spec: str, trust_remote_code: bool = False):  # noqa: ANN201  (mer.hub.Bundle)
+    """The bundle ``--model`` names, with the user's ``--trust-remote-code`` grant; an
+    architecture name gets its own hint (only then is the model zoo, and torch, imported)."""
     from ..hub import Bundle, bundled_models
 
     try:
-        return Bundle.resolve(spec)
+        return Bundle.resolve(spec, trust_remote_code)
     except ModelError:
         from ..models import list_models
 

@@ -17,12 +17,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         from ..hub import Bundle, checkpoint_paths
         from ..io import refuse_collisions
 
-        bundle = Bundle.resolve(args.model_path or args.model)
+        bundle = Bundle.resolve(args.model_path or args.model, args.trust_remote_code)
         refuse_collisions([*checkpoint_paths(bundle.stem), args.root], [("--json", args.json)],
                           "a file of the model or the dataset")
     result, ceiling = evaluate(args.model_path or args.model, args.dataset, args.root, options, device=args.device,
                                backend=args.backend, workers=args.workers, progress=not args.quiet,
-                               allow_train_overlap=args.allow_train_overlap)
+                               allow_train_overlap=args.allow_train_overlap,
+                               trust_remote_code=args.trust_remote_code)
     doc = {**result, "annotation_ceiling": ceiling}
     if args.json:
         from ..io import write_json_atomic

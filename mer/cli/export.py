@@ -46,7 +46,7 @@ def _export(args: argparse.Namespace) -> int:
         from ..errors import ConfigError
 
         raise ConfigError(f"--seconds {args.seconds:g}: the fixed input window must be 0.5 to 3600 seconds")
-    bundle = Bundle.resolve(args.model)
+    bundle = Bundle.resolve(args.model, args.trust_remote_code)
     if args.onnx:
         from ..hub import checkpoint_paths
         from ..io import refuse_collisions
@@ -60,7 +60,7 @@ def _export(args: argparse.Namespace) -> int:
             embed, head = export_runtime(bundle)
         print(f"wrote {embed} and {head}; `mer predict --model {args.model}` now runs them with onnxruntime")
         return 0
-    model, meta = load_checkpoint(bundle.stem)
+    model, meta = load_checkpoint(bundle.stem, trust_remote_code=bundle.trust_remote_code)
     meta = {**meta, "source": str(args.model), **bundle.provenance()}
     with _only_mer_warnings(args.debug):
         path = export_onnx(model, meta, args.onnx, args.seconds)
@@ -78,5 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "then runs without PyTorch (models with per-step embeddings, e.g. musicnn)")
     p.add_argument("--model", default="default",
                    help="a bundled model, a checkpoint or a run folder (default: default)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="hf: backbones only: let the model run Python code that its own folder ships (MERT)")
     p.add_argument("--seconds", type=float, default=30.0, help="--onnx: fixed input window (default 30 s)")
     p.set_defaults(handler=_export)

@@ -47,7 +47,7 @@ def _index(args: argparse.Namespace) -> int:
     from ..io import refuse_collisions
 
     refuse_collisions([p for p in args.paths if Path(p).is_file()], [("--db", args.db)], "an audio input")
-    bundle = resolve_model(args.model)
+    bundle = resolve_model(args.model, args.trust_remote_code)
     with Library(args.db) as lib:
         stats = lib.index(args.paths, model=bundle, workers=args.workers, prune=args.prune,
                           retry_failed=args.retry_failed, progress=not args.quiet, device=args.device,

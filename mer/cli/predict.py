@@ -290,7 +290,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError("--offset must be 0 or more and --duration more than 0 (seconds)")
     from ..infer.backends import choose_backend
 
-    bundle = resolve_model(args.model)
+    bundle = resolve_model(args.model, args.trust_remote_code)
     engine = choose_backend(bundle, args.device, args.backend)  # a bad --model/--device/--backend fails here,
     if args.embeddings and engine == "onnx" and bundle.graphs is None:  # before any file is read
         raise ConfigError(f"--embeddings needs a model with per-step embeddings; {bundle.name} has none")

@@ -159,7 +159,7 @@ def _tag(args: argparse.Namespace) -> int:
             from ..infer.predictor import run_batch
             from ..tags import TagSkip
 
-            bundle = resolve_model(args.model)
+            bundle = resolve_model(args.model, args.trust_remote_code)
             choose_backend(bundle, args.device, args.backend)  # a bad --device/--backend fails before any file
             todo = []
             for f in files:

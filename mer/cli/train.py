@@ -18,7 +18,7 @@ from ..train.config import TrainConfig
 from ._args import add_quiet, parse_pairs
 
 #: dict fields take repeatable KEY=VALUE flags; these may be changed when resuming a run
-RESUMABLE = ("device", "workers", "cache_dir")
+RESUMABLE = ("device", "workers", "cache_dir", "trust_remote_code")
 #: what a run writes at the top of its folder
 RUN_FILES = ("config.yaml", "split.json", "summary.json", "summary.md")
 
@@ -61,7 +61,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             warnings.warn(f"--resume continues with {saved} as saved; ignoring "
                           f"{', '.join(k if k.startswith('--') else _flag(_field(k)) for k in ignored)} "
                           "(start a new --out to change them)", MERWarning, stacklevel=2)
-        return TrainConfig.resolve(saved, {k: v for k, v in over.items() if k in RESUMABLE})
+        cfg = TrainConfig.resolve(saved, {k: v for k, v in over.items() if k in RESUMABLE})
+        # the run's saved config may record that its backbone needs remote code; only the user's flag grants it
+        return dataclasses.replace(cfg, trust_remote_code=bool(over.get("trust_remote_code")))
     return TrainConfig.resolve(args.config, over)
 
 

@@ -61,16 +61,17 @@ def _space_of(dataset: str) -> str:
     return (cls.id_space or cls.name) if cls is not None else dataset
 
 
-def candidates(model: str | os.PathLike) -> tuple[list[Bundle], Split | None]:
-    """The fold models of a run folder (with its split), or the one model ``model`` names."""
+def candidates(model: str | os.PathLike, trust_remote_code: bool = False) -> tuple[list[Bundle], Split | None]:
+    """The fold models of a run folder (with its split), or the one model ``model`` names
+    (``trust_remote_code``: the user's grant, :meth:`mer.hub.Bundle.resolve`)."""
     path = Path(model)
     if path.is_dir() and not (path / "best.json").is_file():
         folds = sorted(path.glob("fold*/best.json"), key=lambda p: int(p.parent.name[4:] or 0))
         if not folds:
             raise ConfigError(f"{path}: no fold*/best.json checkpoints in this run folder")
         split = Split.from_json(path / "split.json") if (path / "split.json").is_file() else None
-        return [Bundle.resolve(f.with_suffix("")) for f in folds], split
-    return [Bundle.resolve(model)], None
+        return [Bundle.resolve(f.with_suffix(""), trust_remote_code) for f in folds], split
+    return [Bundle.resolve(model, trust_remote_code)], None
 
 
 def assign(ids: list[str], bundles: list[Bundle], ds: Dataset, split: Split | None,
@@ -100,15 +101,16 @@ def assign(ids: list[str], bundles: list[Bundle], ds: Dataset, split: Split | No
 
 def evaluate(model: str | os.PathLike, dataset: str, root: str | os.PathLike, options: dict | None = None,
              device: str = "auto", backend: str = "auto", workers: int = 0, progress: bool = True,
-             allow_train_overlap: bool = False) -> tuple[dict[str, Any], dict | None]:
-    """(scores, annotation ceiling or None) of ``model`` (name, checkpoint or run folder) on a dataset."""
+             allow_train_overlap: bool = False, trust_remote_code: bool = False) -> tuple[dict[str, Any], dict | None]:
+    """(scores, annotation ceiling or None) of ``model`` (name, checkpoint or run folder) on a dataset
+    (``trust_remote_code``: the user's grant to run an ``hf:`` backbone folder's own code)."""
     ds = load_dataset(dataset, root, **(options or {}))
     refuse_blocking(ds)
     tracks = {t.track_id: t for t in ds.tracks(with_audio=True)}
     if not tracks:
         raise ConfigError(f"{dataset} at {root}: no tracks with audio to evaluate; run "
                           f"`mer datasets validate {dataset} --root {root}`")
-    bundles, split = candidates(model)
+    bundles, split = candidates(model, trust_remote_code)
     fingerprint = ds.fingerprint()
     jobs, overlap = assign(list(tracks), bundles, ds, split, allow_train_overlap, fingerprint)
     items_all, static_all, dyn_all, quad_all, used = [], [], [], [], []

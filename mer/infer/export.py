@@ -148,7 +148,7 @@ def export_runtime(model_spec: "str | os.PathLike | Bundle") -> tuple[Path, Path
     _require_exporter()
     bundle = Bundle.resolve(model_spec)
     stem = bundle.stem
-    model, meta = load_checkpoint(stem)
+    model, meta = load_checkpoint(stem, trust_remote_code=bundle.trust_remote_code)
     if not model.capabilities.step_embeddings:
         raise ConfigError(f"{stem}: `--runtime` is for models with per-step embeddings (model.embed/head: "
                           f"musicnn, hf: encoders); {meta['model']} runs with PyTorch, or export it with --onnx FILE")

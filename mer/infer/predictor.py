@@ -152,11 +152,13 @@ class Predictor:
     ``model``: a bundled name, checkpoint, run folder or :class:`mer.hub.Bundle`.
     ``backend``: "auto" (ONNX Runtime when the checkpoint has its ONNX graphs, else
     PyTorch), "onnx" or "torch"; see :mod:`mer.infer.backends`. ``threads`` = 0 lets the
-    engine choose. The work itself is :class:`mer.infer.Inference`'s."""
+    engine choose. ``trust_remote_code``: your grant to run Python code that an ``hf:``
+    backbone's folder ships (MERT); a run's own files never grant it. The work itself is
+    :class:`mer.infer.Inference`'s."""
 
     def __init__(self, model: "str | os.PathLike | Bundle" = DEFAULT_MODEL, device: str = "auto",
-                 backend: str = "auto", threads: int = 0) -> None:
-        self.inference = Inference.open(model, device, backend, threads)
+                 backend: str = "auto", threads: int = 0, trust_remote_code: bool = False) -> None:
+        self.inference = Inference.open(Bundle.resolve(model, trust_remote_code), device, backend, threads)
         assert self.inference.bundle is not None  # open() resolved it
         self.bundle: Bundle = self.inference.bundle
         self.engine = self.inference.engine
@@ -296,12 +298,13 @@ _DEFAULT: dict[str, Predictor] = {}
 
 
 def predict(source: "str | os.PathLike | np.ndarray", model: str | os.PathLike = DEFAULT_MODEL,
-            sr: int | None = None, **options: Any) -> Prediction:
+            sr: int | None = None, trust_remote_code: bool = False, **options: Any) -> Prediction:
     """Valence, arousal, quadrant (+ probabilities) and 2 Hz curve of a file or waveform.
 
-    The model is loaded once and reused. ``options``: ``offset``, ``duration``, ``segments``,
-    ``embeddings`` (see :meth:`Predictor.__call__`)."""
-    key = str(model)
+    The model is loaded once and reused. ``trust_remote_code``: as for :class:`Predictor`.
+    ``options``: ``offset``, ``duration``, ``segments``, ``embeddings`` (see
+    :meth:`Predictor.__call__`)."""
+    key = f"{model}\0{bool(trust_remote_code)}"
     if key not in _DEFAULT:
-        _DEFAULT[key] = Predictor(model)
+        _DEFAULT[key] = Predictor(model, trust_remote_code=trust_remote_code)
     return _DEFAULT[key](source, sr=sr, **options)

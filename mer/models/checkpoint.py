@@ -46,8 +46,13 @@ def save_checkpoint(model: "torch.nn.Module", path: str | os.PathLike, **meta: A
     return weights
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple["torch.nn.Module", dict[str, Any]]:
-    """Rebuild the model from ``path`` (either file, or the common stem); return (model in eval mode, meta)."""
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu",
+                    trust_remote_code: bool = False) -> tuple["torch.nn.Module", dict[str, Any]]:
+    """Rebuild the model from ``path`` (either file, or the common stem); return (model in eval mode, meta).
+
+    ``trust_remote_code``: the caller's grant (the user's ``--trust-remote-code``) to run code an
+    ``hf:`` backbone's folder ships. What the checkpoint's JSON records about it is ignored: a
+    downloaded run cannot switch remote code on by itself."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -56,7 +61,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple
     weights, _ = checkpoint_paths(path)
     meta = read_meta(path)
     try:
-        model = create_model(meta["model"], feature=meta["feature"], **meta.get("model_args", {}))
+        args = {k: v for k, v in meta.get("model_args", {}).items() if k != "trust_remote_code"}
+        if trust_remote_code and str(meta["model"]).startswith("hf:"):
+            args["trust_remote_code"] = True
+        model = create_model(meta["model"], feature=meta["feature"], **args)
         state = load_file(str(weights), device=map_location)
         model.load_state_dict(state)
         import torch

@@ -89,12 +89,7 @@ class FoldTrainer:
         state_file = self.dir / "state.pt"
         start, best, best_epoch, bad, history = 0, math.inf, -1, 0, []
         if state_file.exists():
-            try:
-                st = torch.load(state_file, map_location=self.device, weights_only=False)
-                _ = (st["model"], st["optimizer"], st["epoch"])
-            except Exception as exc:  # noqa: BLE001  (pickle, zip and key errors alike: the file is unusable)
-                raise ConfigError(f"{state_file}: corrupt resume state ({type(exc).__name__}); delete it to restart "
-                                  "this fold from its first epoch (the other folds are kept)") from None
+            st = load_state(state_file, self.device)
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["optimizer"])
             start, best, best_epoch, bad, history = st["epoch"], st["best"], st["best_epoch"], st["bad"], st["history"]
@@ -147,7 +142,8 @@ class FoldTrainer:
                 write_log(self.dir, history, writer)
                 with atomic_path(state_file) as tmp:
                     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                                "best": best, "best_epoch": best_epoch, "bad": bad, "history": history}, tmp)
+                                "best": float(best), "best_epoch": best_epoch, "bad": bad,
+                                "history": _plain(history)}, tmp)
             epochs.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{val_loss:.4f}", best=best_epoch)
             if c.patience and bad >= c.patience:
                 break
@@ -177,6 +173,39 @@ class FoldTrainer:
             if pairs:
                 losses.append(float(self.loss(torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs]))))
         return float(sum(losses)), headline(score(val, static, dynamic))
+
+
+def load_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """A fold's resume state (``state.pt``), read with ``weights_only=True``: tensors, numbers,
+    strings, lists and dicts only, so a crafted file cannot run code. Anything else (another
+    program's pickle, a truncated file, missing keys) is a one-line :class:`ConfigError`."""
+    import pickle
+
+    try:
+        st = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(f"{path}: not a resume state mer wrote (it holds Python objects other than tensors and "
+                          "numbers, which mer never loads: loading them could run code); delete it to restart this "
+                          "fold from its first epoch (the other folds are kept)") from None
+    except Exception as exc:  # noqa: BLE001  (zip, EOF and OS errors alike: the file is unusable)
+        raise ConfigError(f"{path}: corrupt resume state ({type(exc).__name__}); delete it to restart this fold "
+                          "from its first epoch (the other folds are kept)") from None
+    keys = ("model", "optimizer", "epoch", "best", "best_epoch", "bad", "history")
+    if not isinstance(st, dict) or any(k not in st for k in keys):
+        raise ConfigError(f"{path}: not a resume state mer wrote (expected the keys {', '.join(keys)}); delete it "
+                          "to restart this fold from its first epoch (the other folds are kept)")
+    return st
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers (what a weights-only load accepts)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _flat(d: dict[str, float]) -> dict[str, float]:

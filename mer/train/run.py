@@ -155,7 +155,8 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
         t0 = time.perf_counter()
         model = trainer.build()
         info = trainer.fit(model, fit_items, val_items, embedded)
-        best, _ = load_checkpoint(fold_dir / "best") if (fold_dir / "best.json").exists() else (model, None)
+        best, _ = (load_checkpoint(fold_dir / "best", trust_remote_code=cfg.trust_remote_code)
+                   if (fold_dir / "best.json").exists() else (model, None))
         best.to(device)
         result = {"fold": k, **info, "train_seconds": time.perf_counter() - t0, "n_train": len(fit_items),
                   "n_val": len(val_items), "n_test": len(test_ids)}
