@@ -37,6 +37,7 @@ inside functions, so ``mer predict`` never imports it.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
@@ -267,6 +268,58 @@ FAMILIES: dict[str, _Family] = {
 SUPPORTED = "MP3, WAV, AIFF (ID3v2.4), FLAC, Ogg, Opus (Vorbis comments) and M4A (MP4 atoms)"
 
 
+class _Nameless(io.RawIOBase):
+    """A file read without its name, so mutagen judges the format by the content alone."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self.fh.readinto(b)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+
+def _by_content(path: Path) -> Any:
+    """The file opened as the format its bytes are (an MP3 named .flac is an MP3, as ``mer
+    predict``'s decoder reads it), or None."""
+    import mutagen
+
+    try:
+        with open(path, "rb") as fh:
+            guess = mutagen.File(_Nameless(fh))
+        return None if guess is None else type(guess)(path)
+    except (mutagen.MutagenError, OSError):
+        return None
+
+
+def _id3_claim(path: Path) -> str | None:
+    """Why the ID3v2 header cannot be right (a tag larger than the file), or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(10)
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    if len(head) < 10 or head[:3] != b"ID3" or any(b & 0x80 for b in head[6:10]):
+        return None
+    claimed = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+    if claimed + 10 <= size:
+        return None
+    return (f"its ID3 tag header claims {claimed / 1e6:.1f} MB, more than the whole file "
+            f"({size / 1e6:.1f} MB): the tag is damaged")
+
+
 def _open(path: Path) -> tuple[Any, _Family]:
     """(the mutagen file, with tags added when it had none; its format), or TagSkip / AudioError."""
     import mutagen
@@ -274,7 +327,11 @@ def _open(path: Path) -> tuple[Any, _Family]:
     try:
         audio = mutagen.File(path)
     except mutagen.MutagenError as exc:
-        raise AudioError(f"{path}: its tags cannot be read ({exc}); is it a whole audio file?") from None
+        audio = _by_content(path)  # the extension may lie: judge by the bytes, as the decoder does
+        if audio is None:
+            why = _id3_claim(path) or str(exc).strip() or type(exc).__name__
+            raise AudioError(f"{path}: its tags cannot be read ({why}); mer leaves it as it is (repair or "
+                             "remove the damaged tag with a tag editor, or check it is a whole audio file)") from None
     if audio is None:
         raise TagSkip(f"{path}: no tag format mer writes (not a format mutagen knows); mer tags {SUPPORTED}")
     family = FAMILIES.get(type(audio).__name__)
@@ -312,12 +369,48 @@ def check(path: str | os.PathLike, roots: list[str] | None = None) -> Path:
     st = real.stat()
     if st.st_nlink > 1:
         raise TagSkip(f"{path}: has {st.st_nlink} hard links; replacing it would leave the others untagged")
+    if _immutable(real):
+        raise TagSkip(f"{path}: immutable (its i attribute is set); mer leaves it as it is (chattr -i to tag it)")
+    if _read_only_mount(real):
+        raise TagSkip(f"{path}: on a read-only file system; mer leaves it as it is (remount it read-write to tag it)")
     if not os.access(real, os.W_OK) or not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
         raise TagSkip(f"{path}: read-only (mode {stat.filemode(st.st_mode)}); mer leaves it as it is "
                       "(chmod u+w to tag it)")
     if not os.access(real.parent, os.W_OK | os.X_OK):
         raise TagSkip(f"{path}: its folder is read-only; mer writes the tagged copy beside the file and renames it")
     return real
+
+
+_FS_IOC_GETFLAGS = 0x80086601  # Linux: the inode flags lsattr shows
+_FS_IMMUTABLE_FL, _FS_APPEND_FL = 0x10, 0x20
+
+
+def _immutable(path: Path) -> bool:
+    """Whether the file carries Linux's immutable or append-only attribute (``chattr +i``/``+a``):
+    nobody, root included, may replace it."""
+    flags = getattr(os.stat(path), "st_flags", None)  # BSD/macOS
+    if flags is not None:
+        return bool(flags & (getattr(stat, "UF_IMMUTABLE", 0) | getattr(stat, "SF_IMMUTABLE", 0)))
+    try:
+        import array
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            buf = array.array("l", [0])
+            fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf)
+        finally:
+            os.close(fd)
+    except (ImportError, OSError):
+        return False
+    return bool(buf[0] & (_FS_IMMUTABLE_FL | _FS_APPEND_FL))
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & getattr(os, "ST_RDONLY", 1))
+    except (OSError, AttributeError):
+        return False
 
 
 def write(path: str | os.PathLike, emotion: Emotion | None, touch: bool = False, dry_run: bool = False,

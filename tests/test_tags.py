@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer import synth, tags
+from mer import MERError, synth, tags
 from mer.cli import main
 from mer.infer import schema
 
@@ -350,3 +350,34 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_run_and_said(tmp_path
     assert left[0].exists()
     assert main(["tag", "--remove", str(tmp_path)]) == 0
     assert not left[0].exists() and f"mer: removed {left[0]}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, name", [("mp3", "lying.flac"), ("flac", "lying.mp3")])
+def test_a_file_whose_extension_lies_is_tagged_as_what_it_is(tmp_path, content, name):
+    """``mer predict`` decodes by content; ``mer tag`` judges the format by the bytes too."""
+    real = make_clip(tmp_path / f"src.{content}")
+    p = tmp_path / name
+    real.rename(p)
+    assert tags.write(p, EMOTION)
+    assert tags.read(p)["VALENCE"] == ["0.612"]
+    assert type(tags._by_content(p)).__name__ == content.upper()  # still what it was, its audio untouched
+
+
+def test_a_damaged_id3_size_is_said_not_an_empty_message(tmp_path):
+    p = make_clip(tmp_path / "song.mp3")
+    synchsafe = bytes([(200 << 20 >> s) & 0x7F for s in (21, 14, 7, 0)])
+    p.write_bytes(b"ID3\x04\x00\x00" + synchsafe + p.read_bytes())
+    with pytest.raises(MERError, match=r"its ID3 tag header claims 209\.7 MB, more than the whole file") as exc:
+        tags.write(p, EMOTION)
+    assert "()" not in str(exc.value)
+
+
+def test_an_immutable_file_is_called_immutable(tmp_path):
+    p = make_clip(tmp_path / "song.flac")
+    if subprocess.run(["chattr", "+i", str(p)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not possible here (needs root and a file system with inode flags)")
+    try:
+        with pytest.raises(tags.TagSkip, match="immutable .*chattr -i to tag it"):
+            tags.check(p)
+    finally:
+        subprocess.run(["chattr", "-i", str(p)], check=True)
