@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port}: choose a port between 1 and 65535")
-    for flag in ("max_upload_mb", "max_request_mb", "max_minutes", "read_timeout"):
+    for flag in ("max_upload_mb", "max_request_mb", "max_minutes", "read_timeout", "body_timeout"):
         _positive("--" + flag.replace("_", "-"), getattr(args, flag))
     if args.max_files < 1 or args.max_jobs < 1 or args.workers < 1:
         raise UsageError("--max-files, --max-jobs and --workers must be 1 or more")
@@ -96,12 +96,12 @@ def _serve(args: argparse.Namespace) -> int:
             library = Library(args.library)  # missing, not a library, too new, corrupt: one line, now
             check_integrity(library.conn, args.library)
             library.songs()
-        bundle = resolve_model(args.model)
+        bundle = resolve_model(args.model, args.trust_remote_code)
         threads = max(1, (os.cpu_count() or 1) // args.workers)
         predictor = Predictor(bundle, args.device, args.backend, threads)
         app = create_app(predictor, library, token, args.max_upload_mb, args.max_files, args.max_jobs, args.workers,
                          max_minutes=args.max_minutes, max_request_mb=args.max_request_mb, host=args.host,
-                         allow_hosts=args.allow_host, timeout=args.read_timeout)
+                         allow_hosts=args.allow_host, timeout=args.read_timeout, body_timeout=args.body_timeout)
         url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{args.port}/"
         print(f"mer serve: {url}{'?token=' + token if token else ''}  (model {bundle.name}, "
               f"ready in {time.perf_counter() - t0:.1f} s; Ctrl-C stops)", file=sys.stderr, flush=True)
@@ -139,6 +139,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-jobs", type=int, default=100, help="files waiting or running at once (default 100)")
     p.add_argument("--read-timeout", type=float, default=30, metavar="SECONDS",
                    help="how long a client may stall while sending a request's headers or an upload (default 30)")
+    p.add_argument("--body-timeout", type=float, default=60, metavar="SECONDS",
+                   help="how long one upload may take to arrive in all, however steadily it trickles (default 60; "
+                        "raise it for many large files over a slow network)")
     p.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)),
                    help="files predicted at once (default: 2, or 1 on a single core)")
     p.set_defaults(handler=_serve)

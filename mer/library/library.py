@@ -115,6 +115,8 @@ class Library:
             paths = [paths]
         from ..io import file_lock
 
+        if self._conn is not None and getattr(self._conn, "readonly", False):
+            self.close()  # opened read-only for a search: a writer opens it again (or says it is read-only)
         if self._conn is None:
             self._conn = connect(self.path, create=True)
         busy = (f"{self.path}: another `mer index` is writing this library; wait for it to finish "

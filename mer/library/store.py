@@ -5,6 +5,11 @@ writes; every write happens in a transaction, so a kill at any moment leaves the
 committed state. ``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`; :func:`migrate`
 brings an older file up to date (and refuses one written by a newer mer).
 
+A library SQLite cannot write to (a read-only file, folder or mount, as on a shared music
+disk) is still searched: :func:`connect` opens it read-only (``mode=ro``; ``immutable=1``
+where its folder cannot take the ``-shm`` file WAL readers need), and a writer
+(``create=True``, ``mer index``) gets one line saying the library is read-only.
+
 Schema (version 1)::
 
     songs      one row per audio file
@@ -33,8 +38,10 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any, Iterable
 
 import numpy as np
@@ -44,6 +51,7 @@ from ..infer.schema import LIBRARY_COLUMNS
 
 SCHEMA_VERSION = 1
 BUSY_MS = 30_000  # wait this long for another writer's transaction before giving up
+_READONLY, _CANTOPEN = 8, 14  # SQLite's primary result codes: cannot write, cannot open (a -shm beside it)
 
 SONG_COLUMNS = LIBRARY_COLUMNS  # the columns every writer fills, from mer.infer.schema
 
@@ -123,9 +131,11 @@ class _Cursor(sqlite3.Cursor):
 
 
 class _Connection(sqlite3.Connection):
-    """A connection to a library file whose cursors are :class:`_Cursor` (``path``: the file)."""
+    """A connection to a library file whose cursors are :class:`_Cursor` (``path``: the file;
+    ``readonly``: opened read-only, see :func:`connect`)."""
 
     path: Path
+    readonly: bool = False
 
     def cursor(self, factory: Any = _Cursor) -> sqlite3.Cursor:  # type: ignore[override]
         return super().cursor(factory)
@@ -154,32 +164,106 @@ def now() -> str:
 
 def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
     """Open the library at ``path`` (WAL mode, schema up to date). ``create``: make it when
-    missing (``mer index``); otherwise a missing or foreign file is a :class:`LibraryError`."""
+    missing and open it for writing (``mer index``); otherwise a missing or foreign file is a
+    :class:`LibraryError`, and a library SQLite cannot write to is opened read-only (the
+    connection's ``readonly`` is then True), where a writer gets :func:`read_only`."""
     path = Path(path)
     if path.is_dir():
         raise LibraryError(f"{path}: is a folder; give the library's database file, e.g. --db music.sqlite")
     if not create and not path.is_file():
         raise LibraryError(f"{path}: no such library; index a folder first with `mer index DIR --db {path}`")
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"{path}: cannot make its folder ({exc.strerror or exc}); give --db in a "
+                               "writable folder") from None
+        if path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            raise read_only(path, "no write permission")  # SQLite would open it read-only without a word
     try:
-        conn = sqlite3.connect(str(path), timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False,
-                               factory=_Connection)
-        conn.path = path
+        conn = _open(path, str(path))
         conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed work, corrupts nothing
         migrate(conn, path, create)
+    except sqlite3.OperationalError as exc:
+        if not _cannot_write(exc):
+            raise _foreign(path, exc) from None
+        if create:
+            raise read_only(path, exc) from None
+        conn = _open_read_only(path)
     except sqlite3.DatabaseError as exc:
-        raise LibraryError(f"{path}: not a mer library ({exc}); give the file `mer index --db` wrote, "
-                           "or a new name to start one") from None
+        raise _foreign(path, exc) from None
     conn.row_factory = sqlite3.Row
     return conn
 
 
-def migrate(conn: sqlite3.Connection, path: str | Path = "", create: bool = True) -> int:
-    """Bring the schema to :data:`SCHEMA_VERSION` in one transaction; return the old version."""
+def read_only(path: str | Path, why: object) -> LibraryError:
+    """The one-line error for a write to a library that cannot be written (``mer index``)."""
+    if not Path(path).exists():
+        return LibraryError(f"{path}: cannot create the library there ({why}); its folder is read-only: give "
+                            "--db in a writable folder")
+    return LibraryError(f"{path}: the library is read-only ({why}: a read-only file, folder or mount); searches "
+                        "work, but `mer index` writes into it: make it writable, or copy it to a writable folder "
+                        "and index into the copy")
+
+
+def _foreign(path: Path, exc: BaseException) -> LibraryError:
+    return LibraryError(f"{path}: not a mer library ({exc}); give the file `mer index --db` wrote, "
+                        "or a new name to start one")
+
+
+def _cannot_write(exc: sqlite3.Error) -> bool:
+    """Whether SQLite failed for want of writing (the file, or a ``-shm``/``-wal`` beside it)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF in (_READONLY, _CANTOPEN)
+    return any(s in str(exc) for s in ("readonly database", "unable to open database file"))
+
+
+def _open(path: Path, database: str, uri: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(database, timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False,
+                           factory=_Connection, uri=uri)
+    conn.path = path
+    conn.readonly = uri
+    return conn
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """``path`` opened read-only: ``mode=ro``, which still needs a ``-shm`` file beside a WAL
+    library (made there, or left by the last writer), else ``immutable=1``, which needs none but
+    reads only what the last writer merged into the file itself (it does when it closes)."""
+    base = "file:" + quote(str(path.resolve()), safe="/") + "?mode=ro"
+    try:
+        conn = _open(path, base, uri=True)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        migrate(conn, path, create=False, write=False)
+        return conn
+    except sqlite3.OperationalError as exc:
+        if not _cannot_write(exc):
+            raise _foreign(path, exc) from None
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise LibraryError(f"{path}: the library is read-only and its write-ahead log {wal.name} holds changes "
+                           "SQLite cannot read without writing beside it; open it once where its folder is writable "
+                           "(any `mer search` merges them), or copy the folder to a writable place")
+    try:
+        conn = _open(path, base + "&immutable=1", uri=True)
+        migrate(conn, path, create=False, write=False)
+    except sqlite3.OperationalError as exc:
+        if _cannot_write(exc):
+            raise LibraryError(f"{path}: cannot read the library ({exc}); check that you may read the file "
+                               "and its folder") from None
+        raise _foreign(path, exc) from None
+    except sqlite3.DatabaseError as exc:
+        raise _foreign(path, exc) from None
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: str | Path = "", create: bool = True, write: bool = True) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION` in one transaction; return the old version.
+    ``write=False`` (a read-only connection): only check that it is up to date."""
     old = conn.execute("PRAGMA user_version").fetchone()[0]
     if old > SCHEMA_VERSION:
         raise LibraryError(f"{path}: library schema version {old} is newer than this mer understands "
@@ -193,6 +277,9 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "", create: bool = True
     if old == 0 and not create and "songs" not in tables:
         raise LibraryError(f"{path}: not a mer library (no songs table); index a folder first with "
                            f"`mer index DIR --db {path}`")
+    if not write:
+        raise LibraryError(f"{path}: the library is read-only and was made by an older mer (schema version {old}); "
+                           "run `mer index` on it once where it is writable, or on a writable copy")
     conn.execute("BEGIN IMMEDIATE")
     try:
         for version in range(old + 1, SCHEMA_VERSION + 1):

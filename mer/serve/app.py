@@ -5,14 +5,15 @@ API (documented by FastAPI at ``/docs``; the page uses nothing else):
 - ``POST /api/predict`` (multipart, field ``files``, one or more) -> ``{"jobs": [{"id", "name"}]}``;
   the body is streamed to disk and counted as it arrives: 413 at the first byte over the size
   (per file, per upload) or file-count limit, 429 when too many jobs wait, 408 when the body
-  stalls; a refused upload leaves nothing behind;
+  stalls or takes longer than the body timeout in all; a refused upload leaves nothing behind;
 - ``GET /api/jobs/{id}`` -> state, progress (0..1), result (what ``mer predict --format json``
   prints for one file) or error; ``GET /api/jobs`` -> the jobs this browser sent (a random
   ``mer_client`` cookie, HttpOnly, SameSite=Strict); ``?all=1``: every job, for the token holder;
 - ``GET /api/models`` -> the model in use, the bundled ones and the limits; ``GET /api/health``;
 - with ``--library DB``: ``GET /api/library/songs`` (each song with its ``name``: "Artist - Title" from its
   tags, else the file name, as ``mer playlist`` writes it) and ``GET /api/library/audio/{id}`` (audio
-  by id from the index only, never by path; range requests for seeking).
+  by id from the index only, never by path; range requests for seeking; an id that is not
+  a SQLite integer in ASCII digits is 404).
 
 A local server is still a server. Every request must name this server in its ``Host`` header
 (127.0.0.1, localhost, [::1], the ``--host`` address and each ``--allow-host``; any Host when
@@ -69,13 +70,14 @@ HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Refe
 def create_app(predictor: Any, library: Any = None, token: str | None = None, max_upload_mb: float = 200,
                max_files: int = 50, max_jobs: int = 100, workers: int = 2, max_minutes: float | None = 30,
                max_request_mb: float | None = None, host: str = "127.0.0.1", allow_hosts: Iterable[str] = (),
-               timeout: float = 30.0) -> FastAPI:
+               timeout: float = 30.0, body_timeout: float | None = 60.0) -> FastAPI:
     """The app for one loaded :class:`mer.Predictor` (and optionally a :class:`mer.library.Library`).
 
     ``host``/``allow_hosts``: the names the ``Host`` header may give (see the module docstring);
-    ``timeout``: seconds an upload's body may stall."""
+    ``timeout``: seconds an upload's body may stall; ``body_timeout``: seconds the whole body may
+    take to arrive (None: no bound)."""
     queue = JobQueue(predictor, workers, max_jobs, max_minutes=max_minutes)
-    limits = Limits(max_upload_mb, max_request_mb, max_files, timeout)
+    limits = Limits(max_upload_mb, max_request_mb, max_files, timeout, body_timeout)
     hosts = allowed_hosts(host, allow_hosts)
     trusted = frozenset(n for n in (host_name(h) for h in allow_hosts) if n)  # pages there may upload too
 
@@ -133,9 +135,11 @@ def create_app(predictor: Any, library: Any = None, token: str | None = None, ma
     @app.post("/api/predict")
     async def predict(request: Request) -> Any:
         length = request.headers.get("content-length", "")
+        declared = number(length, digits=18)  # None for 5000 digits: more than any limit, not a crash
         try:
-            if length.isdigit() and int(length) > limits.request_bytes:
-                raise TooLarge(f"upload too large: {int(length) / 2**20:.1f} MB; at most {max_upload_mb:g} MB per "
+            if length.isascii() and length.isdigit() and (declared is None or declared > limits.request_bytes):
+                size = f"{declared / 2**20:.1f} MB" if declared is not None else f"{len(length)} digits of bytes"
+                raise TooLarge(f"upload too large: {size}; at most {max_upload_mb:g} MB per "
                                f"file and {limits.describe()['max_request_mb']:g} MB per upload "
                                "(mer serve --max-upload-mb N, --max-request-mb N)")
             queue.reserve(1)
@@ -178,10 +182,10 @@ def create_app(predictor: Any, library: Any = None, token: str | None = None, ma
     def audio(song_id: str) -> FileResponse:
         if library is None:
             raise HTTPException(404, "no library: start the server with --library music.sqlite")
-        path = None
-        if song_id.isdigit() and int(song_id) < 2**63:  # a SQLite integer, else no such song
+        path, number_id = None, number(song_id)
+        if number_id is not None and number_id < 2**63:  # a SQLite integer, else no such song
             try:
-                path = library.audio_path(int(song_id))
+                path = library.audio_path(number_id)
             except (KeyError, ValueError, OverflowError, MERError):
                 path = None
         if path is None or not Path(path).is_file():
@@ -216,9 +220,9 @@ def split_host(value: str) -> tuple[str, int | None] | None:
         name, port = value, ""
     else:
         name, _, port = value.partition(":")
-    if port and not port.isdigit():
+    if port and number(port, 5) is None:  # "²" and 5000 digits are malformed, not a crash
         return None
-    return name.rstrip("."), int(port) if port else None
+    return name.rstrip("."), number(port, 5) if port else None
 
 
 def host_name(value: str) -> str | None:
@@ -288,6 +292,15 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
             yield chunk
 
 
+def number(text: str, digits: int = 19) -> int | None:
+    """``text`` as a whole number when it is 1 to ``digits`` ASCII digits, else None. Path, query
+    and header values go through it, never through ``int()`` alone, which raises ``ValueError``
+    for ``"²"`` (a digit to ``str.isdigit``) and for more than 4300 digits."""
+    if not 0 < len(text) <= digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
 def _has_quadrants(predictor: Any) -> bool:
     return predictor.bundle.meta.capabilities.quadrant
 
@@ -298,11 +311,17 @@ def run(app: FastAPI, sock: socket.socket, timeout: float = 30.0) -> None:
     """Serve ``app`` on a bound, listening socket with uvicorn until Ctrl-C. A client has
     ``timeout`` seconds to send each request's line and headers (uvicorn itself waits forever
     for a connection that sends part of them); idle keep-alive connections close after 5 s."""
+    server(app, timeout).run(sockets=[sock])
+
+
+def server(app: FastAPI, timeout: float = 30.0) -> Any:
+    """The ``uvicorn.Server`` that :func:`run` runs (a test may run it in a thread and stop it by
+    setting its ``should_exit``)."""
     import uvicorn
 
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, timeout_keep_alive=5,
                             http=_header_deadline(timeout), lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    return uvicorn.Server(config)
 
 
 def _header_deadline(seconds: float) -> type:

@@ -14,8 +14,10 @@ and keeps nothing of a refused upload. A job's file is deleted when the job ends
 when the server shuts down.
 
 Limits: bytes per file and per upload, files per upload and jobs waiting or running at once
-(beyond them: :class:`TooLarge`, :class:`Busy`), and decoded minutes per file (checked from the
-header before decoding and enforced while decoding, so a header that lies is stopped too).
+(beyond them: :class:`TooLarge`, :class:`Busy`), seconds an upload's body may stall and seconds it
+may take in all (beyond them: :class:`Stalled`, so a body trickled a byte at a time cannot hold
+its connection for ever), and decoded minutes per file (checked from the header before decoding
+and enforced while decoding, so a header that lies is stopped too).
 Each job remembers the browser that sent it (``owner``), so one client's list shows its own.
 """
 
@@ -58,7 +60,7 @@ class BadUpload(MERError):
 
 
 class Stalled(MERError):
-    """A client stopped sending its upload (HTTP 408); nothing of it is kept."""
+    """A client stopped sending its upload, or sent it too slowly (HTTP 408); nothing of it is kept."""
 
 
 @dataclass
@@ -83,13 +85,15 @@ class Job:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one upload may cost: ``file_mb`` per file, ``request_mb`` in all, ``files`` files, and
-    at most ``timeout`` seconds of silence while its body arrives."""
+    """What one upload may cost: ``file_mb`` per file, ``request_mb`` in all, ``files`` files, at
+    most ``timeout`` seconds of silence while its body arrives and at most ``body_timeout`` seconds
+    for the whole body (None: no bound)."""
 
     file_mb: float = 200
     request_mb: float | None = None  # None: files * file_mb
     files: int = 50
     timeout: float = 30.0
+    body_timeout: float | None = 60.0
 
     @property
     def file_bytes(self) -> int:
@@ -103,7 +107,8 @@ class Limits:
 
     def describe(self) -> dict[str, Any]:
         return {"max_upload_mb": self.file_mb, "max_files": self.files,
-                "max_request_mb": self.files * self.file_mb if self.request_mb is None else self.request_mb}
+                "max_request_mb": self.files * self.file_mb if self.request_mb is None else self.request_mb,
+                "body_timeout_s": self.body_timeout}
 
 
 def display_name(name: str | None) -> str:
@@ -296,18 +301,27 @@ async def receive(queue: JobQueue, content_type: str, chunks: AsyncIterator[byte
     """Stream a multipart body into ``queue``'s folder; return the files it held.
 
     Reading stops at the first byte over a limit (:class:`TooLarge`), when the queue is full
-    (:class:`Busy`), when the body is malformed (:class:`BadUpload`) or when it stops arriving
-    for ``limits.timeout`` seconds (:class:`Stalled`); then nothing of the upload is kept."""
+    (:class:`Busy`), when the body is malformed (:class:`BadUpload`), when it stops arriving
+    for ``limits.timeout`` seconds or has not all arrived ``limits.body_timeout`` seconds after
+    reading began (:class:`Stalled`); then nothing of the upload is kept."""
     parts = _Parts(queue, limits)
     parser = MultipartParser(boundary_of(content_type), parts.callbacks())  # type: ignore[arg-type]
     total = 0
+    loop = asyncio.get_running_loop()
+    deadline = None if limits.body_timeout is None else loop.time() + limits.body_timeout
     try:
         while True:
+            wait = limits.timeout if deadline is None else min(limits.timeout, deadline - loop.time())
             try:
-                chunk = await asyncio.wait_for(chunks.__anext__(), limits.timeout)
+                if wait <= 0:
+                    raise asyncio.TimeoutError
+                chunk = await asyncio.wait_for(chunks.__anext__(), wait)
             except StopAsyncIteration:
                 break
             except asyncio.TimeoutError:
+                if wait < limits.timeout:  # the whole body's deadline, not a pause, ran out
+                    raise Stalled(f"upload too slow: not all of it arrived within {limits.body_timeout:g} s "
+                                  "(mer serve --body-timeout N); nothing was kept; send fewer files at once") from None
                 raise Stalled(f"upload stalled: no data for {limits.timeout:g} s; nothing was kept") from None
             total += len(chunk)
             if total > limits.request_bytes:
