@@ -14,7 +14,8 @@ Fields (the same names in every format; the beets attribute is the name in lower
 ``MER_MODEL``       the model's name, its version (``MER_MODEL_VERSION``) and the SHA-1 of its
                     weights (``MER_WEIGHTS_SHA1``): a rerun with the same weights skips the file
 ``MOOD``            the standard mood field; mer adds ONE value, its quadrant and words
-                    (``Q4 calm/relaxed``), and keeps every other value it holds
+                    (``Q4 calm relaxed``), and keeps every other value it holds, where
+                    each format's readers show it (:func:`plan`)
 ==================  =====================================================================
 
 Numbers are written with three decimals (``0.734``), so players that compare tags as text sort
@@ -86,8 +87,12 @@ FIELDS: tuple[TagField, ...] = (
     TagField("MER_WEIGHTS_SHA1", "weights_sha1", "text", "SHA-1 of the model's weights"),
 )
 KEYS = tuple(f.key for f in FIELDS)
-#: the MOOD values mer writes, one per quadrant ("Q1 happy/excited"); other values are the user's
-MOOD_VALUES = {q.name: f"{q.name} {q.words}" for q in QUADRANTS.values()}
+#: the MOOD values mer writes, one per quadrant (``Q1 happy excited``): words separated by spaces
+#: only, since ID3v2.3 writers and several readers split a value at ``/``, ``;`` or ``,``
+MOOD_VALUES = {q.name: f"{q.name} {q.words.replace('/', ' ')}" for q in QUADRANTS.values()}
+#: every MOOD value any mer version wrote (``Q1 happy/excited`` before 0.9): recognised as mer's
+#: when a file is tagged again or ``--remove`` runs; every other value is the user's
+MER_MOODS = frozenset(MOOD_VALUES.values()) | {f"{q.name} {q.words}" for q in QUADRANTS.values()}
 
 
 class TagSkip(MERError):
@@ -144,16 +149,20 @@ class Emotion:
 
     @property
     def mood(self) -> str:
-        """The MOOD value: ``Q4 calm/relaxed``."""
+        """The MOOD value: ``Q4 calm relaxed``."""
         return MOOD_VALUES[self.quadrant]
 
 
 Changes = dict[str, "list[str] | None"]  # key -> new values (None: delete the field)
 
 
-def plan(current: Mapping[str, list[str]], emotion: Emotion | None) -> Changes:
+def plan(current: Mapping[str, list[str]], emotion: Emotion | None, mood_last: bool = False) -> Changes:
     """The changes that make tags ``current`` ({key: values}, as :func:`read` gives) say
-    ``emotion`` (None: take mer's fields and MOOD value out); {} when they already do."""
+    ``emotion`` (None: take mer's fields and MOOD value out); {} when they already do.
+
+    MOOD keeps the user's values, in their order, and holds mer's one value where the format's
+    readers show it: first (ID3, MP4: ffprobe and MediaInfo show only the first value), or last
+    with ``mood_last`` (Vorbis comments: exiftool shows only the last)."""
     want = emotion.text() if emotion is not None else {}
     changes: Changes = {}
     for key in KEYS:
@@ -161,7 +170,8 @@ def plan(current: Mapping[str, list[str]], emotion: Emotion | None) -> Changes:
         if (current.get(key) or None) != new:
             changes[key] = new
     moods = list(current.get(MOOD) or [])
-    new_moods = [m for m in moods if m not in MOOD_VALUES.values()] + ([emotion.mood] if emotion else [])
+    theirs, ours = [m for m in moods if m not in MER_MOODS], [emotion.mood] if emotion else []
+    new_moods = theirs + ours if mood_last else ours + theirs
     if new_moods != moods:
         changes[MOOD] = new_moods or None
     return changes
@@ -189,6 +199,7 @@ class _Family:
     """How one tag format reads and writes a field (``key`` is a :data:`KEYS` name or MOOD)."""
 
     name = ""
+    mood_last = False  # where mer's MOOD value goes among the user's (see plan)
 
     def get(self, tags: Any, key: str) -> list[str]:
         raise NotImplementedError
@@ -228,6 +239,7 @@ class _Vorbis(_Family):
     """Vorbis comments (FLAC, Ogg): ``KEY=value``, names compared without case."""
 
     name = "Vorbis comments"
+    mood_last = True  # ffprobe and MediaInfo join every MOOD entry; exiftool shows the last one
 
     def get(self, tags: Any, key: str) -> list[str]:
         return list(tags.get(key, []))
@@ -462,7 +474,7 @@ def _write_once(path: str | os.PathLike, emotion: Emotion | None, touch: bool, d
     real = check(path, roots)
     before = real.stat()  # the version read below; the copy replaces only that version
     audio, family = _open(real)
-    changes = plan(_current(audio, family), emotion)
+    changes = plan(_current(audio, family), emotion, family.mood_last)
     if not changes or dry_run:
         return changes
     import mutagen
