@@ -14,6 +14,11 @@ Attributes: ``valence`` and ``arousal`` (0-1, 0.5 neutral), ``mood_happy``, ``mo
 ``beet import`` reads them from files ``mer tag`` wrote (and ``beet write`` writes them back, with
 the same three decimals), and such items are not predicted again.
 
+Writing: ``beet mer -w`` writes through mer's safe writer; ``beet write`` writes the attributes
+through beets and then the plugin adds mer's MOOD value (beets has no mood field), so every path
+leaves the file with what ``mer tag`` writes. Beside beets' deprecated acousticbrainz plugin the
+four ``mood_*`` attributes take its type (a warning says so) instead of stopping beets.
+
 Config (``mer:`` section): ``auto`` (default no: predict the items of each ``beet import``),
 ``model`` (default ``default``), ``workers`` (0: one per core), ``write`` (default: beets'
 ``import.write``, as for ``-w``/``-W``), ``trust_remote_code`` (default no: an ``hf:`` run whose
@@ -25,6 +30,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
+from beets import config as beets_config
 from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
@@ -41,8 +47,21 @@ def _media_field(f: tags.TagField) -> MediaField:
                       StorageStyle(f.key, **places), out_type=float if f.kind == "real" else str)
 
 
+#: the attributes beets' (deprecated) acousticbrainz plugin declares too, with a type of its own
+SHARED_WITH_ACOUSTICBRAINZ = ("mood_happy", "mood_aggressive", "mood_sad", "mood_relaxed")
+
+
+def _name(item: Any) -> str:
+    """How a log line names an item: ``Artist - Title``, else its file name (untagged files)."""
+    artist, title = (item.get("artist") or "").strip(), (item.get("title") or "").strip()
+    if title:
+        return f"{artist} - {title}" if artist else title
+    return os.path.basename(os.fsdecode(item.path))
+
+
 class MerPlugin(BeetsPlugin):
-    """``beet mer`` and the optional import hook; see the module docstring."""
+    """``beet mer``, the optional import hook and the MOOD written with every ``beet write``;
+    see the module docstring."""
 
     item_types = {f.attr: types.NullFloat(tags.DECIMALS) if f.kind == "real" else types.STRING
                   for f in tags.FIELDS}
@@ -51,11 +70,35 @@ class MerPlugin(BeetsPlugin):
         super().__init__()
         self.config.add({"auto": False, "model": "default", "workers": 0, "write": None,
                          "trust_remote_code": False})
+        from beets.library import Item
+
         for f in tags.FIELDS:
             if not hasattr(MediaFile, f.attr):  # once per process, however many plugin instances
                 self.add_media_field(f.attr, _media_field(f))
+            # `beet write` compares only these with the file: without them it never writes mer's fields
+            Item._media_tag_fields.add(f.attr)
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
+        self.register_listener("after_write", self.after_write)
+        if "acousticbrainz" in beets_config["plugins"].as_str_seq():
+            # both declare these attributes; beets stops on two types for one name, so mer takes its
+            # type (they still hold 0-1 probabilities, shown with its 6 decimals)
+            self.item_types = {k: v for k, v in type(self).item_types.items() if k not in SHARED_WITH_ACOUSTICBRAINZ}
+            self._log.warning("beets' acousticbrainz plugin is enabled too: both fill {}; the last to run wins "
+                              "(AcousticBrainz closed in 2022: remove acousticbrainz from `plugins` to silence this)",
+                              ", ".join(SHARED_WITH_ACOUSTICBRAINZ))
+
+    def after_write(self, item: Any, path: bytes) -> None:
+        """After beets wrote ``item``'s fields into its file (``beet write``, ``beet import`` with
+        ``write: yes``, ``beet modify``), add what beets' media fields cannot: mer's MOOD value,
+        through ``mer tag``'s safe writer. The file then holds exactly what ``mer tag`` writes."""
+        found = {f.key: item.get(f.attr) for f in tags.FIELDS}
+        if found.get("VALENCE") is None or not found.get("MER_QUADRANT"):
+            return
+        try:
+            tags.write(os.fsdecode(path), tags.Emotion.from_tags(found))
+        except MERError as exc:
+            self._log.warning("mood not written: {}", exc)
 
     def commands(self) -> list[ui.Subcommand]:
         cmd = ui.Subcommand("mer", help="predict valence, arousal and mood with mer")
@@ -115,7 +158,7 @@ class MerPlugin(BeetsPlugin):
                 elif item.get(f.attr) is not None:  # e.g. probabilities an older model had
                     del item[f.attr]
             item.store()
-            self._log.info("{}: {} (valence {:.3f}, arousal {:.3f})", item, emotion.mood, values["VALENCE"],
+            self._log.info("{}: {} (valence {:.3f}, arousal {:.3f})", _name(item), emotion.mood, values["VALENCE"],
                            values["AROUSAL"])
             if write:
                 try:

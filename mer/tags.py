@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import AudioError, MERError
 from .io import atomic_path, special_kind
-from .scales import QUADRANTS, from_canonical
+from .scales import QUADRANTS, from_canonical, to_canonical
 
 #: the scale VALENCE and AROUSAL are written on (a name of :data:`mer.scales.SCALES`)
 SCALE = "0-1"
@@ -126,6 +126,24 @@ class Emotion:
         probs = {f"Q{i}": row[f"p_q{i}"] for i in range(1, 5) if row[f"p_q{i}"] is not None}
         return cls(row["valence"], row["arousal"], row["quadrant"], probs, row["model"], row["model_version"] or "",
                    row["weights_sha1"] or "")
+
+    @classmethod
+    def from_tags(cls, found: Mapping[str, Any]) -> "Emotion":
+        """From fields as written ({``VALENCE``: 0.612 or "0.612", ``MER_QUADRANT``: "Q4", ...}:
+        valence and arousal on :data:`SCALE`, probabilities 0-1), as beets' attributes hold them."""
+        def num(key: str) -> float | None:
+            v = found.get(key)
+            return None if v is None or v == "" else float(v)
+
+        v, a = num("VALENCE"), num("AROUSAL")
+        if v is None or a is None:
+            raise MERError("VALENCE and AROUSAL are needed to rebuild what mer tag writes")
+        names = {"MOOD_HAPPY": "Q1", "MOOD_AGGRESSIVE": "Q2", "MOOD_SAD": "Q3", "MOOD_RELAXED": "Q4"}
+        probs = {q: p for key, q in names.items() if (p := num(key)) is not None}
+        return cls(float(to_canonical(v, SCALE)), float(to_canonical(a, SCALE)), str(found.get("MER_QUADRANT") or ""),
+                   probs,
+                   str(found.get("MER_MODEL") or ""), str(found.get("MER_MODEL_VERSION") or ""),
+                   str(found.get("MER_WEIGHTS_SHA1") or ""))
 
     def values(self) -> dict[str, float | str]:
         """{key: value} of the fields this emotion fills: numbers on 0-1, rounded as written (a

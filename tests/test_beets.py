@@ -83,3 +83,40 @@ def test_import_hook_predicts_while_importing(tmp_path):
     beet(config, "import", "-A", str(music))
     (value,) = listing(config, "mer_model:default").values()
     assert value.split()[2] in ("Q1", "Q2", "Q3", "Q4")
+
+
+def test_beet_write_leaves_what_mer_tag_writes_and_names_untagged_files(tmp_path):
+    """``beet mer`` then ``beet write``: the file ends with mer's fields AND its MOOD value (beets
+    has no mood field; the plugin adds it after beets writes), so ``mer tag`` finds it unchanged.
+    Items without tags are named by their file, not ``Various Artists -  - ``."""
+    music = tmp_path / "music"
+    music.mkdir()
+    song = make_clip(music / "untagged.flac", 0.6, -0.6, 4.0)
+    config = beets_dir(tmp_path, music)
+    beet(config, "import", "-A", str(music))
+    res = beet(config, "mer")
+    assert "untagged.flac: Q" in res.stderr and " -  - " not in res.stderr
+    assert not tags.read(song)
+    beet(config, "write")
+    found = tags.read(song)
+    (quadrant,) = found["MER_QUADRANT"]
+    assert found["MOOD"] == [tags.MOOD_VALUES[quadrant]]
+    assert tags.write(song, tags.Emotion.from_tags({k: v[0] for k, v in found.items() if k != "MOOD"})) == {}
+    from mer.cli import main
+
+    assert main(["tag", str(song)]) == 0  # the same model's fields: left unchanged, nothing predicted
+    assert tags.read(song) == found
+
+
+def test_acousticbrainz_beside_mer_is_a_warning_not_a_traceback(tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    make_clip(music / "a.flac", 0.6, 0.6, 3.0)
+    config = beets_dir(tmp_path, music)
+    text = (config / "config.yaml").read_text().replace("plugins: mer\n", "plugins: mer acousticbrainz\n")
+    (config / "config.yaml").write_text(text)
+    for args in (["import", "-A", str(music)], ["ls"], ["mer"], ["ls", "mood_happy:0..1"]):
+        res = beet(config, *args)  # exit 0 asserted
+        assert "Traceback" not in res.stderr and "PluginConflictError" not in res.stderr
+    assert "acousticbrainz plugin is enabled too" in res.stderr
+    assert len(listing(config, "mood_happy:0..1")) == 1
