@@ -12,7 +12,7 @@ const params = new URLSearchParams(location.search);
 const state = { token: params.get("token"), jobs: new Map(), order: [], selected: null, sortKey: null, sortAsc: true,
                 limits: { max_upload_mb: 200, max_files: 50, max_jobs: 100, max_request_mb: 10000 }, waiting: [], sending: false,
                 ws: null, playhead: 0, markerIndex: -1, planeChart: null, timeChart: null, overview: null,
-                library: [], region: null, libChart: null };
+                library: [], region: null, drag: null, libChart: null };
 window.merState = state; // for the browser test and for curious users
 
 const $ = (s) => document.querySelector(s);
@@ -58,6 +58,24 @@ const quadrantBackground = {
     ctx.restore();
   },
 };
+// The library's region (value coordinates {x0, x1, y0, y1}): while a drag is under way, the box being
+// dragged (dashed); after it, the region kept (solid), until "clear region". Under the points.
+const regionBox = {
+  id: "region",
+  beforeDatasetsDraw(chart) {
+    const g = chart.$region ? chart.$region() : null, { ctx, chartArea: a, scales: { x, y } } = chart;
+    if (!g || !a) return;
+    const x0 = x.getPixelForValue(g.x0), x1 = x.getPixelForValue(g.x1), y0 = y.getPixelForValue(g.y1), y1 = y.getPixelForValue(g.y0);
+    ctx.save();
+    ctx.beginPath(); ctx.rect(a.left, a.top, a.right - a.left, a.bottom - a.top); ctx.clip();
+    ctx.fillStyle = "rgba(0, 102, 204, 0.12)";
+    ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
+    ctx.strokeStyle = "#0066cc"; ctx.lineWidth = 2;
+    ctx.setLineDash(g.dragging ? [6, 4] : []);
+    ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    ctx.restore();
+  },
+};
 const planeScales = {
   x: { type: "linear", suggestedMin: -1, suggestedMax: 1, title: { display: true, text: "valence (negative → positive)" } },
   y: { type: "linear", suggestedMin: -1, suggestedMax: 1, title: { display: true, text: "arousal (calm → excited)" } },
@@ -65,7 +83,7 @@ const planeScales = {
 
 function makePlane(canvas, datasets, onClick) {
   return new Chart(canvas, {
-    type: "scatter", data: { datasets }, plugins: [quadrantBackground],
+    type: "scatter", data: { datasets }, plugins: [quadrantBackground, regionBox],
     options: { animation: false, aspectRatio: 1, scales: planeScales, onClick,
                plugins: { legend: { labels: { boxWidth: 10 } }, tooltip: { callbacks: { label: (c) => c.raw.label || `(${fmt(c.raw.x, 2)}, ${fmt(c.raw.y, 2)})` } } } },
   });
@@ -202,6 +220,7 @@ function cell(job, key) {
   return r[key];
 }
 
+let tableHtml = "";
 function renderTable() {
   const ids = [...state.order];
   if (state.sortKey) {
@@ -221,9 +240,20 @@ function renderTable() {
       : `<td>${fmt(r.valence)}</td><td>${fmt(r.arousal)}</td>
          <td class="quad">${r.quadrant ? `<span class="q ${r.quadrant}">${r.quadrant}</span> <span class="words">${esc(r.quadrant_words)}</span>` : ""}</td>
          <td>${r.confidence !== undefined ? Math.round(100 * r.confidence) + "%" : ""}</td><td>${fmt(r.duration, 1)}</td>`;
-    return `<tr data-id="${id}" class="${id === state.selected ? "selected" : ""} ${j.state}"><td class="name" title="${esc(j.name)}">${esc(j.name)}</td><td class="state">${status}</td>${tail}</tr>`;
+    // a row is a control: Tab reaches it, Enter or Space shows its song (see init), aria-current marks the one shown
+    return `<tr data-id="${id}" tabindex="0" class="${id === state.selected ? "selected" : ""} ${j.state}"${id === state.selected ? ' aria-current="true"' : ""}><td class="name" title="${esc(j.name)}">${esc(j.name)}</td><td class="state">${status}</td>${tail}</tr>`;
   });
-  $("#table tbody").innerHTML = rows.join("");
+  // the rows are rebuilt only when they changed (a poll that changed nothing must not swap a row from
+  // under a finger or pointer mid-tap), and the row that had the focus keeps it
+  const html = rows.join("");
+  if (html === tableHtml) return sortMarks();
+  const body = $("#table tbody"), had = document.activeElement, focused = had && body.contains(had) ? had.closest("tr") : null;
+  body.innerHTML = tableHtml = html;
+  if (focused) { const again = rowOf(focused.dataset.id); if (again) again.focus({ preventScroll: true }); }
+  sortMarks();
+}
+const rowOf = (id) => [...$("#table tbody").rows].find((tr) => tr.dataset.id === id);
+function sortMarks() {
   document.querySelectorAll("#table th").forEach((th) => {
     th.classList.toggle("sorted", th.dataset.key === state.sortKey);
     th.classList.toggle("asc", th.dataset.key === state.sortKey && state.sortAsc);
@@ -233,14 +263,31 @@ function renderTable() {
 function updateOverview() {
   const points = [...state.jobs.values()].filter((j) => j.result).map((j) => ({
     x: j.result.valence, y: j.result.arousal, quadrant: j.result.quadrant, id: j.id, label: `${j.name}: ${j.result.quadrant}` }));
-  state.overview = quadrantPlane(state.overview, $("#overview"), points, 5, select);
+  state.overview = quadrantPlane(state.overview, $("#overview"), points, 5, (id) => select(id, true));
 }
 
 // ---------------------------------------------------------------- one song
-function select(id) {
+// `reveal`: the user picked it (a row tapped, clicked or entered; a dot on "All files"), so the song's
+// panel is brought into view where it is out of sight (on a phone it sits far below the table; on a
+// desktop it is usually in view already, and then nothing moves) and the focus goes to its title, so
+// that a keyboard or screen-reader user lands on what changed.
+function select(id, reveal = false) {
   state.selected = id;
   renderTable();
   renderDetail();
+  if (reveal) revealDetail();
+}
+
+const reducedMotion = () => window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+function inSight(el, enough = 120) { // its top edge on screen, and enough of it below that edge
+  const r = el.getBoundingClientRect(), h = window.innerHeight || document.documentElement.clientHeight;
+  return r.top >= 0 && r.top <= h - Math.min(enough, r.height);
+}
+function revealDetail() {
+  const panel = $("#detail");
+  if (panel.hidden) return;
+  $("#title").focus({ preventScroll: true }); // before the scroll: a focus that scrolled would cut it short
+  if (!inSight(panel)) panel.scrollIntoView({ behavior: reducedMotion() ? "auto" : "smooth", block: "start" });
 }
 
 function renderDetail() {
@@ -385,26 +432,48 @@ function svgOf(r, c) { // the plane as drawn: c is the curve as shown (shownCurv
 }
 
 // ---------------------------------------------------------------- the library
+const LIST_MOST = 200; // songs in the list (the plane shows them all)
 async function loadLibrary() {
   const { songs } = await api("/api/library/songs");
   state.library = songs;
   $("#library").hidden = false;
-  $("#lib-count").textContent = `(${songs.length} songs)`;
   drawLibrary();
 }
+const songs_ = (n) => `${n} song${n === 1 ? "" : "s"}`;
+// What the list holds, and why it is not the whole library: "(29 of 60 songs: in the region; Q1, Q4 off)".
+function libraryCount(shown, off) {
+  const total = state.library.length, why = [];
+  if (state.region) why.push("in the region");
+  if (off.length) why.push(off.join(", ") + " off");
+  let text = shown === total ? songs_(total) : `${shown} of ${songs_(total)}` + (why.length ? ": " + why.join("; ") : "");
+  if (shown > LIST_MOST) text += `; the list shows the first ${LIST_MOST}`;
+  return `(${text})`;
+}
+const quadrantsOn = () => new Set([...document.querySelectorAll("#library input:checked")].map((c) => c.value));
 function libraryVisible() {
-  const on = new Set([...document.querySelectorAll("#library input:checked")].map((c) => c.value));
+  const on = quadrantsOn();
   const g = state.region;
   return state.library.filter((s) => on.has(s.quadrant) && (!g || (s.valence >= g.x0 && s.valence <= g.x1 && s.arousal >= g.y0 && s.arousal <= g.y1)));
 }
 function drawLibrary() {
   const songs = libraryVisible();
   const points = songs.map((s) => ({ x: s.valence, y: s.arousal, quadrant: s.quadrant, id: s.id, label: s.name }));
-  const first = !state.libChart;
-  state.libChart = quadrantPlane(state.libChart, $("#libplane"), points, 3, playSong);
-  if (first) enableRegion(state.libChart);
+  const first = !state.libChart, on = quadrantsOn();
+  state.libChart = quadrantPlane(state.libChart, $("#libplane"), points, 3, (id) => { if (!state.libChart.$dragged) playSong(id); });
+  if (first) {
+    enableRegion(state.libChart);
+    state.libChart.options.plugins.legend.onClick = (e, item) => {
+      const box = document.querySelector(`#library input[value="${item.text.slice(0, 2)}"]`);
+      if (box) { box.checked = !box.checked; drawLibrary(); }
+    };
+  }
+  // the legend says what the ticks say (struck through when off), and a click on it ticks or unticks them
+  state.libChart.data.datasets.forEach((d, i) => state.libChart.setDatasetVisibility(i, on.has(d.label.slice(0, 2))));
+  state.libChart.update("none");
+  $("#lib-count").textContent = libraryCount(songs.length, Object.keys(QUAD).filter((q) => !on.has(q)));
+  $("#lib-clear").disabled = !state.region;
   // each song by its name ("Artist - Title" from its tags, else its file name: the server's display_name), its path on hover
-  $("#lib-list").innerHTML = songs.slice(0, 200).map((s) => `<li data-id="${s.id}" title="${esc(s.path)}"><span class="q ${s.quadrant}">${s.quadrant}</span> ${esc(s.name)}</li>`).join("");
+  $("#lib-list").innerHTML = songs.slice(0, LIST_MOST).map((s) => `<li data-id="${s.id}" title="${esc(s.path)}"><span class="q ${s.quadrant}">${s.quadrant}</span> ${esc(s.name)}</li>`).join("");
 }
 function playSong(id) {
   const s = state.library.find((x) => x.id === id);
@@ -413,19 +482,46 @@ function playSong(id) {
   audio.play().catch(() => {});
   $("#lib-now").textContent = s ? `${s.name}: ${s.quadrant}, valence ${fmt(s.valence)}, arousal ${fmt(s.arousal)}` : "";
 }
+// A drag with the mouse (or a pen) on the plane: the box is drawn as it grows (state.drag) and, let go,
+// kept as the region (state.region), drawn until "clear region"; a drag may end outside the plane
+// (the box stops at the axes' ends). A short move is a click (a song played), not a region; a drag that
+// ends on a dot does not play it. Touch is left to scrolling the page.
 function enableRegion(chart) {
   let start = null;
   const canvas = chart.canvas;
-  const at = (e) => ({ x: chart.scales.x.getValueForPixel(e.offsetX), y: chart.scales.y.getValueForPixel(e.offsetY) });
-  canvas.addEventListener("mousedown", (e) => { start = at(e); });
-  canvas.addEventListener("mouseup", (e) => {
-    const end = at(e);
-    if (start && Math.abs(end.x - start.x) + Math.abs(end.y - start.y) > 0.1) {
-      state.region = { x0: Math.min(start.x, end.x), x1: Math.max(start.x, end.x), y0: Math.min(start.y, end.y), y1: Math.max(start.y, end.y) };
-      drawLibrary();
-    }
-    start = null;
+  const clamp = (v, s) => Math.max(s.min, Math.min(s.max, v));
+  const at = (e) => {
+    const box = canvas.getBoundingClientRect(), { x, y } = chart.scales;
+    return { x: clamp(x.getValueForPixel(e.clientX - box.left), x), y: clamp(y.getValueForPixel(e.clientY - box.top), y) };
+  };
+  const boxOf = (a, b) => ({ x0: Math.min(a.x, b.x), x1: Math.max(a.x, b.x), y0: Math.min(a.y, b.y), y1: Math.max(a.y, b.y) });
+  const big = (a, b) => Math.abs(b.x - a.x) + Math.abs(b.y - a.y) > 0.1;
+  chart.$region = () => state.drag || state.region;
+  canvas.addEventListener("pointerdown", (e) => {
+    chart.$dragged = false;
+    if (e.pointerType === "touch" || e.button !== 0) return;
+    start = at(e);
+    e.preventDefault(); // no text selected on the way
   });
+  window.addEventListener("pointermove", (e) => {
+    if (!start) return;
+    const now = at(e);
+    state.drag = big(start, now) ? { ...boxOf(start, now), dragging: true } : null;
+    chart.draw();
+  });
+  const end = (e) => {
+    if (!start) return;
+    const from = start, to = at(e), drawn = state.drag;
+    start = null;
+    state.drag = null;
+    if (e.type === "pointerup" && big(from, to)) {
+      state.region = boxOf(from, to);
+      chart.$dragged = true;
+      drawLibrary();
+    } else if (drawn) chart.draw();
+  };
+  window.addEventListener("pointerup", end);
+  window.addEventListener("pointercancel", end);
 }
 
 // ---------------------------------------------------------------- wiring
@@ -435,7 +531,14 @@ function init() {
   ["dragleave", "drop"].forEach((ev) => drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
   drop.addEventListener("drop", (e) => upload(e.dataTransfer.files));
   $("#files").addEventListener("change", (e) => { upload(e.target.files); e.target.value = ""; });
-  $("#table tbody").addEventListener("click", (e) => { const tr = e.target.closest("tr"); if (tr) select(tr.dataset.id); });
+  $("#table tbody").addEventListener("click", (e) => { const tr = e.target.closest("tr"); if (tr) select(tr.dataset.id, true); });
+  $("#table tbody").addEventListener("keydown", (e) => { // Enter or Space: show it; up and down: the next row
+    const tr = e.target.closest("tr");
+    if (!tr || e.target !== tr) return;
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(tr.dataset.id, true); }
+    const next = e.key === "ArrowDown" ? tr.nextElementSibling : e.key === "ArrowUp" ? tr.previousElementSibling : null;
+    if (next) { e.preventDefault(); next.focus(); }
+  });
   document.querySelectorAll("#table th").forEach((th) => th.addEventListener("click", () => {
     state.sortAsc = state.sortKey === th.dataset.key ? !state.sortAsc : true;
     state.sortKey = th.dataset.key;
