@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,18 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return p.with_suffix(".safetensors"), p.with_suffix(".json")
 
 
+def what_is() -> str:
+    """What a mer model is, for errors about files that are not one."""
+    return ("a mer model is a run folder of `mer train` or the .safetensors it writes (with its .json beside it), or "
+            f"a bundled name ({', '.join(bundled_models())})")
+
+
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON half of a checkpoint, without building the model."""
     weights, info = checkpoint_paths(path)
-    if not info.is_file() or not weights.is_file():
+    if weights.is_file() and not info.is_file():
+        raise ModelError(f"{weights}: not a mer checkpoint: {info.name}, its metadata, is not beside it; {what_is()}")
+    if not info.is_file():
         raise ModelError(f"{weights.with_suffix('')}: checkpoint not found (need both .safetensors and .json)")
     try:
         meta = json.loads(info.read_text(encoding="utf-8"))
@@ -53,6 +61,8 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelError(f"{info}: not a valid mer checkpoint ({exc}); delete it or retrain") from None
     if not isinstance(meta, dict) or "model" not in meta or "feature" not in meta:
         raise ModelError(f"{info}: not a mer checkpoint (no model or feature entry); delete it or retrain")
+    if not weights.is_file():
+        raise ModelError(f"{info}: its weights {weights.name} are missing beside it; copy them back or retrain")
     return meta
 
 
@@ -67,8 +77,11 @@ def locate(spec: str | os.PathLike) -> tuple[str, Path]:
             if cand.with_suffix(".json").is_file():
                 return s, cand
         raise ModelError(f"{p}: no checkpoint in this folder (expected best.json or fold0/best.json)")
-    if p.exists() or p.with_suffix(".json").exists() or p.with_suffix(".safetensors").exists():
-        return s, checkpoint_paths(p)[0].with_suffix("")
+    weights, info = checkpoint_paths(p)
+    if p.is_file() and p.suffix not in (".safetensors", ".json") and not (weights.is_file() and info.is_file()):
+        raise ModelError(f"{p}: not a mer checkpoint; {what_is()}")
+    if p.exists() or info.exists() or weights.exists():
+        return s, weights.with_suffix("")
     raise ModelError(f"model {s!r} not found: use a bundled model ({', '.join(bundled_models())}), a "
                      ".safetensors checkpoint or a run folder; the architectures `mer models` lists must be "
                      "trained first (`mer train --model NAME`)")
@@ -81,13 +94,21 @@ class Bundle:
     name: str  # the bundled name, or the path as the user gave it
     stem: Path  # STEM.safetensors + STEM.json
     meta: ModelMeta = field(repr=False, compare=False)  # the checkpoint's JSON, typed (mer.meta)
+    #: the user's grant (``--trust-remote-code``) to run code an ``hf:`` backbone's folder ships; a
+    #: run's JSON may record that it needs it, but only this grant (never the JSON) switches it on
+    trust_remote_code: bool = field(default=False, compare=False)
 
     @classmethod
-    def resolve(cls, spec: "str | os.PathLike | Bundle") -> "Bundle":
+    def resolve(cls, spec: "str | os.PathLike | Bundle", trust_remote_code: bool = False) -> "Bundle":
+        """The bundle ``spec`` names (a bundled name, a checkpoint, a run folder, or a bundle).
+
+        ``trust_remote_code``: the user's own grant to run Python code that an ``hf:`` backbone's
+        folder ships (MERT); without it such a model is refused with the folder named, whatever
+        the run's JSON says."""
         if isinstance(spec, Bundle):
-            return spec
+            return replace(spec, trust_remote_code=True) if trust_remote_code else spec
         name, stem = locate(spec)
-        return cls(name, stem, ModelMeta.from_dict(read_meta(stem)))
+        return cls(name, stem, ModelMeta.from_dict(read_meta(stem)), trust_remote_code)
 
     # -- files ---------------------------------------------------------------------------
     @property

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +122,98 @@ def test_find_audio_skips_hidden_and_other_files(tmp_path, wav_file):
     assert [p.name for p in found] == ["clip.wav", "b.flac"]
     with pytest.raises(MERError, match="no such file"):
         audio.find_audio([tmp_path / "nope"])
+
+
+def _damaged_mp3(mp3_file: Path, fails: bool) -> Path:
+    """``mp3_file`` with every third byte of 2000 (from byte 20000) garbled: libmpg123 (inside
+    libsndfile) complains on stderr and either libsndfile fails mid-stream (``fails``) or the
+    damaged frames are skipped. The first of a few junk seeds that does so (they differ only in
+    how libmpg123 takes the junk)."""
+    data = mp3_file.read_bytes()
+    for seed in range(20):
+        junk = np.random.default_rng(seed).integers(0, 256, 667, dtype=np.uint8)
+        bad = bytearray(data)
+        bad[20000:22000:3] = junk.tobytes()
+        path = mp3_file.with_name(f"{'corrupt' if fails else 'damaged'}{seed}.mp3")
+        path.write_bytes(bytes(bad))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                audio.load(path)
+            except MERError:
+                if fails:
+                    return path
+                continue
+        if not fails and any("damaged MP3 frames" in str(w.message) for w in caught):
+            return path
+    raise AssertionError(f"no junk seed made the mp3 {'fail' if fails else 'skip frames'}")
+
+
+def test_a_corrupt_mp3_keeps_libmpg123s_noise_off_stderr(mp3_file, capfd):
+    bad = _damaged_mp3(mp3_file, fails=True)
+    capfd.readouterr()
+    with pytest.raises(MERError) as err:
+        audio.load(bad)
+    message = str(err.value)
+    assert str(bad) in message and "\n" not in message and "libmpg123:" in message  # its telling line, in mer's
+    out, printed = capfd.readouterr()
+    assert printed == "" and out == ""
+    res = subprocess.run([sys.executable, "-m", "mer", "predict", str(bad)], capture_output=True, text=True,
+                         timeout=300)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and all(ln.startswith("mer: ") for ln in lines), res.stderr
+    assert [ln for ln in lines if ln.startswith("mer: error:")] == [lines[0]] and str(bad) in lines[0]
+
+
+def _in_threads(n: int, work, *also) -> None:  # noqa: ANN001
+    """``work`` in ``n`` threads at once (and each of ``also`` in one more), until ``work`` ends."""
+    stop = threading.Event()
+    others = [threading.Thread(target=f, args=(stop,)) for f in also]
+    workers = [threading.Thread(target=work) for _ in range(n)]
+    for t in others + workers:
+        t.start()
+    for t in workers:
+        t.join()
+    stop.set()
+    for t in others:
+        t.join()
+
+
+def test_decoding_threads_share_the_redirection_and_other_threads_output_passes(mp3_file, capfd):
+    """Four threads decode damaged mp3s at once: none of libmpg123's lines reach stderr, each
+    decode gets its one error or warning, and fd 2 is the same file afterwards. While threads
+    decode sound mp3s (fd 2 redirected around each libsndfile call), every line another thread
+    writes to fd 2 reaches stderr."""
+    bad, damaged = _damaged_mp3(mp3_file, fails=True), _damaged_mp3(mp3_file, fails=False)
+    before = os.fstat(2).st_ino
+    capfd.readouterr()
+    said: list[str] = []
+
+    def decode(paths: tuple[Path, ...]) -> None:
+        for _ in range(5):
+            for path in paths:
+                try:
+                    audio.load(path, sr=16000)
+                except MERError as exc:
+                    said.append(str(exc))
+
+    with warnings.catch_warnings(record=True) as caught:  # one catcher for all threads (it is global state)
+        warnings.simplefilter("always")
+        _in_threads(4, lambda: decode((bad, damaged)))
+    said.extend(str(w.message) for w in caught)
+    assert capfd.readouterr() == ("", "")
+    assert os.fstat(2).st_ino == before
+    assert sum("damaged MP3 frames were skipped" in p for p in said) == 20  # one warning per decode
+    assert sum(("decoding failed" in p or "not a readable" in p) and "libmpg123:" in p for p in said) == 20
+    written: list[int] = []
+
+    def chatter(stop: threading.Event) -> None:
+        while not stop.is_set():
+            os.write(2, f"another thread's line {len(written)}\n".encode())
+            written.append(1)
+            time.sleep(0.0005)
+
+    _in_threads(4, lambda: decode((mp3_file,)), chatter)
+    _, printed = capfd.readouterr()
+    assert os.fstat(2).st_ino == before and len(written) > 10
+    assert sorted(printed.splitlines()) == sorted(f"another thread's line {i}" for i in range(len(written)))

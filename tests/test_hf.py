@@ -393,3 +393,64 @@ def test_default_predict_does_not_import_transformers(wav_file):
             "print('transformers' in sys.modules, rc)")
     res = subprocess.run([sys.executable, "-c", code, str(wav_file)], capture_output=True, text=True, timeout=300)
     assert res.stdout.strip().splitlines()[-1] == "False 0", res.stderr
+
+
+@pytest.mark.parametrize("content, said", [(b"not json {", "not valid JSON"), (b"[1, 2]", "holds an array"),
+                                           (b'\xff\xfe{\x00}\x00', "not UTF-8 text")])
+def test_a_broken_config_json_is_one_error_naming_it(tmp_path, content, said):
+    enc = FAMILIES["wav2vec2"](tmp_path / "w2v")
+    (enc / "config.json").write_bytes(content)
+    with pytest.raises(ModelError, match=said) as err:
+        create_model(f"hf:{enc}")
+    assert str(enc / "config.json") in str(err.value) and "download the model again" in str(err.value)
+    (enc / "config.json").unlink()
+    FAMILIES["wav2vec2"](enc)
+    (enc / "preprocessor_config.json").write_bytes(content)
+    with pytest.raises(ModelError, match=said):
+        create_model(f"hf:{enc}")
+
+
+def test_a_run_whose_backbone_config_broke_fails_in_one_line(tmp_path, wav_file):
+    from mer.models.checkpoint import save_checkpoint
+
+    enc = FAMILIES["wav2vec2"](tmp_path / "w2v")
+    stem = save_checkpoint(create_model(f"hf:{enc}"), tmp_path / "run" / "best")
+    (enc / "config.json").write_text("[]")
+    res = _run(["predict", str(wav_file), "--model", str(stem), "--device", "cpu"])
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith("mer: error:"), res.stderr
+    assert str(enc / "config.json") in lines[0] and "holds an array" in lines[0]
+
+
+def _pickled(folder: Path, extra: bool) -> Path:
+    """``folder``'s weights as a pickled pytorch_model.bin (``extra``: with a numpy array in it,
+    which torch.load's weights_only refuses)."""
+    import numpy as np
+    from safetensors.torch import load_file
+
+    state: dict = load_file(folder / "model.safetensors")
+    if extra:
+        state["extra"] = np.zeros(3)
+    torch.save(state, folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    return folder
+
+
+def test_pickled_weights_transformers_refuses_are_named_with_the_safetensors_way_out(tmp_path, monkeypatch):
+    enc = _pickled(FAMILIES["wav2vec2"](tmp_path / "w2v"), extra=True)
+    with pytest.raises(ModelError) as err:
+        create_model(f"hf:{enc}")
+    msg = str(err.value)
+    assert str(enc / "pytorch_model.bin") in msg and "pickle" in msg and "mer will not load" in msg
+    assert "safetensors" in msg and "weights_only" not in msg and "\n" not in msg
+    # transformers' own refusal of torch.load under an old torch: the same way out, not "upgrade torch"
+    plain = _pickled(FAMILIES["wav2vec2"](tmp_path / "w2v-plain"), extra=False)
+
+    def old_torch() -> None:
+        raise ValueError("Due to a serious vulnerability issue in `torch.load`, even with `weights_only=True`, we now "
+                         "require users to upgrade torch to at least v2.6 in order to use the function.")
+
+    monkeypatch.setattr(transformers.modeling_utils, "check_torch_load_is_safe", old_torch)
+    with pytest.raises(ModelError, match="Python pickle .* convert them to safetensors") as err:
+        create_model(f"hf:{plain}")
+    assert "upgrade torch" not in str(err.value)

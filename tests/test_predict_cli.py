@@ -215,7 +215,7 @@ def test_export_shows_mers_warnings_and_hides_the_exporters(tmp_path, monkeypatc
         return Path(out)
 
     monkeypatch.setattr(mer.infer.export, "export_onnx", export_onnx)
-    monkeypatch.setattr(mer.models.checkpoint, "load_checkpoint", lambda stem: (None, {}))
+    monkeypatch.setattr(mer.models.checkpoint, "load_checkpoint", lambda stem, **kw: (None, {}))
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() installs its one-line form
     assert main(["export", "--onnx", str(tmp_path / "m.onnx")]) == 0
     err = capsys.readouterr().err

@@ -2,21 +2,38 @@
 (FFmpeg, the ``[formats]`` extra, imported only when a file needs it). :func:`mer.audio.info`
 picks one per file and records its name in :class:`~mer.audio.sniff.AudioInfo`; each yields
 float32 ``(frames, channels)`` blocks at the native rate and says when a file came up short.
+
+libsndfile's MP3 decoder (libmpg123) prints its own notes about damaged frames straight to file
+descriptor 2. :func:`library_stderr` keeps them out of the user's terminal: around each libsndfile
+call on an MP3 (never across a ``yield``, so progress bars and warnings between blocks are
+untouched; one thread at a time, so two threads' notes never interleave) fd 2 goes to a temporary
+file; what libmpg123 wrote is condensed into mer's own line (the error, or a warning when damaged
+frames were skipped) and whatever else was written meanwhile (another thread's output) is passed
+on to the real stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import re
+import sys
+import tempfile
+import threading
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
 import numpy as np
 import soundfile as sf
 
-from ..errors import AudioError
-from .sniff import PYAV_INSTALL, AudioInfo, import_av, ogg_truncation, wav_missing_bytes
+from ..errors import AudioError, MERWarning
+from .sniff import PYAV_INSTALL, AudioInfo, import_av, ogg_truncation, reason, wav_missing_bytes
+
+T = TypeVar("T")
 
 PYAV_SEEK_SECONDS = 30.0  # PyAV files: offsets beyond this seek (else decode from the start and drop)
 
@@ -46,16 +63,126 @@ def header_shortfall(meta: AudioInfo, start: int, remaining: int | None, read: i
     return None
 
 
+# --------------------------------------------------------------------------- libmpg123's own output
+#: a line libmpg123 writes ("Note: ...", "Warning: ...", "[src/libmpg123/parse.c:...] error: ...")
+_LIBRARY_LINE = re.compile(rb"^(?:Note|Warning|Error): |^\[[^\]\n]*mpg123[^\]\n]*\]")
+#: one libsndfile MP3 call at a time runs with fd 2 redirected (libmpg123's lines from two threads
+#: would interleave); other formats print nothing and run without it, in parallel
+_LOCK = threading.RLock()
+
+
+class DecoderError(RuntimeError):
+    """A libsndfile failure with libmpg123's most telling line added to it."""
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def library_stderr(kept: list[bytes]) -> Iterator[None]:
+    """Run the body with file descriptor 2 sent to a temporary file, one thread at a time; the
+    lines libmpg123 wrote meanwhile are appended to ``kept``, any other output (another thread's)
+    is passed on to the real stderr on the way out. Where fd 2 cannot be redirected the body
+    simply runs."""
+    with _LOCK:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            sys.stderr.flush()  # Python's own buffered text belongs before the redirection
+        try:
+            with tempfile.TemporaryFile() as tmp:
+                sink = os.dup(tmp.fileno())  # the dup keeps the unnamed file open
+        except OSError:
+            yield
+            return
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 at all: nothing to keep clean
+            os.close(sink)
+            yield
+            return
+        os.dup2(sink, 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            others = b""
+            with contextlib.suppress(OSError):
+                for line in _read_all(sink).splitlines(keepends=True):
+                    if _LIBRARY_LINE.match(line):
+                        kept.append(line.strip())
+                    else:
+                        others += line
+            os.close(sink)
+            if others:
+                with contextlib.suppress(OSError):
+                    os.write(2, others)
+
+
+def library_summary(lines: list[bytes], damage_only: bool = False) -> str:
+    """libmpg123's most telling line (an error, else a note, other than its resync chatter; else,
+    unless ``damage_only``, a warning), prefixed ``libmpg123:``, cut to one short clause; "" when
+    there is none."""
+    text = [ln.decode("utf-8", "replace").strip() for ln in lines]
+    errors = [t.split("error: ", 1)[1] for t in text if "error: " in t]
+    notes = [t[6:] for t in text if t.startswith("Note: ")]
+    groups = [[t for t in g if "resync" not in t and not t.startswith("Skipped ")] for g in (errors, notes)]
+    if not damage_only:
+        groups.append([t.split(": ", 1)[-1] for t in text if t.startswith("Warning: ")])
+    for group in groups:
+        if group:
+            first = group[0].rstrip(".!")
+            return f"libmpg123: {first[:97] + '...' if len(first) > 100 else first}"
+    if any("resync" in t for t in text):
+        return "libmpg123: lost the MPEG frame sync in damaged or non-audio data"
+    return ""
+
+
+def _quietly(fn: Callable[[], T], kept: list[bytes], mpeg: bool) -> T:
+    """``fn()``, inside :func:`library_stderr` for an MPEG file (``mpeg``); a failure is raised
+    again as a DecoderError that carries libmpg123's summary when it printed one."""
+    if not mpeg:
+        return fn()
+    try:
+        with library_stderr(kept):
+            return fn()
+    except Exception as exc:
+        summary = library_summary(kept)
+        if not summary:
+            raise
+        raise DecoderError(f"{reason(exc)}; {summary}") from exc
+
+
+def _mpeg(path: Path) -> bool:
+    """Whether libsndfile would read ``path`` with libmpg123: an MPEG name, an ID3 tag or a frame sync."""
+    if path.suffix.lower() in (".mp3", ".mp2", ".mpga"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(3)
+    except OSError:
+        return False
+    return head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
 class Sndfile:
-    """libsndfile (through soundfile): exact frame counts except for mp3, sample-exact seeking."""
+    """libsndfile (through soundfile): exact frame counts except for mp3, sample-exact seeking.
+    Each libsndfile call runs inside :func:`library_stderr`."""
 
     name = "sndfile"
     _UNKNOWN = 1 << 62  # libsndfile's frame count when it cannot tell the length (SF_COUNT_MAX)
 
     def probe(self, path: Path) -> AudioInfo:
-        with open(path, "rb") as raw, sf.SoundFile(raw) as f:
-            f.read(1024, dtype="float32")  # a file libsndfile opens but cannot decode fails here, not mid-stream
-            rate, channels, frames, fmt = int(f.samplerate), int(f.channels), int(f.frames), str(f.format)
+        def first() -> tuple[int, int, int, str]:
+            with open(path, "rb") as raw, sf.SoundFile(raw) as f:
+                f.read(1024, dtype="float32")  # a file libsndfile opens but cannot decode fails here, not mid-stream
+                return int(f.samplerate), int(f.channels), int(f.frames), str(f.format)
+
+        rate, channels, frames, fmt = _quietly(first, [], _mpeg(path))
         if frames >= self._UNKNOWN:  # a length libsndfile cannot tell: PyAV can, when installed
             if import_av() is not None:
                 raise ValueError("libsndfile cannot tell the length")
@@ -63,12 +190,20 @@ class Sndfile:
         return AudioInfo(path, rate, channels, frames, frames / rate, fmt, self.name)
 
     def blocks(self, meta: AudioInfo, start: int, remaining: int | None, block_frames: int) -> Iterator[np.ndarray]:
-        with open(meta.path, "rb") as raw, sf.SoundFile(raw) as fh:
+        mpeg = meta.format in ("MPEG", "MP3")
+        with open(meta.path, "rb") as raw, _quietly(lambda: sf.SoundFile(raw), [], mpeg) as fh:
             if start:
-                fh.seek(start)
+                _quietly(lambda: fh.seek(start), [], mpeg)
+            said = False
             while remaining is None or remaining > 0:
                 n = block_frames if remaining is None else min(block_frames, remaining)
-                block = fh.read(n, dtype="float32", always_2d=True)
+                noise: list[bytes] = []
+                block = _quietly(lambda: fh.read(n, dtype="float32", always_2d=True), noise, mpeg)
+                damage = library_summary(noise, damage_only=True) if noise and not said else ""
+                if damage:  # decoded, but damaged frames were skipped: said once, in mer's words
+                    said = True
+                    warnings.warn(f"{meta.path}: damaged MP3 frames were skipped while decoding ({damage}); "
+                                  "results cover what could be decoded", MERWarning, stacklevel=2)
                 if not len(block):
                     return
                 if remaining is not None:

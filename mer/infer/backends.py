@@ -18,15 +18,20 @@ memory (:meth:`TorchBackend.from_module`: validation during training).
 
 ``auto`` takes ONNX when the two graphs exist, were exported from these very weights (their
 metadata holds the SHA-1 of the ``.safetensors``), the device is the CPU and onnxruntime is
-installed; otherwise PyTorch.
+installed; otherwise PyTorch. Before that, each graph's inputs and outputs are read from its file
+(:func:`graph_signature`, a few seeks, no onnxruntime session) and checked against what its role
+takes and returns (:func:`check_graph`), so swapped or foreign graphs are one error naming the
+file, before any worker starts.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -85,7 +90,7 @@ class TorchBackend:
         from ..models.checkpoint import load_checkpoint
 
         device = torch_device(device)  # a bad device fails before the weights are read
-        model, _ = load_checkpoint(bundle.stem)  # in eval mode
+        model, _ = load_checkpoint(bundle.stem, trust_remote_code=bundle.trust_remote_code)  # in eval mode
         return cls(model, device, threads)
 
     @classmethod
@@ -135,12 +140,17 @@ class OnnxBackend:
         # log-mel work between runs (a 30-s clip's features took 71 ms instead of 32 on 2 cores)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         embed_path, head_path = graph_paths(bundle.stem)
-        try:
-            self.embed_session = ort.InferenceSession(str(embed_path), opts, providers=["CPUExecutionProvider"])
-            self.head_session = ort.InferenceSession(str(head_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types)
-            raise ModelError(f"{embed_path}: unreadable ONNX graph ({str(exc).splitlines()[0]}); "
-                             "rerun `mer export --runtime` or pass --backend torch") from None
+        sessions = []
+        for path, role in ((embed_path, "embed"), (head_path, "head")):
+            try:
+                session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types)
+                raise ModelError(f"{path}: unreadable ONNX graph ({str(exc).splitlines()[0]}); "
+                                 f"rerun `mer export --runtime --model {bundle.name}` or pass --backend torch") from None
+            check_graph(path, role, ([(i.name, len(i.shape)) for i in session.get_inputs()],
+                                     [(o.name, len(o.shape)) for o in session.get_outputs()]), bundle.name)
+            sessions.append(session)
+        self.embed_session, self.head_session = sessions
         want = list(self.embed_session.get_inputs()[0].shape[1:3])  # (channels, bins) the graph was built for
         feature = bundle.feature
         if all(isinstance(d, int) for d in want) and want != [feature.channels, feature.n_bins]:
@@ -185,6 +195,131 @@ class OnnxBackend:
         return {name: np.concatenate([r[i] for r in rows]) for i, name in enumerate(self.head_outputs)}
 
 
+# --------------------------------------------------------------------------- what a graph takes
+#: (inputs, outputs) of a graph: (name, rank), rank -1 when the file does not say
+Signature = tuple[list[tuple[str, int]], list[tuple[str, int]]]
+
+#: what each graph of ``mer export --runtime`` takes and returns, as an error says it
+EXPECTED = {"embed": "take 'features' (1, channels, bins, frames) and return 'sequence' (1, steps, width) (a hub "
+                     "encoder's: 'frames')",
+            "head": "take 'sequence' (1, steps, width) and return 'static' (1, 2) and 'dynamic' (1, steps, 2)"}
+_SEEN = {"embed": "the embed graph", "head": "the head graph",
+         "single": "a one-window graph of `mer export --onnx`, which mer predict does not run"}
+
+
+def graph_role(sig: Signature) -> str | None:
+    """Which graph ``sig`` is: "embed", "head", "single" (``mer export --onnx``), or None."""
+    ins, outs = sig
+    names, outputs = [n for n, _ in ins], [n for n, _ in outs]
+    if names == ["features"] and ins[0][1] in (4, -1):
+        if outputs[:1] in (["sequence"], ["frames"]):
+            return "embed"
+        if outputs == ["static", "dynamic"]:
+            return "single"
+    if names == ["sequence"] and ins[0][1] in (3, -1) and {"static", "dynamic"} <= set(outputs):
+        return "head"
+    return None
+
+
+def check_graph(path: "str | os.PathLike", role: str, sig: Signature, model: str) -> None:
+    """ModelError naming ``path`` unless ``sig`` is what the ``role`` ("embed" or "head") graph
+    takes and returns; says what the file is instead when that can be told (the other graph:
+    the two files were swapped)."""
+    found = graph_role(sig)
+    if found == role:
+        return
+    shown = [", ".join(n for n, _ in part) or "nothing" for part in sig]
+    what = f" - it is {_SEEN[found]}" if found else ""
+    if found in ("embed", "head"):
+        what += " (the two graph files look swapped)"
+    raise ModelError(f"{path}: not the {role} graph mer runs: it should {EXPECTED[role]}, but it takes {shown[0]} "
+                     f"and returns {shown[1]}{what}; rerun `mer export --runtime --model {model}` or pass --backend "
+                     "torch")
+
+
+def check_graphs(bundle: Bundle) -> None:
+    """Check both of ``bundle``'s graphs from their files (:func:`graph_signature`; no session)."""
+    for path, role in zip(graph_paths(bundle.stem), ("embed", "head")):
+        try:
+            sig = graph_signature(path)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: unreadable ONNX graph ({exc}); rerun `mer export --runtime --model "
+                             f"{bundle.name}` or pass --backend torch") from None
+        check_graph(path, role, sig, bundle.name)
+
+
+def _varint(f: BinaryIO) -> int:
+    value = shift = 0
+    while True:
+        b = f.read(1)
+        if not b:
+            raise ValueError("the file is cut short")
+        value |= (b[0] & 0x7F) << shift
+        if b[0] < 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("not an ONNX file")
+
+
+def _fields(f: BinaryIO, end: int) -> Iterator[tuple[int, int]]:
+    """(field number, length) of each length-delimited protobuf field up to byte ``end``, with
+    ``f`` at its payload (read it, or not: the next step seeks past it); other fields skipped."""
+    while f.tell() < end:
+        key = _varint(f)
+        wire = key & 7
+        if wire == 0:
+            _varint(f)
+        elif wire in (1, 5):
+            f.seek(8 if wire == 1 else 4, 1)
+        elif wire == 2 and key >> 3:
+            n = _varint(f)
+            start = f.tell()
+            if start + n > end:
+                raise ValueError("the file is cut short")
+            yield key >> 3, n
+            f.seek(start + n)
+        else:
+            raise ValueError("not an ONNX file")
+    if f.tell() != end:
+        raise ValueError("the file is cut short")
+
+
+def _value_info(buf: bytes) -> tuple[str, int]:
+    """(name, rank) of an ONNX ValueInfoProto (name 1; type 2 -> tensor_type 1 -> shape 2 -> dim 1)."""
+    f = io.BytesIO(buf)
+    name, rank = "", -1
+    for field, n in _fields(f, len(buf)):
+        if field == 1:
+            name = f.read(n).decode("utf-8", "replace")
+        elif field == 2:
+            for t, tn in _fields(f, f.tell() + n):
+                if t == 1:
+                    for s, sn in _fields(f, f.tell() + tn):
+                        if s == 2:
+                            rank = sum(1 for d, _ in _fields(f, f.tell() + sn) if d == 1)
+    return name, rank
+
+
+def graph_signature(path: "str | os.PathLike") -> Signature:
+    """The names and ranks of the main graph's inputs and outputs, read from the ONNX file's protobuf
+    (ModelProto.graph 7 -> GraphProto.input 11, output 12) by seeking past everything else (the
+    weights): milliseconds, without onnx or onnxruntime. ValueError when it is no whole ONNX file."""
+    sig: Signature | None = None
+    with open(Path(path), "rb") as f:
+        for field, n in _fields(f, os.fstat(f.fileno()).st_size):
+            if field == 7:
+                ins: list[tuple[str, int]] = []
+                outs: list[tuple[str, int]] = []
+                for g, m in _fields(f, f.tell() + n):
+                    if g in (11, 12):
+                        (ins if g == 11 else outs).append(_value_info(f.read(m)))
+                sig = (ins, outs)
+    if sig is None:
+        raise ValueError("no graph in it")
+    return sig
+
+
 def onnx_status(bundle: Bundle) -> str | None:
     """None when the bundle's ONNX graphs can be used, else why not (one line)."""
     if bundle.graphs is None:
@@ -213,6 +348,7 @@ def choose_backend(bundle: Bundle, device: str = "auto", backend: str = "auto") 
     if backend != "torch" and device in ("cpu", "auto"):
         why = onnx_status(bundle)
         if why is None:
+            check_graphs(bundle)  # swapped or foreign graphs: one error here, before any worker opens them
             return "onnx"
         if backend == "onnx":
             raise ModelError(why)

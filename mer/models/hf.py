@@ -37,6 +37,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,15 +300,58 @@ def folder_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file of an ``hf:`` folder (``config.json``, ``preprocessor_config.json``); a
+    ModelError naming it when it is not UTF-8, not JSON, or not an object."""
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})"
+    except ValueError as exc:  # json.JSONDecodeError
+        why = f"not valid JSON ({exc})"
+    except OSError as exc:
+        why = f"cannot be read ({exc.strerror})"
+    else:
+        if isinstance(doc, dict):
+            return doc
+        why = f"holds {_JSON_TYPES.get(type(doc), 'null')} where a JSON object {{...}} belongs"
+    raise ModelError(f"{path}: {why}; restore the file (transformers' save_pretrained writes it) or download the "
+                     "model again")
+
+
+def _weights_error(source: str, folder: Path, exc: BaseException) -> ModelError:
+    """The one-line error for weights transformers would not load: pickled ``.bin`` weights
+    (refused by torch.load's ``weights_only`` or transformers' torch version check) are named as
+    what they are, with the way out: safetensors."""
+    text = str(exc).strip()
+    pickles = sorted(q.name for q in folder.glob("*.bin"))
+    if pickles and (isinstance(exc, pickle.UnpicklingError)
+                    or any(k in text for k in ("torch.load", "weights_only", "pickle", "PytorchStreamReader"))):
+        repo = source.partition("@")[0]
+        get = (f" (`huggingface-cli download {repo} --revision REV` of a revision with model.safetensors)"
+               if not Path(source).expanduser().is_dir() else "")
+        return ModelError(f"{folder / pickles[0]}: this folder's weights are a Python pickle (PyTorch .bin), which "
+                          "mer will not load; convert them to safetensors (model.safetensors beside config.json) or "
+                          f"download the model's safetensors revision{get}")
+    return ModelError(f"hf:{source}: transformers cannot load its weights "
+                      f"({text.splitlines()[0] if text else type(exc).__name__})")
+
+
 def family_of(folder: Path, trust_remote_code: bool) -> tuple[str, Family]:
-    cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    cfg = read_json(folder / "config.json")
     kind = str(cfg.get("model_type", ""))
     if kind in FAMILIES:
         return kind, FAMILIES[kind]
     if kind in REMOTE or cfg.get("auto_map"):
         if not trust_remote_code:
-            raise ModelError(f"{folder}: model type {kind!r} runs code from the model's own repository; pass "
-                             "--trust-remote-code (Python: trust_remote_code=True) only if you trust that code")
+            code = sorted(p.name for p in folder.glob("*.py"))
+            raise ModelError(f"{folder}: model type {kind!r} runs Python code from this folder"
+                             f"{' (' + ', '.join(code[:4]) + ')' if code else ''}; mer runs it only when you pass "
+                             "--trust-remote-code (Python: trust_remote_code=True), never because a run's files ask: "
+                             "pass it only if you trust that code")
         if kind not in REMOTE:
             raise ModelError(f"{folder}: model type {kind!r} (code from its own repository) is not one mer knows how "
                              f"to feed; supported: {', '.join([*FAMILIES, *REMOTE])}")
@@ -337,7 +381,7 @@ class HubBackbone(MERModel):
         folder, rev = resolve(source, revision or (backbone or {}).get("revision"))  # reloaded: the trained revision
         kind, fam = family_of(folder, trust_remote_code)
         pre_file = folder / "preprocessor_config.json"
-        pre = json.loads(pre_file.read_text(encoding="utf-8")) if pre_file.is_file() else {}
+        pre = read_json(pre_file) if pre_file.is_file() else {}
         try:
             config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True,
                                                              trust_remote_code=trust_remote_code)
@@ -358,9 +402,8 @@ class HubBackbone(MERModel):
         try:
             model = getattr(transformers, fam.cls).from_pretrained(folder, local_files_only=True,
                                                                    trust_remote_code=trust_remote_code)
-        except (OSError, ValueError, ImportError) as exc:
-            raise ModelError(f"hf:{source}: transformers cannot load its weights "
-                             f"({str(exc).strip().splitlines()[0]})") from None
+        except (OSError, ValueError, ImportError, RuntimeError, pickle.UnpicklingError) as exc:
+            raise _weights_error(source, folder, exc) from None
         encoder = getattr(model, fam.part) if fam.part else model
         encoder.eval().requires_grad_(False)
         object.__setattr__(self, "encoder", encoder)  # not a submodule: not in the checkpoint (but see tuned)
