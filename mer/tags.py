@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import stat
 from dataclasses import dataclass, field
@@ -93,6 +94,25 @@ MOOD_VALUES = {q.name: f"{q.name} {q.words.replace('/', ' ')}" for q in QUADRANT
 #: every MOOD value any mer version wrote (``Q1 happy/excited`` before 0.9): recognised as mer's
 #: when a file is tagged again or ``--remove`` runs; every other value is the user's
 MER_MOODS = frozenset(MOOD_VALUES.values()) | {f"{q.name} {q.words}" for q in QUADRANTS.values()}
+#: mood words in MOOD: the quadrant's value, then the top words: ``Q4 calm relaxed · gentle · soothing``
+WORD_SEP, TOP_WORDS = " · ", 3
+#: one field per mood word of a mood-word model: ``MER_MOOD_CALM_PEACEFUL`` = P(calm/peaceful), 0-1
+WORD_PREFIX = "MER_MOOD_"
+
+
+def word_key(word: str) -> str:
+    """The field of a mood word's probability: ``calm/peaceful`` -> ``MER_MOOD_CALM_PEACEFUL``."""
+    return WORD_PREFIX + re.sub(r"[^A-Z0-9]+", "_", word.upper()).strip("_")
+
+
+def word_text(word: str) -> str:
+    """A mood word as written in MOOD, with no character a reader splits at: ``calm-peaceful``."""
+    return re.sub(r"[/;,]+", "-", word)
+
+
+def is_mers(mood: str) -> bool:
+    """Whether a MOOD value is one mer wrote (its quadrant value, maybe followed by its top words)."""
+    return mood in MER_MOODS or mood.split(WORD_SEP)[0] in MER_MOODS
 
 
 class TagSkip(MERError):
@@ -113,19 +133,23 @@ class Emotion:
     model: str = ""
     model_version: str = ""
     weights_sha1: str = ""
+    moods: Mapping[str, float] = field(default_factory=dict)  # mood word -> probability, most probable first
 
     @classmethod
     def from_prediction(cls, p: Any) -> "Emotion":
         """From a :class:`mer.Prediction`."""
         return cls(p.valence, p.arousal, p.quadrant, dict(p.probabilities or {}), p.model, p.model_version,
-                   p.weights_sha1)
+                   p.weights_sha1, dict(getattr(p, "moods", None) or {}))
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "Emotion":
         """From a library ``songs`` row (``mer index``): the schema's column names."""
         probs = {f"Q{i}": row[f"p_q{i}"] for i in range(1, 5) if row[f"p_q{i}"] is not None}
+        import json
+
+        words = json.loads(row["moods"]) if "moods" in row.keys() and row["moods"] else {}
         return cls(row["valence"], row["arousal"], row["quadrant"], probs, row["model"], row["model_version"] or "",
-                   row["weights_sha1"] or "")
+                   row["weights_sha1"] or "", words)
 
     @classmethod
     def from_tags(cls, found: Mapping[str, Any]) -> "Emotion":
@@ -140,10 +164,13 @@ class Emotion:
             raise MERError("VALENCE and AROUSAL are needed to rebuild what mer tag writes")
         names = {"MOOD_HAPPY": "Q1", "MOOD_AGGRESSIVE": "Q2", "MOOD_SAD": "Q3", "MOOD_RELAXED": "Q4"}
         probs = {q: p for key, q in names.items() if (p := num(key)) is not None}
+        words = {k[len(WORD_PREFIX):].lower().replace("_", "-"): p for k in found
+                 if k.upper().startswith(WORD_PREFIX) and (p := num(k)) is not None}
         return cls(float(to_canonical(v, SCALE)), float(to_canonical(a, SCALE)), str(found.get("MER_QUADRANT") or ""),
                    probs,
                    str(found.get("MER_MODEL") or ""), str(found.get("MER_MODEL_VERSION") or ""),
-                   str(found.get("MER_WEIGHTS_SHA1") or ""))
+                   str(found.get("MER_WEIGHTS_SHA1") or ""),
+                   dict(sorted(words.items(), key=lambda kv: -kv[1])))
 
     def values(self) -> dict[str, float | str]:
         """{key: value} of the fields this emotion fills: numbers on 0-1, rounded as written (a
@@ -159,6 +186,8 @@ class Emotion:
             if v is None or v == "":
                 continue
             out[f.key] = round(min(1.0, max(0.0, float(v))), DECIMALS) if f.kind == "real" else str(v)
+        for word, p in self.moods.items():
+            out[word_key(word)] = round(min(1.0, max(0.0, float(p))), DECIMALS)
         return out
 
     def text(self) -> dict[str, str]:
@@ -167,8 +196,10 @@ class Emotion:
 
     @property
     def mood(self) -> str:
-        """The MOOD value: ``Q4 calm relaxed``."""
-        return MOOD_VALUES[self.quadrant]
+        """The MOOD value: ``Q4 calm relaxed``, then the top mood words of a mood-word model
+        (``Q4 calm relaxed · gentle · soothing · sweet``)."""
+        top = sorted(self.moods, key=lambda w: -self.moods[w])[:TOP_WORDS]
+        return WORD_SEP.join([MOOD_VALUES[self.quadrant], *map(word_text, top)])
 
 
 Changes = dict[str, "list[str] | None"]  # key -> new values (None: delete the field)
@@ -183,12 +214,13 @@ def plan(current: Mapping[str, list[str]], emotion: Emotion | None, mood_last: b
     with ``mood_last`` (Vorbis comments: exiftool shows only the last)."""
     want = emotion.text() if emotion is not None else {}
     changes: Changes = {}
-    for key in KEYS:
+    words = [k for k in current if k.upper().startswith(WORD_PREFIX)] + [k for k in want if k.startswith(WORD_PREFIX)]
+    for key in (*KEYS, *dict.fromkeys(words)):
         new = [want[key]] if key in want else None
         if (current.get(key) or None) != new:
             changes[key] = new
     moods = list(current.get(MOOD) or [])
-    theirs, ours = [m for m in moods if m not in MER_MOODS], [emotion.mood] if emotion else []
+    theirs, ours = [m for m in moods if not is_mers(m)], [emotion.mood] if emotion else []
     new_moods = theirs + ours if mood_last else ours + theirs
     if new_moods != moods:
         changes[MOOD] = new_moods or None
@@ -225,6 +257,10 @@ class _Family:
     def put(self, tags: Any, key: str, values: list[str] | None) -> None:
         raise NotImplementedError
 
+    def keys(self, tags: Any) -> list[str]:
+        """The names (upper case) of the free-form fields in ``tags`` (for mer's per-word fields)."""
+        raise NotImplementedError
+
     def save(self, audio: Any) -> None:
         audio.save()
 
@@ -249,6 +285,9 @@ class _ID3(_Family):
             tags.add(TMOO(encoding=Encoding.UTF8, text=values) if key == MOOD
                      else TXXX(encoding=Encoding.UTF8, desc=key, text=values))
 
+    def keys(self, tags: Any) -> list[str]:
+        return [f.desc.upper() for f in tags.getall("TXXX")]
+
     def save(self, audio: Any) -> None:
         audio.save(v2_version=4)
 
@@ -267,6 +306,9 @@ class _Vorbis(_Family):
             tags[key] = values  # replaces every entry of that name
         elif key.lower() in (k.lower() for k in tags.keys()):
             del tags[key]
+
+    def keys(self, tags: Any) -> list[str]:
+        return [k.upper() for k in tags.keys()]
 
 
 class _MP4(_Family):
@@ -287,6 +329,9 @@ class _MP4(_Family):
             del tags[k]
         if values:
             tags[MP4_PREFIX + key] = [MP4FreeForm(v.encode("utf-8"), dataformat=AtomDataType.UTF8) for v in values]
+
+    def keys(self, tags: Any) -> list[str]:
+        return [k[len(MP4_PREFIX):].upper() for k in tags.keys() if k.upper().startswith(MP4_PREFIX.upper())]
 
 
 #: mutagen file class name -> the tag format mer writes in it
@@ -378,7 +423,8 @@ def read(path: str | os.PathLike) -> dict[str, list[str]]:
 
 
 def _current(audio: Any, family: _Family) -> dict[str, list[str]]:
-    found = {key: family.get(audio.tags, key) for key in (*KEYS, MOOD)}
+    words = [k for k in dict.fromkeys(family.keys(audio.tags)) if k.startswith(WORD_PREFIX)]
+    found = {key: family.get(audio.tags, key) for key in (*KEYS, *words, MOOD)}
     return {k: v for k, v in found.items() if v}
 
 

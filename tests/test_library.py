@@ -245,11 +245,17 @@ def test_moods_table():
 def test_search_by_va_mood_and_sound(lib: Library, tmp_path: Path):
     found = lib.search_va(0.6, -0.4, k=4)
     assert len(found) == 4 and [f["distance"] for f in found] == sorted(f["distance"] for f in found)
-    v, a = MOODS["calm"]
-    assert lib.search_mood("calm", k=6) == lib.search_va(v, a, k=6)
+    v, a = MOODS["euphoric"]  # a word the mood-word head does not know: the lexicon's point
+    assert lib.search_mood("euphoric", k=6) == lib.search_va(v, a, k=6)
     every = {s["id"]: s for s in lib.songs()}
     best = min(every.values(), key=lambda s: np.hypot(s["valence"] - v, s["arousal"] - a))
-    assert lib.search_mood("calm", k=1)[0]["id"] == best["id"]
+    assert lib.search_mood("euphoric", k=1)[0]["id"] == best["id"]
+    # one of its words ("calm" is half of AllMusic's "calm/peaceful"): the songs by that probability
+    assert "calm/peaceful" in lib.mood_words() and len(lib.mood_words()) == len(every[1]["moods"])
+    found = lib.search_mood("calm", k=6)
+    want = sorted(every.values(), key=lambda s: (-s["moods"]["calm/peaceful"], s["id"]))
+    assert [f["id"] for f in found] == [s["id"] for s in want]
+    assert [f["probability"] for f in found] == [s["moods"]["calm/peaceful"] for s in want]
     with pytest.raises(LibraryError, match="unknown mood"):
         lib.search_mood("nope")
     query = every[1]["path"]
@@ -334,14 +340,16 @@ def test_cli_end_to_end(tmp_path: Path, music: Path, capsys):
     assert "broken.wav" in err and "7 predicted" in err and "1 failed" in err
     assert cli("index", music, "--db", db, "-q", "-j", "1") == 0
     assert "6 unchanged" in capsys.readouterr().err
-    assert cli("search", db, "--mood", "calm", "-k", "3", "--format", "json") == 0
+    assert cli("search", db, "--mood", "calm", "-k", "3", "--format", "json") == 0  # "calm/peaceful"'s probability
     found = json.loads(capsys.readouterr().out)
-    assert [f["rank"] for f in found] == [1, 2, 3] and "distance" in found[0]
+    assert [f["rank"] for f in found] == [1, 2, 3] and "probability" in found[0]
     assert cli("search", db, "--va=-0.2,0.4", "--format", "csv") == 0
     assert capsys.readouterr().out.startswith("rank,id,path")
     assert cli("search", db, "--like", music / "clip00.wav", "-k", "2", "--format", "jsonl") == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
-    assert cli("search", db, "--mood", "happy") == 0
+    assert cli("search", db, "--mood", "happy") == 0  # a word of the default's mood-word head
+    assert "probability" in capsys.readouterr().out.splitlines()[0]
+    assert cli("search", db, "--mood", "euphoric") == 0  # not one of its words: the lexicon's point
     assert "distance" in capsys.readouterr().out.splitlines()[0]
     assert cli("playlist", db, "--from", "sad", "--to", "happy", "--minutes", "0.2") == 0
     assert "clip" in capsys.readouterr().out
@@ -391,3 +399,35 @@ def test_random_bytes_in_the_middle_of_a_library_are_one_line(tmp_path: Path, mu
         message = str(caught.value)
         assert message.startswith(f"{db}: is not a mer library or is corrupt") and "\n" not in message
         assert "restore it" in message and "index again into a new file" in message
+
+
+def test_a_library_indexed_before_mood_words_says_to_index_again(lib: Library):
+    from mer.errors import MERWarning
+
+    with lib.conn:
+        lib.conn.execute("UPDATE songs SET moods = NULL")  # as an older mer left it (schema 1 had no column)
+    assert lib.mood_words() == []
+    with pytest.warns(MERWarning, match="indexed without mood words.*Index again"):
+        found = lib.search_mood("happy", k=3)
+    assert "distance" in found[0]  # placed by its valence/arousal meanwhile
+    assert lib.mood_point("happy") == MOODS["happy"]
+
+
+def test_a_schema_1_library_gains_the_moods_column_and_keeps_its_songs(tmp_path: Path):
+    import sqlite3
+
+    from mer.library.store import MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[1])
+    conn.execute("INSERT INTO songs (path, size, mtime_ns, sha1, duration, model, model_version, weights_sha1, "
+                 "valence, arousal, quadrant, indexed_at) VALUES ('/m/a.wav', 1, 1, 'x', 30, 'default', '2', 'y', "
+                 "0.5, 0.5, 'Q1', 'now')")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    with Library(path) as lib:
+        (song,) = lib.songs()
+        assert song["path"] == "/m/a.wav" and song["moods"] == {}
+        assert lib.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2

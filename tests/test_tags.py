@@ -384,3 +384,35 @@ def test_an_immutable_file_is_called_immutable(tmp_path):
             tags.check(p)
     finally:
         subprocess.run(["chattr", "-i", str(p)], check=True)
+
+
+WORDS = tags.Emotion(0.2245, -0.5, "Q4", {"Q1": 0.1, "Q2": 0.05, "Q3": 0.15, "Q4": 0.7}, "default", "3", "ab" * 20,
+                     {"calm/peaceful": 0.6123, "gentle": 0.41, "laid-back/mellow": 0.2, "angry": 0.01})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mood_words_go_into_mood_and_one_field_per_word_and_come_out_again(tmp_path, fmt):
+    p = make_clip(tmp_path / f"song.{fmt}")
+    seed(p)
+    original, data0 = all_tags(p), audio_frames(p)[0]
+    assert tags.write(p, WORDS)
+    assert raw(p, "MER_MOOD_CALM_PEACEFUL") == ["0.612"] and raw(p, "MER_MOOD_ANGRY") == ["0.010"]
+    ours = "Q4 calm relaxed · calm-peaceful · gentle · laid-back-mellow"
+    assert ours in raw(p, "MOOD") and "chill" in raw(p, "MOOD")
+    assert not any(c in ours for c in "/;,")
+    assert tags.write(p, WORDS) == {}  # a rerun changes nothing
+    found = tags.read(p)
+    again = tags.Emotion.from_tags({k: v[0] for k, v in found.items() if k != "MOOD"})
+    assert tags.write(p, again) == {}  # what beets' attributes hold rebuilds the same tags
+    fewer = tags.Emotion(0.2245, -0.5, "Q4", WORDS.probabilities, "default", "3", "ab" * 20, {"gentle": 0.5})
+    changes = tags.write(p, fewer)  # a model with another vocabulary: the words it lacks are taken out
+    assert changes["MER_MOOD_CALM_PEACEFUL"] is None and raw(p, "MER_MOOD_GENTLE") == ["0.500"]
+    assert tags.write(p, None)
+    assert all_tags(p) == original and audio_frames(p)[0] == data0
+
+
+def test_old_and_new_mood_values_are_recognised_as_mers():
+    assert tags.is_mers("Q1 happy/excited") and tags.is_mers("Q1 happy excited")
+    assert tags.is_mers("Q4 calm relaxed · gentle · soothing") and not tags.is_mers("chill")
+    assert not tags.is_mers("Q4 calm relaxed and more")
+    assert tags.word_key("laid-back/mellow") == "MER_MOOD_LAID_BACK_MELLOW"

@@ -104,8 +104,10 @@ class Writer:
     SEGMENT_COLUMNS = schema.SEGMENT_COLUMNS
 
     def __init__(self, fmt: str, scale: str, segments: bool, emit: Callable[[str], None],
-                 columns: int | None = None, longest: int = 0) -> None:
+                 columns: int | None = None, longest: int = 0, moods: list[str] | None = None) -> None:
         self.fmt, self.scale, self.segments, self.emit, self.n = fmt, scale, segments, emit, 0
+        self.moods = list(moods or ())  # csv: one column per mood word (``--mood-columns``), after the schema's
+        self.last = "tags"  # the table's last column: "moods" for mood-word models (set by the first result)
         self.columns = columns or shutil.get_terminal_size().columns
         self.longest = longest
         self.file_width, self.tags_width = 0, 0
@@ -121,10 +123,11 @@ class Writer:
         ``tags``: whether the results carry tags (they all come from one model)."""
         self.started = True
         if self.fmt == "csv":
-            self.emit(self._csv(self.SEGMENT_COLUMNS if self.segments else self.COLUMNS))
+            self.emit(self._csv([*(self.SEGMENT_COLUMNS if self.segments else self.COLUMNS),
+                                 *map(mood_column, self.moods)]))
         elif self.fmt == "table":
             self.file_width, self.tags_width = self._layout(tags)
-            self._line("file", "valence", "arousal", "quadrant", "tags" if self.tags_width else "")
+            self._line("file", "valence", "arousal", "quadrant", self.last if self.tags_width else "")
         elif self.fmt == "json":
             self.emit("[")
 
@@ -140,14 +143,17 @@ class Writer:
     def add(self, pred: Any, shown: str) -> None:
         d = pred.on_scale(self.scale)
         if not self.started:
-            self.start(tags="tags" in d)
+            self.last = "moods" if "moods" in d else "tags"  # the table's last column: mood words, else tags
+            self.start(tags=self.last in d)
         d["path"] = shown
         made_by = {"model": d.get("model", ""), "weights_sha1": d.get("weights_sha1", "")}  # on every row
         if self.fmt == "csv" and self.segments:
             for s in d.get("segments", []):
-                self.emit(self._csv([shown] + [{**s, **made_by}.get(c, "") for c in self.SEGMENT_COLUMNS[1:]]))
+                self.emit(self._csv([shown] + [{**s, **made_by}.get(c, "") for c in self.SEGMENT_COLUMNS[1:]]
+                                    + [s.get("moods", {}).get(w, "") for w in self.moods]))
         elif self.fmt == "csv":
-            self.emit(self._csv([d.get(c, "") for c in self.COLUMNS]))
+            self.emit(self._csv([d.get(c, "") for c in self.COLUMNS] + [d.get("moods", {}).get(w, "")
+                                                                         for w in self.moods]))
         elif self.fmt == "jsonl" and self.segments:
             for s in d.get("segments", []):
                 self.emit(json.dumps({"path": shown, **s, **made_by}))
@@ -158,11 +164,12 @@ class Writer:
         else:
             self._line(shown, f"{d['valence']:.3f}", f"{d['arousal']:.3f}",
                        f"{d['quadrant']} {d['quadrant_words']}{_percent(d.get('confidence'))}{self._mark(d)}",
-                       _fit_words(list(d.get("tags", ())), self.tags_width))
+                       _fit_words(list(d.get(self.last, ())), self.tags_width))
             for s in d.get("segments", []):
                 confidence = s.get("p_" + s["quadrant"].lower())
                 self._line(f"  {s['start']:.1f}-{s['end']:.1f} s", f"{s['valence']:.3f}", f"{s['arousal']:.3f}",
-                           s["quadrant"] + _percent(confidence) + self._mark(s))
+                           s["quadrant"] + _percent(confidence) + self._mark(s),
+                           _fit_words(list(s.get("moods", ())), self.tags_width))
         self.n += 1
 
     def _line(self, name: str, valence: str, arousal: str, quadrant: str, tags: str = "") -> None:
@@ -188,6 +195,11 @@ class Writer:
                                       "model's quadrant classifier and its regression disagree; the quadrant shown "
                                       "is the classifier's)", max(40, self.columns)):
                 self.emit(line)
+
+
+def mood_column(word: str) -> str:
+    """The CSV column of a mood word's probability: ``mood_calm_peaceful`` for "calm/peaceful"."""
+    return "mood_" + re.sub(r"[^a-z0-9]+", "_", word.lower()).strip("_")
 
 
 def _percent(p: float | None) -> str:
@@ -292,6 +304,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     bundle = resolve_model(args.model, args.trust_remote_code)
     engine = choose_backend(bundle, args.device, args.backend)  # a bad --model/--device/--backend fails here,
+    if args.mood_columns and not bundle.mood_words:
+        raise ConfigError(f"--mood-columns needs a model with mood words (the default has them); {bundle.name} has none")
     if args.embeddings and engine == "onnx" and bundle.graphs is None:  # before any file is read
         raise ConfigError(f"--embeddings needs a model with per-step embeddings; {bundle.name} has none")
     for e in errors:
@@ -320,7 +334,8 @@ def _predict(args: argparse.Namespace) -> int:
             out.flush()
 
         longest = max((len(stdin_names.get(p, p)) for p in paths), default=0)  # every name, before any row
-        writer = Writer(args.format, args.scale, args.segments is not None, emit, longest=longest)
+        writer = Writer(args.format, args.scale, args.segments is not None, emit, longest=longest,
+                        moods=bundle.mood_words if args.mood_columns else None)
         try:
             for res in run_batch(bundle, paths, args.device, args.backend, args.workers, options):
                 bar.update(1)
@@ -415,9 +430,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files, folders, or - for standard input")
     add_model(p)
     p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
-                   help="table (default: fits the terminal's width, $COLUMNS; the top tags when there is room, "
-                        "about 100 columns), csv (one row per file, or per segment with --segments), json or jsonl "
-                        "(with the 2 Hz curve and the top tags)")
+                   help="table (default: fits the terminal's width, $COLUMNS; the top mood words, or tags, when "
+                        "there is room, about 100 columns), csv (one row per file, or per segment with --segments), "
+                        "json or jsonl (with the 2 Hz curve, every mood word's probability and the top tags)")
+    p.add_argument("--mood-columns", action="store_true",
+                   help="csv: add one column per mood word (mood_WORD: the probability that AllMusic's editors "
+                        "would give the song that word)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the results to FILE (atomically) instead of stdout")
     p.add_argument("--scale", choices=SCALES, default="canonical",
                    help="canonical [-1, 1] (default), 1-9 (DEAM, emoMusic) or 0-1 (PMEmo); plots too")

@@ -49,7 +49,8 @@ def _search(args: argparse.Namespace) -> int:
         raise ConfigError(f"-k must be 1 or more (got {args.k})")
     with Library(args.db, index=args.index) as lib:
         if args.mood is not None:
-            found, score = lib.search_mood(args.mood, args.k), "distance"
+            found = lib.search_mood(args.mood, args.k)
+            score = "probability" if found and "probability" in found[0] else "distance"
         elif args.va is not None:
             found, score = lib.search_va(*parse_va(args.va), k=args.k), "distance"
         else:

@@ -12,7 +12,9 @@ mean of its ``MoodsFoundStr`` words' ``V.Mean.Sum`` / ``A.Mean.Sum`` (1-9, conve
 ``(x - 5) / 4``), the same lexicon Panda et al. used to assign the quadrants. Words missing
 from the lexicon are reported by ``validate()``, and so are songs listed twice (a song whose
 rows disagree is left out) and lexicon values off the 1-9 scale (see
-:mod:`mer.datasets.problems`).
+:mod:`mer.datasets.problems`). Each track's ``metadata`` holds its ``title``, the lexicon words
+(``moods``, ``MoodsFoundStr``) and every AllMusic mood word the editors gave the song
+(``allmusic``, ``MoodsStr``, ``"; "``-separated: what the mood-word tagger learns from).
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class FourQ(Dataset):
             va = self._mood_va(sid, m.get("moods", ""), lexicon) if lexicon is not None else None
             index[sid] = Track(sid, self.root / q / f"{sid}.mp3", valence=None if va is None else va[0],
                                arousal=None if va is None else va[1], quadrant=q, artist=m.get("artist"),
-                               metadata={k: m[k] for k in ("title", "moods") if k in m})
+                               metadata={k: m[k] for k in ("title", "moods", "allmusic") if k in m})
         audio_files = sorted(self.root.glob("Q[1-4]/*.mp3"))
         self._note_unlabelled(audio_files, set(index))
         return index
@@ -111,7 +113,8 @@ class FourQ(Dataset):
                                           "songs) and no mood words", path=str(path)))
             return {}
         entries = read_info(path, self._problems, ("Song",),
-                            {"artist": ("Artist",), "title": ("Title",), "moods": ("MoodsFoundStr",)})
+                            {"artist": ("Artist",), "title": ("Title",), "moods": ("MoodsFoundStr",),
+                             "allmusic": ("MoodsStr",)})
         return unique(entries, self._problems)
 
     def _mood_va(self, sid: str, moods: str, lexicon: dict[str, tuple[float, float]]) -> tuple[float, float] | None:

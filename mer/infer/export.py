@@ -113,7 +113,7 @@ class _Window(torch.nn.Module):
 
 
 #: what the head graph returns, in this order, where the model has it
-HEAD_OUTPUTS = ("static", "dynamic", "quadrant")
+HEAD_OUTPUTS = ("static", "dynamic", "quadrant", "moods")
 
 
 class _Head(torch.nn.Module):

@@ -60,6 +60,7 @@ class Segment:
     arousal: float
     quadrant: str
     probabilities: dict[str, float] = field(default_factory=dict)
+    moods: dict[str, float] = field(default_factory=dict)  # mood word -> probability (mood-word models)
 
     @property
     def point_quadrant(self) -> str:
@@ -71,7 +72,8 @@ class Segment:
         return {"start": self.start, "end": self.end, "valence": round(float(conv(self.valence)), DECIMALS),
                 "arousal": round(float(conv(self.arousal)), DECIMALS), "quadrant": self.quadrant,
                 "point_quadrant": self.point_quadrant,
-                **{f"p_{k.lower()}": v for k, v in self.probabilities.items()}}
+                **{f"p_{k.lower()}": v for k, v in self.probabilities.items()},
+                **({"moods": self.moods} if self.moods else {})}
 
 
 @dataclass
@@ -100,6 +102,13 @@ class Prediction:
     step_embeddings: np.ndarray | None = None  # (n, D) one per 0.5 s step (embeddings=True)
     curve_start: float = GRID_SECONDS  # s: time of the curve's first value
     curve_step: float = GRID_SECONDS  # s between values
+    #: mood word -> probability (0-1) that AllMusic's editors would give the song that word,
+    #: for models with a mood-word head (the default); every word of its vocabulary, most likely first
+    moods: dict[str, float] = field(default_factory=dict)
+
+    def top_moods(self, k: int = 3) -> list[str]:
+        """The ``k`` most probable mood words (empty for models without a mood-word head)."""
+        return list(self.moods)[:k]
 
     @property
     def times(self) -> np.ndarray:
@@ -135,6 +144,7 @@ class Prediction:
                 "arousal_curve": curve[:, 1].tolist() if len(curve) else [], "model": self.model,
                 "model_version": self.model_version, "weights_sha1": self.weights_sha1,
                 **({"tags": self.tags} if self.tags else {}),
+                **({"moods": self.moods} if self.moods else {}),
                 **({"segments": [s.on_scale(scale) for s in self.segments]} if self.segments else {})}
 
     def to_dict(self, scale: str = "canonical", embeddings: bool = False) -> dict[str, Any]:
@@ -217,7 +227,8 @@ class Predictor:
 
     def _segment(self, start: float, end: float, out: Outputs, duration: float) -> Segment:
         v, a = _clean(out["static"][0]), _clean(out["static"][1])
-        return Segment(round(start, 3), round(min(end, duration), 3), v, a, _reported(out, v, a).name, _probs(out))
+        return Segment(round(start, 3), round(min(end, duration), 3), v, a, _reported(out, v, a).name, _probs(out),
+                       self._moods(out))
 
     def _length(self, part: float, n_frames: int) -> float:
         """Seconds of audio predicted: the part of the file its header and ``offset``/``duration``
@@ -246,7 +257,15 @@ class Predictor:
         return Prediction(path=path, duration=duration, valence=v, arousal=a, quadrant=q.name,
                           quadrant_words=q.words, curve=curve, curve_start=GRID_SECONDS, model=self.name,
                           tags=tags, seconds=seconds, model_version=self.bundle.version,
-                          weights_sha1=self.bundle.digest, probabilities=_probs(out))
+                          weights_sha1=self.bundle.digest, probabilities=_probs(out), moods=self._moods(out))
+
+    def _moods(self, out: Outputs) -> dict[str, float]:
+        """{word: probability} of a mood-word head's output, most probable first (3 decimals)."""
+        words = self.bundle.mood_words
+        if "moods" not in out or not words:
+            return {}
+        p = np.asarray(out["moods"], dtype=np.float64)
+        return {words[i]: round(float(p[i]), 3) for i in np.argsort(-p, kind="stable")}
 
     def predict_many(self, paths: Iterable[str | os.PathLike], workers: int = 0,
                      **options: Any) -> Iterator["Prediction | Exception"]:

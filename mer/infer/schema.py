@@ -53,6 +53,8 @@ FIELDS: tuple[Field, ...] = (
     Field("weights_sha1", "text", "", "SHA-1 of the model's weights", file=True, segment=True, library=True),
     Field("curve", "blob", "scale", "the 2 Hz (valence, arousal) curve, float16 pairs", library=True),
     Field("tags", "text", "", "the model's top tags as JSON", library=True),
+    Field("moods", "text", "probability", "every mood word's probability as JSON {word: p} (mood-word models; "
+          "empty otherwise)", library=True),
     Field("embedding", "blob", "", "the clip's mean embedding, float16", library=True),
     Field("dim", "int", "", "length of the embedding", library=True),
     Field("artist", "text", "", "artist from the file's tags", library=True),

@@ -19,13 +19,16 @@ loaded once and reloaded only when the database changed (another process's commi
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..errors import MERWarning
 from ..hub import Bundle
 from . import indexer, moods, writes
 from .playlist import plan
@@ -33,8 +36,8 @@ from .ann import index_factory as index_factory_of
 from .search import Embeddings, IndexFactory, Points, load_embeddings, load_points, main_digest
 from .store import LibraryError, connect, song_dict
 
-_SONG = ("SELECT id, path, duration, valence, arousal, quadrant, p_q1, p_q2, p_q3, p_q4, tags, artist, title, model "
-         "FROM songs")
+_SONG = ("SELECT id, path, duration, valence, arousal, quadrant, p_q1, p_q2, p_q3, p_q4, tags, moods, artist, title, "
+         "model FROM songs")
 Mood = "str | tuple[float, float]"
 
 
@@ -134,7 +137,8 @@ class Library:
     # -- reading -------------------------------------------------------------------------------
     def songs(self) -> list[dict[str, Any]]:
         """Every song: id, path, duration (s), valence, arousal ([-1, 1]), quadrant, p_q1..p_q4
-        (None for models without them), tags ({tag: score}), artist, title, model."""
+        (None for models without them), tags ({tag: score}), moods ({mood word: probability},
+        most probable first; empty for songs indexed without a mood-word model), artist, title, model."""
         return [song_dict(r) for r in self.conn.execute(_SONG + " ORDER BY id")]
 
     def failures(self) -> list[dict[str, Any]]:
@@ -169,8 +173,48 @@ class Library:
         return self._results(pts.ids[pos], dist, "distance")
 
     def search_mood(self, word: str, k: int = 20) -> list[dict[str, Any]]:
-        """The ``k`` songs nearest to a mood word's point (:mod:`mer.library.moods`)."""
+        """The ``k`` songs that best fit a mood word.
+
+        A word of the mood-word tagger's vocabulary (AllMusic's words: :meth:`mood_words`), in a
+        library indexed with a model that has one (the default): the songs most probably given
+        that word, each with its ``probability``. Otherwise the songs nearest to the word's point
+        on the valence-arousal plane (:mod:`mer.library.moods`), with their ``distance``; when
+        the library was indexed before mood words existed, a warning says to index it again."""
+        vocab = self.mood_words()
+        key = _vocab_word(word, vocab)
+        if key in vocab:
+            return self._by_mood(key, k)
+        if not vocab and len(self) and key in Bundle.resolve("default").mood_words:
+            warnings.warn(f"{self.path}: indexed without mood words; {word!r} is placed by its valence/arousal "
+                          f"instead. Index again to search by mood words: `mer index DIR --db {self.path}`",
+                          MERWarning, stacklevel=2)
         return self.search_va(*moods.mood_point(word), k=k)
+
+    def mood_point(self, mood: str) -> tuple[float, float]:
+        """(valence, arousal) of a mood word or ``"V,A"``: for a word of this library's mood-word
+        vocabulary, the probability-weighted mean of its most probable songs (the top 5%, at least
+        5), so the word means what the library's music is; otherwise :func:`moods.parse_mood`."""
+        key = _vocab_word(mood, self.mood_words())
+        if "," in key or key not in self.mood_words():
+            return moods.parse_mood(mood)
+        top = self._by_mood(key, max(5, len(self) // 20))
+        w = np.array([s["probability"] for s in top])
+        va = np.array([[s["valence"], s["arousal"]] for s in top])
+        v, a = (w[:, None] * va).sum(axis=0) / w.sum()
+        return round(float(v), 4), round(float(a), 4)
+
+    def mood_words(self) -> list[str]:
+        """The mood words this library's songs carry probabilities of (empty when none does)."""
+        row = self.conn.execute("SELECT moods FROM songs WHERE moods IS NOT NULL LIMIT 1").fetchone()
+        return list(json.loads(row["moods"])) if row is not None else []
+
+    def _by_mood(self, word: str, k: int) -> list[dict[str, Any]]:
+        """The ``k`` songs with the highest probability of ``word`` (songs without one left out)."""
+        rows = self.conn.execute("SELECT id, json_extract(moods, ?) AS p FROM songs WHERE moods IS NOT NULL",
+                                 (f'$."{word}"',)).fetchall()
+        rows = sorted((r for r in rows if r["p"] is not None), key=lambda r: (-r["p"], r["id"]))[:k]
+        return self._results(np.array([r["id"] for r in rows], dtype=np.int64),
+                             np.array([r["p"] for r in rows], dtype=np.float64), "probability")
 
     def search_like(self, query: "str | os.PathLike | np.ndarray", k: int = 20,
                     model: str | None = None) -> list[dict[str, Any]]:
@@ -222,9 +266,11 @@ class Library:
     def playlist(self, start: Mood, end: Mood, minutes: float = 40.0) -> list[dict[str, Any]]:
         """Songs from the ``start`` mood to the ``end`` mood (words, "V,A" or (v, a)) lasting
         about ``minutes``; each with ``position``, ``start`` (s into the playlist) and the
-        waypoint it was chosen for (``target_valence``, ``target_arousal``)."""
-        a = moods.parse_mood(start) if isinstance(start, str) else tuple(start)
-        b = moods.parse_mood(end) if isinstance(end, str) else tuple(end)
+        waypoint it was chosen for (``target_valence``, ``target_arousal``). A mood word of the
+        library's mood-word vocabulary stands at the mean (valence, arousal) of the songs most
+        probably given that word (:meth:`mood_point`); other words at their lexicon point."""
+        a = self.mood_point(start) if isinstance(start, str) else tuple(start)
+        b = self.mood_point(end) if isinstance(end, str) else tuple(end)
         pts = self._plane()
         order, targets = plan(pts.va, pts.durations, a, b, minutes)
         found = self._by_ids(pts.ids[order])
@@ -235,3 +281,13 @@ class Library:
                         "target_valence": round(float(t[0]), 4), "target_arousal": round(float(t[1]), 4)})
             at += float(song["duration"])
         return out
+
+
+def _vocab_word(word: str, vocab: list[str]) -> str:
+    """``word`` as a word of ``vocab``: itself, or the one AllMusic pair it is half of ("calm" ->
+    "calm/peaceful", "mellow" -> "laid-back/mellow"); else ``word`` normalised."""
+    key = " ".join(word.lower().split())
+    if key in vocab:
+        return key
+    halves = [w for w in vocab if key in w.split("/")]
+    return halves[0] if len(halves) == 1 else key

@@ -49,7 +49,7 @@ import numpy as np
 from ..errors import MERError
 from ..infer.schema import LIBRARY_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_MS = 30_000  # wait this long for another writer's transaction before giving up
 _READONLY, _CANTOPEN = 8, 14  # SQLite's primary result codes: cannot write, cannot open (a -shm beside it)
 
@@ -89,8 +89,9 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
-#: version -> the SQL that brings version-1 to it (0 -> 1 creates everything)
-MIGRATIONS: dict[int, str] = {1: _V1}
+#: version -> the SQL that brings version-1 to it (0 -> 1 creates everything; 2: mood words,
+#: NULL for songs indexed before, which ``mer search --mood`` then places by the lexicon)
+MIGRATIONS: dict[int, str] = {1: _V1, 2: "ALTER TABLE songs ADD COLUMN moods TEXT"}
 
 
 class LibraryError(MERError):
@@ -321,6 +322,7 @@ def row_of_prediction(pred: Any, path: str, size: int, mtime_ns: int, sha1: str,
             **{f"p_q{i}": probs.get(f"Q{i}") for i in range(1, 5)},
             "curve": f16_blob(np.asarray(pred.curve).reshape(-1, 2)) if len(pred.curve) else None,
             "tags": json.dumps(pred.tags) if pred.tags else None,
+            "moods": json.dumps(pred.moods) if getattr(pred, "moods", None) else None,
             "embedding": f16_blob(emb), "dim": None if emb is None else int(len(emb)),
             "artist": artist, "title": title, "indexed_at": now()}
 
@@ -342,4 +344,6 @@ def song_dict(row: sqlite3.Row) -> dict[str, Any]:
                              "p_q4", "artist", "title", "model") if k in keys}
     if "tags" in keys:
         d["tags"] = json.loads(row["tags"]) if row["tags"] else {}
+    if "moods" in keys:
+        d["moods"] = json.loads(row["moods"]) if row["moods"] else {}
     return d

@@ -93,16 +93,21 @@ class VAHeads(nn.Module):
 
     ``quadrant=True`` adds ``"quadrant": (B, 4)`` logits of Q1..Q4 from the sequence's mean and
     standard deviation over time (a linear layer; calibrated and made to agree with the
-    valence/arousal point by :class:`mer.infer.Inference`).
+    valence/arousal point by :class:`mer.infer.Inference`). ``moods=W`` (with a quadrant head)
+    adds ``"moods": (B, W)`` probabilities of W mood words (:class:`MoodHead`), from the same
+    mean and standard deviation and the quadrant logits.
     """
 
     def __init__(self, d_in: int, hidden: int = 0, dropout: float = 0.0, stats: bool = False,
-                 quadrant: bool = False) -> None:
+                 quadrant: bool = False, moods: int = 0) -> None:
         super().__init__()
         self.stats = stats
         self.static = self._layer(2 * d_in if stats else d_in, hidden, dropout)
         self.dynamic = self._layer(d_in, hidden, dropout)
         self.quadrant = nn.Linear(2 * d_in, 4) if quadrant else None
+        if moods and not quadrant:
+            raise ModelError("mood words need the quadrant head (their blend uses its probabilities)")
+        self.moods = MoodHead(2 * d_in, moods) if moods else None
 
     @staticmethod
     def _layer(d_in: int, hidden: int, dropout: float) -> nn.Module:
@@ -126,4 +131,31 @@ class VAHeads(nn.Module):
                "embedding": mean}
         if self.quadrant is not None:
             out["quadrant"] = self.quadrant(stats)
+            if self.moods is not None:
+                out["moods"] = self.moods(stats, out["quadrant"])
         return out
+
+
+class MoodHead(nn.Module):
+    """Clip statistics ``(B, 2D)`` and quadrant logits ``(B, 4)`` -> ``(B, W)`` mood-word probabilities.
+
+    ``p = blend * sigmoid(score(stats)) + (1 - blend) * softmax(quadrant) @ mixture``: a
+    calibrated linear tagger per word (a ridge score with its standardisation and Platt
+    scaling folded into ``score``) blended with the quadrant mixture ``sum_q P(q) P(word | q)``
+    (``mixture``: (4, W)); ``blend`` (W,) in [0, 1]. Fit by :func:`mer.train.moods.fit_tagger`
+    and put in place by :func:`mer.train.moods.attach`; it is not trained by gradient."""
+
+    blend: torch.Tensor
+    mixture: torch.Tensor
+
+    def __init__(self, d_in: int, n_words: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(d_in, n_words)
+        self.register_buffer("blend", torch.ones(n_words))
+        self.register_buffer("mixture", torch.full((4, n_words), 0.5))
+        self.requires_grad_(False)
+
+    def forward(self, stats: torch.Tensor, quadrant: torch.Tensor) -> torch.Tensor:
+        tagger = torch.sigmoid(self.score(stats))
+        mixture = torch.softmax(quadrant, dim=-1) @ self.mixture
+        return self.blend * tagger + (1 - self.blend) * mixture

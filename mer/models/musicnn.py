@@ -258,7 +258,9 @@ class Musicnn(MERModel):
 
     ``layer="penultimate"`` feeds the 200-d embedding to the heads; ``layer="pool"`` the
     1506 batch-normed pooled features. ``head_hidden``, ``head_dropout``, ``head_stats``,
-    ``quadrant`` (quadrant logits): see :class:`~mer.models.blocks.VAHeads`. Output adds ``"tags"``: ``(B, 50)`` probabilities.
+    ``quadrant`` (quadrant logits): see :class:`~mer.models.blocks.VAHeads`; ``mood_words``: the
+    mood-word head's vocabulary (``"moods"``: ``(B, W)`` probabilities, in this order). Output adds
+    ``"tags"``: ``(B, 50)`` probabilities.
     """
 
     #: the arguments that change :meth:`embed` (the training engine's embedding cache key)
@@ -266,7 +268,7 @@ class Musicnn(MERModel):
 
     def __init__(self, feature: FeatureConfig, source: str = "msd", freeze: bool = True, pretrained: bool = True,
                  layer: str = "penultimate", context: float = 3.0, head_hidden: int = 0, head_dropout: float = 0.0,
-                 head_stats: bool = False, quadrant: bool = False) -> None:
+                 head_stats: bool = False, quadrant: bool = False, mood_words: list[str] | None = None) -> None:
         super().__init__(feature)
         expected = FeatureConfig()
         if (feature.kind, feature.sample_rate, feature.n_fft, feature.hop_length, feature.n_mels,
@@ -285,8 +287,9 @@ class Musicnn(MERModel):
         if freeze:
             self.backbone.requires_grad_(False)
         self.heads = VAHeads(200 if layer == "penultimate" else 2 * self.backbone["trunk"].dim, head_hidden,
-                             head_dropout, head_stats, quadrant)
+                             head_dropout, head_stats, quadrant, len(mood_words or ()))
         self.tag_names = TAGS[source]
+        self.mood_words = list(mood_words or ())
 
     @property
     def capabilities(self) -> Capabilities:
