@@ -222,3 +222,35 @@ def test_export_shows_mers_warnings_and_hides_the_exporters(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert "mer: warning: the window is short" in err
     assert "deprecated" not in err, err
+
+
+def test_mood_words_in_json_and_in_csv_columns_on_request(music, tmp_path):
+    """JSON carries every mood word's probability, most probable first; CSV adds one column per
+    word with --mood-columns (and none without, so the schema's columns stay as they were)."""
+    import csv as csv_module
+    import json
+
+    from mer.hub import Bundle
+
+    words = Bundle.resolve("default").mood_words
+    assert len(words) >= 40
+    res = subprocess.run([sys.executable, "-m", "mer", "predict", str(music / "track1.wav"), "--format", "json",
+                          "--segments", "2"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    (d,) = json.loads(res.stdout)
+    assert set(d["moods"]) == set(words) and all(0 <= p <= 1 for p in d["moods"].values())
+    assert list(d["moods"].values()) == sorted(d["moods"].values(), reverse=True)
+    assert all(set(s["moods"]) == set(words) for s in d["segments"])  # --segments: each its own words
+    plain = tmp_path / "plain.csv"
+    wide = tmp_path / "wide.csv"
+    for out, extra in ((plain, []), (wide, ["--mood-columns"])):
+        res = subprocess.run([sys.executable, "-m", "mer", "predict", str(music / "track1.wav"), "--format", "csv",
+                              "-o", str(out), *extra], capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert res.returncode == 0, res.stderr
+    (row,) = csv_module.DictReader(plain.open())
+    assert not any(k.startswith("mood_") for k in row)
+    (row,) = csv_module.DictReader(wide.open())
+    assert float(row["mood_calm_peaceful"]) == d["moods"]["calm/peaceful"]
+    assert sum(k.startswith("mood_") for k in row) == len(words)
+    bad = subprocess.run([sys.executable, "-m", "mer", "predict", str(music / "track1.wav"), "--model", "fast",
+                          "--mood-columns"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert bad.returncode == 1 and "--mood-columns needs a model with mood words" in bad.stderr
