@@ -9,8 +9,10 @@ Enable it in beets' config (``plugins: mer``), then::
 
 Attributes: ``valence`` and ``arousal`` (0-1, 0.5 neutral), ``mood_happy``, ``mood_aggressive``,
 ``mood_sad``, ``mood_relaxed`` (quadrant probabilities, acousticbrainz's names), ``mer_quadrant``
-(Q1..Q4), ``mer_model``, ``mer_model_version``, ``mer_weights_sha1``: the fields of
-:mod:`mer.tags`, lower case, same scales. They are also registered as media fields, so
+(Q1..Q4), ``mer_model``, ``mer_model_version``, ``mer_weights_sha1``, and one per mood word of
+the default (``mer_mood_gentle``, ``mer_mood_calm_peaceful``: the probability that AllMusic's
+editors would give the song that word, 0-1): the fields of :mod:`mer.tags`, lower case, same
+scales (``beet ls mer_mood_dreamy:0.3..``). They are also registered as media fields, so
 ``beet import`` reads them from files ``mer tag`` wrote (and ``beet write`` writes them back, with
 the same three decimals), and such items are not predicted again.
 
@@ -47,6 +49,22 @@ def _media_field(f: tags.TagField) -> MediaField:
                       StorageStyle(f.key, **places), out_type=float if f.kind == "real" else str)
 
 
+def _fields() -> tuple[tags.TagField, ...]:
+    """mer's fields: the fixed ones, and one per mood word of the default model
+    (``mer_mood_calm_peaceful``: the probability of "calm/peaceful", 0-1)."""
+    from mer.hub import Bundle
+
+    try:
+        words = Bundle.resolve("default").mood_words
+    except MERError:
+        words = []
+    return tags.FIELDS + tuple(tags.TagField(tags.word_key(w), "moods", "real", f"probability of the mood word {w!r}")
+                               for w in words)
+
+
+FIELDS = _fields()
+
+
 #: the attributes beets' (deprecated) acousticbrainz plugin declares too, with a type of its own
 SHARED_WITH_ACOUSTICBRAINZ = ("mood_happy", "mood_aggressive", "mood_sad", "mood_relaxed")
 
@@ -64,7 +82,7 @@ class MerPlugin(BeetsPlugin):
     see the module docstring."""
 
     item_types = {f.attr: types.NullFloat(tags.DECIMALS) if f.kind == "real" else types.STRING
-                  for f in tags.FIELDS}
+                  for f in FIELDS}
 
     def __init__(self) -> None:
         super().__init__()
@@ -72,7 +90,7 @@ class MerPlugin(BeetsPlugin):
                          "trust_remote_code": False})
         from beets.library import Item
 
-        for f in tags.FIELDS:
+        for f in FIELDS:
             if not hasattr(MediaFile, f.attr):  # once per process, however many plugin instances
                 self.add_media_field(f.attr, _media_field(f))
             # `beet write` compares only these with the file: without them it never writes mer's fields
@@ -92,7 +110,7 @@ class MerPlugin(BeetsPlugin):
         """After beets wrote ``item``'s fields into its file (``beet write``, ``beet import`` with
         ``write: yes``, ``beet modify``), add what beets' media fields cannot: mer's MOOD value,
         through ``mer tag``'s safe writer. The file then holds exactly what ``mer tag`` writes."""
-        found = {f.key: item.get(f.attr) for f in tags.FIELDS}
+        found = {f.key: item.get(f.attr) for f in FIELDS}
         if found.get("VALENCE") is None or not found.get("MER_QUADRANT"):
             return
         try:
@@ -152,11 +170,11 @@ class MerPlugin(BeetsPlugin):
                 continue
             emotion = tags.Emotion.from_prediction(res.prediction)
             values = emotion.values()
-            for f in tags.FIELDS:
-                if f.key in values:
-                    item[f.attr] = values[f.key]
-                elif item.get(f.attr) is not None:  # e.g. probabilities an older model had
-                    del item[f.attr]
+            for key in dict.fromkeys([*(f.key for f in FIELDS), *values]):
+                if key in values:
+                    item[key.lower()] = values[key]
+                elif item.get(key.lower()) is not None:  # e.g. probabilities an older model had
+                    del item[key.lower()]
             item.store()
             self._log.info("{}: {} (valence {:.3f}, arousal {:.3f})", _name(item), emotion.mood, values["VALENCE"],
                            values["AROUSAL"])

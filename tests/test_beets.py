@@ -100,7 +100,8 @@ def test_beet_write_leaves_what_mer_tag_writes_and_names_untagged_files(tmp_path
     beet(config, "write")
     found = tags.read(song)
     (quadrant,) = found["MER_QUADRANT"]
-    assert found["MOOD"] == [tags.MOOD_VALUES[quadrant]]
+    (mood,) = found["MOOD"]
+    assert mood.startswith(tags.MOOD_VALUES[quadrant] + " · ") and tags.is_mers(mood)  # + the top mood words
     assert tags.write(song, tags.Emotion.from_tags({k: v[0] for k, v in found.items() if k != "MOOD"})) == {}
     from mer.cli import main
 
@@ -120,3 +121,22 @@ def test_acousticbrainz_beside_mer_is_a_warning_not_a_traceback(tmp_path):
         assert "Traceback" not in res.stderr and "PluginConflictError" not in res.stderr
     assert "acousticbrainz plugin is enabled too" in res.stderr
     assert len(listing(config, "mood_happy:0..1")) == 1
+
+
+def test_beet_mer_fills_one_attribute_per_mood_word_and_beet_write_writes_them(tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    song = make_clip(music / "song.flac", 0.6, -0.6, 4.0)
+    config = beets_dir(tmp_path, music)
+    beet(config, "import", "-A", str(music))
+    beet(config, "mer")
+    words = Bundle.resolve("default").mood_words
+    out = beet(config, "ls", "-f", "$mer_mood_calm_peaceful|$mer_mood_gentle").stdout.strip()
+    calm, gentle = (float(x) for x in out.split("|"))
+    assert 0 <= calm <= 1 and 0 <= gentle <= 1
+    assert len(listing(config, "mer_mood_calm_peaceful:0..1")) == 1  # a smart query compares the number
+    beet(config, "write")
+    found = tags.read(song)
+    assert found["MER_MOOD_CALM_PEACEFUL"] == [f"{calm:.3f}"]
+    assert sum(k.startswith("MER_MOOD_") for k in found) == len(words)
+    assert " · " in found["MOOD"][0]  # the quadrant's value and the top words
