@@ -3,11 +3,10 @@ indexing, search by mood, point and sound, playlists and their files, the CLI en
 
 from __future__ import annotations
 
-import argparse
 import csv
-import importlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 import soundfile as sf
 
 from mer import synth
+from mer.cli import main
 from mer.errors import MERError
 from mer.library import MOODS, SCHEMA_VERSION, Library, LibraryError, mood_point
 from mer.library.store import connect, f16_blob, now, upsert_songs
@@ -56,18 +56,18 @@ def lib(tmp_path: Path, music: Path):  # noqa: ANN201
         yield lib
 
 
-def parser() -> argparse.ArgumentParser:
-    """The three commands on their own parser (mer.cli's COMMANDS may not list them yet)."""
-    p = argparse.ArgumentParser(prog="mer")
-    sub = p.add_subparsers()
-    for name in ("index", "search", "playlist"):
-        importlib.import_module(f"mer.cli.{name}").add_parser(sub)
-    return p
+def cli(*argv: "str | Path") -> int:
+    """``mer ARGV`` through the real entry point (``mer.cli.main``): its exit status."""
+    return main([str(a) for a in argv])
 
 
-def cli(*argv: str) -> int:
-    args = parser().parse_args([str(a) for a in argv])
-    return args.handler(args)
+def fails(capsys: pytest.CaptureFixture, *argv: "str | Path") -> str:
+    """``mer ARGV`` must fail with exactly one ``mer: error:`` line on stderr; that line."""
+    capsys.readouterr()  # what earlier commands printed
+    assert cli(*argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mer: error: "), err
+    return err[0]
 
 
 # -- schema and incremental indexing -----------------------------------------------------------
@@ -145,14 +145,9 @@ def test_not_a_library_and_migration(tmp_path: Path):
 # -- robustness ----------------------------------------------------------------------------------
 
 _RUN_INDEX = """
-import argparse, importlib, sys
+import sys
 import mer.cli
-if "index" in mer.cli.COMMANDS:
-    sys.exit(mer.cli.main(["index", *sys.argv[1:]]))
-p = argparse.ArgumentParser(); sub = p.add_subparsers()
-importlib.import_module("mer.cli.index").add_parser(sub)
-a = p.parse_args(["index", *sys.argv[1:]])
-sys.exit(a.handler(a))
+sys.exit(mer.cli.main(["index", *sys.argv[1:]]))
 """
 
 
@@ -305,7 +300,7 @@ def test_playlist_goes_from_mood_to_mood(tmp_path: Path):
     assert all(np.hypot(s["valence"] - s["target_valence"], s["arousal"] - s["target_arousal"]) < 0.25 for s in songs)
 
 
-def test_playlist_files(tmp_path: Path):
+def test_playlist_files(tmp_path: Path, capsys):
     db = tmp_path / "fake.sqlite"
     fake_library(db, 200)
     out = tmp_path / "lists" / "set.m3u8"
@@ -326,8 +321,8 @@ def test_playlist_files(tmp_path: Path):
     assert cli("playlist", db, "--from", "calm", "--to", "angry", "-o", tmp_path / "set.json") == 0
     data = json.loads((tmp_path / "set.json").read_text())
     assert data["from"] == "calm" and data["songs"][0]["position"] == 1
-    with pytest.raises(MERError, match="unknown playlist format"):
-        cli("playlist", db, "--from", "calm", "--to", "angry", "-o", tmp_path / "set.txt")
+    assert "unknown playlist format" in fails(capsys, "playlist", db, "--from", "calm", "--to", "angry", "-o",
+                                              tmp_path / "set.txt")
 
 
 # -- the command line -------------------------------------------------------------------------------
@@ -353,10 +348,8 @@ def test_cli_end_to_end(tmp_path: Path, music: Path, capsys):
     assert "distance" in capsys.readouterr().out.splitlines()[0]
     assert cli("playlist", db, "--from", "sad", "--to", "happy", "--minutes", "0.2") == 0
     assert "clip" in capsys.readouterr().out
-    with pytest.raises(MERError, match="no such library"):
-        cli("search", tmp_path / "none.sqlite", "--mood", "calm")
-    with pytest.raises(MERError, match="valence,arousal|VALENCE,AROUSAL"):
-        cli("search", db, "--va", "1,2,3")
+    assert "no such library" in fails(capsys, "search", tmp_path / "none.sqlite", "--mood", "calm")
+    assert re.search("valence,arousal|VALENCE,AROUSAL", fails(capsys, "search", db, "--va", "1,2,3"))
 
 
 # -- real music ---------------------------------------------------------------------------------------
@@ -384,7 +377,7 @@ def test_summary_line_says_how_many_were_indexed_when_some_failed():
     assert "indexed" not in summary(IndexStats(found=2, predicted=2, new=2, seconds=1.0))  # all in: no repetition
 
 
-def test_random_bytes_in_the_middle_of_a_library_are_one_line(tmp_path: Path, music: Path):
+def test_random_bytes_in_the_middle_of_a_library_are_one_line(tmp_path: Path, music: Path, capsys):
     db = tmp_path / "music.sqlite"
     with Library(db) as lib:
         lib.index(music, workers=1, progress=False)
@@ -392,11 +385,11 @@ def test_random_bytes_in_the_middle_of_a_library_are_one_line(tmp_path: Path, mu
     middle = slice(4096, len(data) - 4096)  # every page but the first and the last: the header still says SQLite
     data[middle] = np.random.default_rng(0).integers(0, 256, middle.stop - middle.start, dtype=np.uint8).tobytes()
     db.write_bytes(bytes(data))
-    for run in (lambda: cli("search", db, "--va", "0,0"), lambda: cli("index", music, "--db", db),
-                lambda: Library(db).songs()):
-        with pytest.raises(LibraryError) as caught:
-            run()
-        message = str(caught.value)
+    messages = [fails(capsys, "search", db, "--va", "0,0").removeprefix("mer: error: "),
+                fails(capsys, "index", music, "--db", db).removeprefix("mer: error: ")]
+    with pytest.raises(LibraryError) as caught:
+        Library(db).songs()
+    for message in [*messages, str(caught.value)]:
         assert message.startswith(f"{db}: is not a mer library or is corrupt") and "\n" not in message
         assert "restore it" in message and "index again into a new file" in message
 
