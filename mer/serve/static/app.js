@@ -33,6 +33,16 @@ async function api(path, opts = {}) {
 }
 function say(text) { $("#message").textContent = text || ""; }
 
+// ---------------------------------------------------------------- mood words
+// A model with mood words (the default, version 3) gives each of AllMusic's mood words a calibrated
+// probability: the chance that AllMusic's editors would tag the song with it. Their tags are sparse,
+// so these are leanings, not facts (docs/benchmarks.md, "Mood words"); bars are on [0, 1], as they are.
+const TOP_MOODS = 5;
+const pct = (p) => Math.round(100 * p) + "%";
+const moodBar = (p) => `<span class="bar" aria-hidden="true"><i style="width:${(100 * p).toFixed(1)}%"></i></span>`;
+// [[word, probability], ...], most probable first (ties in the given order), the first k
+const topMoods = (moods, k = TOP_MOODS) => Object.entries(moods || {}).sort((a, b) => b[1] - a[1]).slice(0, k);
+
 // ---------------------------------------------------------------- the plane, drawn by a Chart.js plugin
 const quadrantBackground = {
   id: "quadrants",
@@ -297,6 +307,7 @@ function renderDetail() {
   $("#title").textContent = job.name;
   if (!job.result) {
     $("#summary").innerHTML = job.state === "error" ? `<span class="error">${esc(job.error)}</span>` : "predicting…";
+    $("#moods-box").hidden = true;
     return;
   }
   const r = job.result;
@@ -310,6 +321,11 @@ function renderDetail() {
     const p = r["p_" + q.toLowerCase()];
     return `<div class="prob"><span class="q ${q}">${q}</span><span class="bar"><i style="width:${Math.round(100 * p)}%;background:${QUAD[q].color}"></i></span>${Math.round(100 * p)}% ${QUAD[q].words}</div>`;
   }).join("") || '<span class="hint">this model gives no quadrant probabilities</span>';
+  // the top mood words, each "gentle 41%" beside its bar; nothing for a model without mood words
+  const top = topMoods(r.moods);
+  $("#moods-box").hidden = !top.length;
+  $("#moods").innerHTML = top.map(([w, p]) =>
+    `<li class="prob"><span class="word">${esc(w)}</span>${moodBar(p)}<span class="pct">${pct(p)}</span></li>`).join("");
   $("#tags").textContent = r.tags ? Object.keys(r.tags).join(", ") : "";
 }
 
@@ -437,27 +453,62 @@ async function loadLibrary() {
   const { songs } = await api("/api/library/songs");
   state.library = songs;
   $("#library").hidden = false;
+  moodChoices();
   drawLibrary();
 }
+// The mood words the library's songs carry, alphabetically, as the select's choices (the one chosen
+// kept); a library indexed without them gets a note instead of the select.
+function moodChoices() {
+  const words = new Set(), sel = $("#lib-mood"), chosen = sel.value;
+  state.library.forEach((s) => Object.keys(s.moods || {}).forEach((w) => words.add(w)));
+  const sorted = [...words].sort();
+  sel.innerHTML = '<option value="">none (the library\'s order)</option>' +
+    sorted.map((w) => `<option value="${esc(w)}">${esc(w)}</option>`).join("");
+  sel.value = words.has(chosen) ? chosen : "";
+  $("#lib-mood-top").disabled = !sel.value;
+  $("#lib-moods").hidden = !sorted.length;
+  $("#lib-moods-none").hidden = sorted.length > 0 || !state.library.length;
+}
 const songs_ = (n) => `${n} song${n === 1 ? "" : "s"}`;
-// What the list holds, and why it is not the whole library: "(29 of 60 songs: in the region; Q1, Q4 off)".
-function libraryCount(shown, off) {
-  const total = state.library.length, why = [];
-  if (state.region) why.push("in the region");
-  if (off.length) why.push(off.join(", ") + " off");
+// What the list holds, and why it is not the whole library: "(29 of 60 songs: in the region; Q1, Q4 off)",
+// "(3 of 60 songs: Q1 off; gentle among their top 5 words)". `why`: the filters that left songs out.
+function libraryCount(shown, why) {
+  const total = state.library.length;
   let text = shown === total ? songs_(total) : `${shown} of ${songs_(total)}` + (why.length ? ": " + why.join("; ") : "");
   if (shown > LIST_MOST) text += `; the list shows the first ${LIST_MOST}`;
   return `(${text})`;
 }
-const quadrantsOn = () => new Set([...document.querySelectorAll("#library input:checked")].map((c) => c.value));
+const quadrantsOn = () => new Set([...document.querySelectorAll("#library input[name=quadrant]:checked")].map((c) => c.value));
+const moodChosen = () => $("#lib-mood").value;
+// The songs listed, in the list's order, and why the others are not: the quadrant ticks and the region
+// filter; a chosen mood word orders them, most probable first, leaves out songs without mood words and,
+// when "top 5" is ticked, the songs that do not have the word among their top 5.
 function libraryVisible() {
-  const on = quadrantsOn();
-  const g = state.region;
-  return state.library.filter((s) => on.has(s.quadrant) && (!g || (s.valence >= g.x0 && s.valence <= g.x1 && s.arousal >= g.y0 && s.arousal <= g.y1)));
+  const on = quadrantsOn(), g = state.region, word = moodChosen(), why = [];
+  let songs = state.library.filter((s) => on.has(s.quadrant) && (!g || (s.valence >= g.x0 && s.valence <= g.x1 && s.arousal >= g.y0 && s.arousal <= g.y1)));
+  if (g) why.push("in the region");
+  const off = Object.keys(QUAD).filter((q) => !on.has(q));
+  if (off.length) why.push(off.join(", ") + " off");
+  if (word) {
+    const known = songs.filter((s) => s.moods && typeof s.moods[word] === "number");
+    if (known.length < songs.length) why.push(`${songs_(songs.length - known.length)} without mood words`);
+    songs = known;
+    if ($("#lib-mood-top").checked) {
+      songs = songs.filter((s) => topMoods(s.moods).some(([w]) => w === word));
+      why.push(`${word} among their top ${TOP_MOODS} words`);
+    }
+    songs = songs.slice().sort((a, b) => b.moods[word] - a.moods[word] || a.id - b.id);
+  }
+  return { songs, why };
 }
+// A dot's size on the plane when a mood word is chosen: its probability's square root (0: 2 px, 1: 11 px)
+const moodRadius = (c) => (c.raw && typeof c.raw.p === "number" ? 2 + 9 * Math.sqrt(c.raw.p) : 3);
 function drawLibrary() {
-  const songs = libraryVisible();
-  const points = songs.map((s) => ({ x: s.valence, y: s.arousal, quadrant: s.quadrant, id: s.id, label: s.name }));
+  const { songs, why } = libraryVisible(), word = moodChosen();
+  const points = songs.map((s) => {
+    const p = word ? s.moods[word] : undefined;
+    return { x: s.valence, y: s.arousal, quadrant: s.quadrant, id: s.id, p, label: s.name + (word ? `: ${word} ${pct(p)}` : "") };
+  });
   const first = !state.libChart, on = quadrantsOn();
   state.libChart = quadrantPlane(state.libChart, $("#libplane"), points, 3, (id) => { if (!state.libChart.$dragged) playSong(id); });
   if (first) {
@@ -468,19 +519,30 @@ function drawLibrary() {
     };
   }
   // the legend says what the ticks say (struck through when off), and a click on it ticks or unticks them
-  state.libChart.data.datasets.forEach((d, i) => state.libChart.setDatasetVisibility(i, on.has(d.label.slice(0, 2))));
+  state.libChart.data.datasets.forEach((d, i) => {
+    state.libChart.setDatasetVisibility(i, on.has(d.label.slice(0, 2)));
+    d.pointRadius = word ? moodRadius : 3; // with a mood word, the likelier songs' dots are the bigger
+    d.pointHoverRadius = word ? (c) => moodRadius(c) + 1 : 4;
+  });
   state.libChart.update("none");
-  $("#lib-count").textContent = libraryCount(songs.length, Object.keys(QUAD).filter((q) => !on.has(q)));
+  $("#lib-count").textContent = libraryCount(songs.length, why);
   $("#lib-clear").disabled = !state.region;
-  // each song by its name ("Artist - Title" from its tags, else its file name: the server's display_name), its path on hover
-  $("#lib-list").innerHTML = songs.slice(0, LIST_MOST).map((s) => `<li data-id="${s.id}" title="${esc(s.path)}"><span class="q ${s.quadrant}">${s.quadrant}</span> ${esc(s.name)}</li>`).join("");
+  // each song by its name ("Artist - Title" from its tags, else its file name: the server's display_name), its path on
+  // hover; with a mood word, its probability first ("41%" and a bar on [0, 1]); Enter or Space plays it, as a click does
+  $("#lib-list").setAttribute("aria-label", word ? `songs, most likely ${word} first` : "songs");
+  $("#lib-list").innerHTML = songs.slice(0, LIST_MOST).map((s) => {
+    const p = word ? `<span class="lp" title="${esc(word)}: ${pct(s.moods[word])}">${moodBar(s.moods[word])}<span class="pct">${pct(s.moods[word])}</span></span>` : "";
+    return `<li data-id="${s.id}" tabindex="0" title="${esc(s.path)}">${p}<span class="q ${s.quadrant}">${s.quadrant}</span> ${esc(s.name)}</li>`;
+  }).join("");
 }
 function playSong(id) {
   const s = state.library.find((x) => x.id === id);
   const audio = $("#lib-audio");
   audio.src = withToken("/api/library/audio/" + id);
   audio.play().catch(() => {});
-  $("#lib-now").textContent = s ? `${s.name}: ${s.quadrant}, valence ${fmt(s.valence)}, arousal ${fmt(s.arousal)}` : "";
+  const words = s ? topMoods(s.moods, 3).map(([w, p]) => `${w} ${pct(p)}`) : [];
+  $("#lib-now").textContent = s ? `${s.name}: ${s.quadrant}, valence ${fmt(s.valence)}, arousal ${fmt(s.arousal)}` +
+    (words.length ? `; mood words ${words.join(", ")}` : "") : "";
 }
 // A drag with the mouse (or a pen) on the plane: the box is drawn as it grows (state.drag) and, let go,
 // kept as the region (state.region), drawn until "clear region"; a drag may end outside the plane
@@ -553,6 +615,11 @@ function init() {
   $("#raw").addEventListener("change", () => { const j = current(); if (j) drawCurves(j.result); });
   $("#lib-clear").addEventListener("click", () => { state.region = null; drawLibrary(); });
   $("#lib-list").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) playSong(Number(li.dataset.id)); });
+  $("#lib-list").addEventListener("keydown", (e) => {
+    const li = e.target.closest("li");
+    if (li && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); playSong(Number(li.dataset.id)); }
+  });
+  $("#lib-mood").addEventListener("change", () => { $("#lib-mood-top").disabled = !moodChosen(); drawLibrary(); });
   api("/api/models").then((m) => {
     if (m.limits) state.limits = m.limits;
     $("#model").textContent = `model ${m.current.model} v${m.current.model_version} (${m.current.weights_sha1.slice(0, 12)})`;
