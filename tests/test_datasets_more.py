@@ -268,7 +268,38 @@ def test_amg1608_validate_train_evaluate_with_ceiling(tmp_path, capsys):
 def test_datasets_list_shows_all_eight(capsys):
     assert main(["datasets", "list"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["deam", "emomusic", "pmemo", "4q", "amg1608", "ravdess", "merge", "folder"]
+    assert names == ["4q", "amg1608", "deam", "emomusic", "folder", "merge", "pmemo", "ravdess"]
+
+
+def test_a_loader_registers_itself_and_every_command_names_the_choices_from_the_registry(tmp_path, capsys):
+    """mirdata's one-file rule: a Dataset subclass that names itself is a dataset; the unknown-name
+    messages of load_dataset, mer train and mer benchmark --train/--test all come from one place, and
+    `mer train --root WRONG` says where to download the release and what its folder holds."""
+    from mer.datasets import base, dataset_class
+
+    class Tiny(base.Dataset):
+        name = "tiny-test-release"
+        download = "https://example.org/tiny"
+        layout = "tiny/*.wav"
+
+        def _load_index(self):  # noqa: ANN202
+            return {}
+
+    try:
+        assert dataset_class("Tiny-Test-Release") is Tiny
+        with pytest.raises(base.DatasetError, match="download tiny-test-release from https://example.org/tiny"):
+            Tiny(tmp_path / "nowhere")
+    finally:
+        base.REGISTRY.pop("tiny-test-release")
+    for argv in (["train", "--dataset", "nope", "--root", str(tmp_path), "--out", str(tmp_path / "r")],
+                 ["benchmark", "--train", f"nope={tmp_path}", "--test", f"4q={tmp_path}"]):
+        assert main(argv) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["mer: error: unknown dataset 'nope'; choose one of 4q, amg1608, deam, emomusic, folder, merge, "
+                       "pmemo, ravdess"], err
+    assert main(["train", "--dataset", "4q", "--root", str(tmp_path / "wrong"), "--out", str(tmp_path / "r")]) != 0
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'wrong'}: dataset folder not found; download 4q from" in err and "Q1/..Q4/" in err
 
 
 def test_datasets_info_names_options_and_published_splits(capsys):

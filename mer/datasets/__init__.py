@@ -1,7 +1,9 @@
 """Dataset loaders: DEAM, emoMusic, PMEmo2019, 4Q, AMG1608, RAVDESS (song), MERGE and a bring-your-own folder.
 
 ``load_dataset(name, root, **options)`` builds one by name; ``DATASETS`` maps names to
-classes. All labels are on the canonical [-1, 1] scale (see :mod:`mer.datasets.base`). Every
+classes. Loaders register themselves (:data:`mer.datasets.base.REGISTRY`): this package imports
+each of its modules, so a new loader is one file here plus its test; the names, ``mer
+datasets list``, the CLI help and every "unknown dataset" message come from the registry. All labels are on the canonical [-1, 1] scale (see :mod:`mer.datasets.base`). Every
 loader takes ``clip=`` (``--dataset-option clip=true``): clip label values outside the source
 scale instead of leaving their tracks out; ``Dataset.blocking_problems()`` lists what must
 stop training (see :mod:`mer.datasets.problems`).
@@ -9,12 +11,14 @@ stop training (see :mod:`mer.datasets.problems`).
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 from typing import Any
 
 from ..errors import DatasetError, check_arguments
 from .amg1608 import AMG1608
-from .base import Dataset, Problem, Track, ValidationReport
+from .base import REGISTRY, Dataset, Problem, Track, ValidationReport
 from .deam import DEAM
 from .emomusic import EmoMusic
 from .folder import FolderDataset
@@ -25,15 +29,19 @@ from .ravdess import RAVDESS
 from .swap import SwapReport, compare_datasets, compare_static
 from .union import UnionDataset
 
-DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (DEAM, EmoMusic, PMEmo, FourQ, AMG1608, RAVDESS, MERGE,
-                                                                 FolderDataset)}
+for _module in pkgutil.iter_modules(__path__):  # every loader module registers its classes
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+#: the releases, by name (``mer datasets list``), in name order
+DATASETS: dict[str, type[Dataset]] = {n: REGISTRY[n] for n in sorted(REGISTRY) if REGISTRY[n].listed}
 #: datasets that are not releases (not listed): several datasets as one training set
-COMPOSITES: dict[str, type[Dataset]] = {UnionDataset.name: UnionDataset}
+COMPOSITES: dict[str, type[Dataset]] = {n: c for n, c in REGISTRY.items() if not c.listed}
 
 
 def dataset_class(name: str) -> type[Dataset]:
-    """The loader class for ``name`` (case-insensitive); DatasetError naming the choices otherwise."""
-    cls = DATASETS.get(str(name).lower()) or COMPOSITES.get(str(name).lower())
+    """The loader class for ``name`` (case-insensitive); DatasetError naming the choices otherwise.
+    The one place an unknown name is refused."""
+    cls = REGISTRY.get(str(name).strip().lower())
     if cls is None:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return cls

@@ -60,6 +60,12 @@ class Track:
         return audio.load(self.audio_path, sr=sr, mono=mono)
 
 
+#: every loader, by name: a :class:`Dataset` subclass that sets ``name`` registers itself when
+#: its module is imported (mirdata's one-file rule; :mod:`mer.datasets` imports every module of
+#: the package), so a new loader is one file plus its test
+REGISTRY: dict[str, type["Dataset"]] = {}
+
+
 class Dataset:
     """Base class; subclasses set the class attributes and implement ``_load_index``.
 
@@ -83,12 +89,26 @@ class Dataset:
     scale_option: bool = False
     #: the release's own published splits, usable as ``--split NAME`` (see :meth:`named_split`)
     named_splits: tuple[str, ...] = ()
+    #: a release ``mer datasets list`` shows (False: a composite of others, such as ``union``)
+    listed: bool = True
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.name:
+            REGISTRY[cls.name] = cls
+
+    @classmethod
+    def check_root(cls, root: str | os.PathLike) -> Path:
+        """``root`` as a Path, or the one-line DatasetError that says where to download the
+        release and what its folder must hold (also what ``mer train --root WRONG`` says)."""
+        path = Path(root)
+        if not path.is_dir():
+            raise DatasetError(f"{path}: dataset folder not found; download {cls.name} from "
+                               f"{cls.download} and pass its folder with --root ({cls.layout})")
+        return path
 
     def __init__(self, root: str | os.PathLike, clip: bool | str = False) -> None:
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: dataset folder not found; download {self.name} from "
-                               f"{self.download} and pass its folder with --root ({self.layout})")
+        self.root = self.check_root(root)
         self.clip = _flag(clip, "clip")
         self._index: dict[str, Track] | None = None
         self._problems: list[Problem] = []

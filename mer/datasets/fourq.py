@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..scales import to_canonical
 from .base import Dataset, Track
 from .problems import Entry, LabelScale, Problem, ScaleCheck, unique
-from .tables import canon, column, malformed, parse_float, read_info, read_table
+from .tables import column, malformed, parse_floats, read_info, read_table
 
 ANNOTATIONS = "panda_dataset_taffc_annotations.csv"
 METADATA = "panda_dataset_taffc_metadata.csv"
@@ -50,8 +51,8 @@ def load_lexicon(path: str | os.PathLike, problems: list[Problem] | None = None,
     entries: list[Entry] = []
     with ScaleCheck(path, rule, found) as check:
         for line, c in rows:
-            vals = [parse_float(c[v]), parse_float(c[a])]
-            if not c[w] or None in vals:
+            vals = parse_floats([c[v], c[a]])
+            if not c[w] or vals is None:
                 found.append(malformed(path, line, "need a word and numeric V.Mean.Sum and A.Mean.Sum"))
                 continue
             va = check(vals, line, None, ("valence", "arousal"))
@@ -113,8 +114,8 @@ class FourQ(Dataset):
                                           "songs) and no mood words", path=str(path)))
             return {}
         entries = read_info(path, self._problems, ("Song",),
-                            {"artist": ("Artist",), "title": ("Title",), "moods": ("MoodsFoundStr",),
-                             "allmusic": ("MoodsStr",)})
+                            {"artist": ("Artist",), "title": ("Title",), "moods": ("MoodsFoundStr",)},
+                            optional={"allmusic": ("MoodsStr",)})
         return unique(entries, self._problems)
 
     def _mood_va(self, sid: str, moods: str, lexicon: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
@@ -129,4 +130,4 @@ class FourQ(Dataset):
                                               sid))
             return None
         v, a = np.mean(found, axis=0)
-        return canon(v, "1-9"), canon(a, "1-9")  # type: ignore[return-value]
+        return float(to_canonical(v, "1-9")), float(to_canonical(a, "1-9"))

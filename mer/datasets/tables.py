@@ -14,6 +14,7 @@ import codecs
 import csv
 from collections import defaultdict
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -51,13 +52,14 @@ def read_rows(path: Path, encoding: str = "utf-8") -> tuple[list[str], list[tupl
         raise DatasetError(f"{path}: not a regular file (a folder, pipe or device?); put the annotation file there")
     try:
         with open(path, "rb") as fh:
-            start = fh.read(4)
+            lead = fh.read(4)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read it ({exc.strerror}); check its permissions") from None
-    if start.startswith(codecs.BOM_UTF8):  # Excel's "CSV UTF-8": the mark says UTF-8 whatever was expected
+    if lead.startswith(codecs.BOM_UTF8):  # Excel's "CSV UTF-8": the mark says UTF-8 whatever was expected
         encoding = "utf-8-sig"
-    elif start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    elif lead.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DatasetError(f"{path}: UTF-16 text; save it as CSV (comma-separated, UTF-8)")
+    start = 1  # the line being read (the header first)
     try:
         with open(path, newline="", encoding=encoding) as fh:
             reader = csv.reader(fh)
@@ -131,6 +133,12 @@ def parse_float(cell: str) -> float | None:
     return x if np.isfinite(x) else None
 
 
+def parse_floats(cells: Sequence[str]) -> list[float] | None:
+    """The cells as finite floats, or None when any of them is not one."""
+    values = [x for x in map(parse_float, cells) if x is not None]
+    return values if len(values) == len(cells) else None
+
+
 def cell_float(cells: list[str], i: int) -> float | None:
     """The float in ``cells[i]``, or None when the row is too short or the cell is not a number."""
     return parse_float(cells[i]) if len(cells) > i else None
@@ -141,12 +149,15 @@ def malformed(path: Path, line: int, what: str, track_id: str | None = None) -> 
 
 
 def read_info(path: Path, problems: list[Problem], key: tuple[str, ...], columns: dict[str, tuple[str, ...]],
-              encoding: str = "latin-1") -> list[Entry]:
+              encoding: str = "latin-1", optional: dict[str, tuple[str, ...]] | None = None) -> list[Entry]:
     """Metadata rows as entries ``(id, path, line, {name: cell})`` for :func:`unique`;
-    ``columns`` maps each name to its accepted header names (the first one is required)."""
+    ``columns`` maps each name to its accepted header names (the first one is required);
+    ``optional`` names columns taken when the file has them."""
     header, rows = read_table(path, problems, encoding)
     k = column(header, path, *key)
     cols = {name: column(header, path, *names) for name, names in columns.items()}
+    cols.update({name: header.index(norm_header(n)) for name, names in (optional or {}).items()
+                 for n in names[:1] if norm_header(n) in header})
     entries: list[Entry] = []
     for line, c in rows:
         if c[k]:
@@ -214,13 +225,13 @@ def read_long_dynamic(path: Path, columns: tuple[str, str, str, str], rule: Labe
     entries: list[Entry] = []
     with ScaleCheck(path, rule, problems) as check:
         for line, c in rows:
-            t, va = parse_float(c[tc]), [parse_float(c[i]) for i in (vc, ac)]
-            if not c[ic] or t is None or None in va:
+            t, va = parse_float(c[tc]), parse_floats([c[vc], c[ac]])
+            if not c[ic] or t is None or va is None:
                 problems.append(malformed(path, line, "missing id or non-numeric time or value", c[ic]))
                 continue
-            va = check(va, line, c[ic], ("valence", "arousal"))
-            if va is not None:
-                entries.append(((c[ic], t), path, line, tuple(va)))
+            checked = check(va, line, c[ic], ("valence", "arousal"))
+            if checked is not None:
+                entries.append(((c[ic], t), path, line, tuple(checked)))
     frames: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for (key, t), (v, a) in unique(entries, problems).items():
         frames[key].append((t, v, a))
@@ -266,7 +277,7 @@ def read_wide_dynamic(path: Path, problems: list[Problem], rule: LabelScale = CA
             if not sid or not parsed:
                 problems.append(malformed(path, line, "no song id" if not sid else "no values"))
                 continue
-            checked = check(parsed, line, sid, times=times)
+            checked = check([x for x in parsed if x is not None], line, sid, times=times)  # (none left after the cut)
             if checked is not None:
                 entries.append((sid, path, line, np.asarray(to_canonical(checked, rule.name))))
     return {sid: (times[: len(v)].copy(), v) for sid, v in unique(entries, problems).items()}

@@ -42,6 +42,7 @@ def parse_parts(parts: str | dict | list) -> dict[str, str]:
 
 class UnionDataset(Dataset):
     name = "union"
+    listed = False
     description = "several datasets as one training set (ids prefixed with the dataset's name)"
     citation = "the parts' citations"
     license = "the parts' licences"

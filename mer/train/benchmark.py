@@ -51,10 +51,19 @@ def load_grid(path: str | os.PathLike) -> tuple[Path, list[tuple[str, str, Train
 
 
 def run_grid(path: str | os.PathLike, out: str | None = None, progress: bool = True) -> str:
-    from .run import run
+    """Run every model x dataset of the grid YAML ``path``; what every run needs (each config
+    with its ``hf:`` backbone, in :func:`load_grid`, and each dataset's layout and audio) is
+    checked before the first one trains."""
+    from .run import check_dataset, run
 
     base, runs = load_grid(path)
     base = Path(out) if out else base
+    checked: set[str] = set()
+    for _, _, cfg in runs:
+        key = repr((cfg.dataset, cfg.root, sorted(cfg.dataset_options.items())))
+        if key not in checked:
+            checked.add(key)
+            check_dataset(cfg.dataset, cfg.root, cfg.dataset_options)
     results = []
     for d_label, label, cfg in runs:
         run_dir = base / d_label / label
@@ -128,19 +137,17 @@ class DatasetSpec:
 
 def parse_specs(specs: list[str], roots: dict[str, str], options: dict[str, dict]) -> list[DatasetSpec]:
     """``["pmemo=/data/PMEmo2019", "4q"]`` with ``roots`` for the names given without a folder."""
-    from ..datasets import DATASETS
+    from ..datasets import dataset_class
 
     out = []
     for spec in specs:
         name, _, root = spec.partition("=")
         name = name.strip().lower()
-        if name not in DATASETS:
-            raise ConfigError(f"{spec!r}: unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        loader = dataset_class(name)  # the registry's one "unknown dataset" message
         root = root or roots.get(name, "")
         if not root:
             raise ConfigError(f"{spec!r}: no folder for {name}; write {name}=DIR or pass --root {name}=DIR")
-        if not Path(root).is_dir():
-            raise ConfigError(f"{root}: dataset folder of {name} not found")
+        loader.check_root(root)  # the loader's own line: where to download it, what its folder holds
         out.append(DatasetSpec(name, root, dict(options.get(name) or {})))
     return out
 
@@ -206,14 +213,16 @@ def run_cross(train: list[DatasetSpec], test: list[DatasetSpec], base: TrainConf
     runs (OUT/cv, OUT/train) are resumable like any benchmark run."""
     from ..datasets import load_dataset
     from ..evaluation.evaluate import evaluate
-    from .run import run
+    from .run import check_dataset, run
 
     if not train or not test:
         raise ConfigError("the cross-dataset protocol needs --train and --test (each repeatable)")
+    for s in [*train, *test]:  # every set's layout and audio before the first clip is decoded
+        check_dataset(s.name, s.root, s.options)
+    cfg = _train_config(train, base, 1)  # and the model (an hf: backbone: resolvable offline, trusted)
     for t in test:
         _refuse_shared_songs(train, t)
     out = Path(out)
-    cfg = _train_config(train, base, 1)
     train_ds = load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
     n_train = sum(1 for _ in train_ds.tracks())
     rows: list[dict[str, Any]] = []

@@ -103,7 +103,8 @@ class TrainConfig:
                 raise ConfigError(f"{source}: unknown config key {key!r}{hint}")
         out = {}
         for key, value in d.items():
-            default = known[key].default if known[key].default is not dataclasses.MISSING else known[key].default_factory()
+            f = known[key]  # every field has a default or a default_factory (never both)
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             out[key] = _coerce(key, value, default, source)
         return cls(**out)
 
@@ -118,18 +119,16 @@ class TrainConfig:
     # ---------------------------------------------------------------- checks
     def check(self) -> "TrainConfig":
         """Validate what can be checked without reading data; raise ConfigError (one line)."""
-        from ..datasets import DATASETS, COMPOSITES
+        from ..datasets import dataset_class
         from ..features import FeatureConfig
         from ..models import list_models
 
         if not self.dataset:
             raise ConfigError("no dataset: pass --dataset NAME (see `mer datasets list`)")
-        if self.dataset not in DATASETS and self.dataset not in COMPOSITES:
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        loader = dataset_class(self.dataset)  # the registry's one "unknown dataset" message
         if not self.root:
             raise ConfigError(f"no dataset folder: pass --root DIR (where {self.dataset} lives)")
-        if not Path(self.root).is_dir():
-            raise ConfigError(f"{self.root}: dataset folder not found; check --root")
+        loader.check_root(self.root)  # the loader's own line: where to download it, what its folder holds
         if self.model not in list_models() and not self.model.startswith("hf:"):  # hf: backbones: mer.models.hf
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(list_models())} "
                               "(or hf:PATH / hf:org/name)")
@@ -138,6 +137,7 @@ class TrainConfig:
                               "(musicnn: --model-arg freeze=false)")
         if self.finetune and not re.fullmatch(r"last:[1-9]\d*", self.finetune):
             raise ConfigError(f"--finetune {self.finetune}: write last:N, e.g. last:2 (the encoder's top 2 layers)")
+        check_backbone(self.model, self.trust_remote_code, self.model_args.get("revision"))
         FeatureConfig.from_dict(self.feature)
         _choice("task", self.task, TASKS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -158,11 +158,26 @@ class TrainConfig:
             raise ConfigError(f"quadrant_weight must be between 0 and 1 (got {self.quadrant_weight})")
         if self.lr <= 0 or self.crop_seconds <= 0:
             raise ConfigError("lr and crop_seconds must be positive")
-        named = (DATASETS.get(self.dataset) or COMPOSITES[self.dataset]).named_splits
+        named = loader.named_splits
         if self.split and self.split not in ("mediaeval2015", "mediaeval2013", *named) and not Path(self.split).is_file():
             extra = "".join(f", {n}" for n in named)
             raise ConfigError(f"split {self.split!r}: use mediaeval2015, mediaeval2013{extra} or a split JSON file")
         return self
+
+
+def check_backbone(model: str, trust_remote_code: bool = False, revision: str | None = None) -> None:
+    """For an ``hf:`` name, what building it will need, checked before any audio is decoded and
+    without loading its weights: transformers importable, the folder or ``org/name`` in the local
+    Hugging Face cache (offline), its ``config.json`` a family mer feeds, and the user's
+    ``--trust-remote-code`` where its code lives in its own repository (MERT). A ModelError
+    (one line, the fix in it) otherwise; other model names pass (their builder checks them)."""
+    if not str(model).startswith("hf:"):
+        return
+    from ..models import hf
+
+    hf._require_transformers()
+    folder, _ = hf.resolve(str(model)[len("hf:"):], str(revision) if revision else None)
+    hf.family_of(folder, bool(trust_remote_code))
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
