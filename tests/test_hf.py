@@ -343,11 +343,11 @@ def test_nested_benchmark_probes_a_hub_backbone_and_ships_a_model(tmp_path):
 
 
 def test_absent_cache_model_names_the_download_command(tmp_path):
-    with pytest.raises(ModelError, match=r"run `huggingface-cli download mer-tests/no-such-model --revision v2`"):
+    with pytest.raises(ModelError, match=r"run `hf download mer-tests/no-such-model --revision v2`"):
         create_model("hf:mer-tests/no-such-model@v2")
     res = _run(["train", "--dataset", "folder", "--root", str(tmp_path), "--model", "hf:m-a-p/MERT-v1-95M",
                 "--out", str(tmp_path / "r")], {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
-    assert res.returncode == 1 and "huggingface-cli download m-a-p/MERT-v1-95M" in res.stderr
+    assert res.returncode == 1 and "hf download m-a-p/MERT-v1-95M" in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
@@ -454,3 +454,129 @@ def test_pickled_weights_transformers_refuses_are_named_with_the_safetensors_way
     with pytest.raises(ModelError, match="Python pickle .* convert them to safetensors") as err:
         create_model(f"hf:{plain}")
     assert "upgrade torch" not in str(err.value)
+
+
+# ------------------------------------------------------------------ what a first-time user sees (#37)
+def _hf_dist(version: str, scripts: tuple[str, ...]):  # noqa: ANN202
+    """A stand-in for huggingface_hub's installed distribution: its version and console scripts."""
+    from importlib.metadata import EntryPoint
+
+    class Dist:
+        entry_points = [EntryPoint(name, f"huggingface_hub.cli:{name}", "console_scripts") for name in scripts]
+
+    Dist.version = version  # type: ignore[attr-defined]
+    return Dist()
+
+
+def test_the_download_command_is_the_one_the_installed_hub_ships(monkeypatch):
+    from importlib import metadata
+
+    from mer.hub import hf_download_command
+
+    installed = metadata.distribution("huggingface_hub")
+    has_hf = any(ep.name == "hf" for ep in installed.entry_points if ep.group == "console_scripts")
+    assert hf_download_command("org/name", "v2") == (f"{'hf' if has_hf else 'huggingface-cli'} download org/name "
+                                                     "--revision v2")
+    monkeypatch.setattr(metadata, "distribution", lambda name: _hf_dist("1.2.0", ("hf", "tiny-agents")))
+    assert hf_download_command("org/name") == "hf download org/name"
+    monkeypatch.setattr(metadata, "distribution", lambda name: _hf_dist("0.23.4", ("huggingface-cli",)))
+    assert hf_download_command("org/name") == "huggingface-cli download org/name"
+
+    def absent(name: str) -> None:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", absent)
+    cmd = hf_download_command("org/name", "v2")
+    assert cmd == "pip install 'mer-toolkit[hub]' && hf download org/name --revision v2"
+    with pytest.raises(ModelError, match=r"run `pip install 'mer-toolkit\[hub\]' && hf download org/absent`"):
+        create_model("hf:org/absent")
+
+
+def test_readme_and_docs_name_the_command_the_hub_ships():
+    root = Path(__file__).resolve().parents[1]
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        assert "huggingface-cli" not in doc.read_text(encoding="utf-8"), doc
+    assert "hf download openai/whisper-base" in (root / "README.md").read_text(encoding="utf-8")
+
+
+def _mert_like(folder: Path) -> Path:
+    """A folder whose config says MERT (its code would live in its own repository)."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "mert_model",
+                                                   "auto_map": {"AutoModel": "modeling_MERT.MERTModel"}}))
+    return folder
+
+
+def test_an_hf_name_where_a_run_belongs_says_how_to_make_one(tmp_path, wav_file, capsys):
+    from mer.cli import main
+    from mer.hub import Bundle
+
+    hub = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    res = _run(["predict", str(wav_file), "--model", "hf:m-a-p/MERT-v1-95M"], hub)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith("mer: error: hf:m-a-p/MERT-v1-95M:"), \
+        res.stderr
+    assert "no emotion heads" in lines[0] and "not found" not in lines[0]
+    assert ("`mer train --model hf:m-a-p/MERT-v1-95M --trust-remote-code --dataset NAME --root DIR --out RUN`"
+            in lines[0]) and "`mer predict --model RUN`" in lines[0]
+    assert "`hf download m-a-p/MERT-v1-95M`" in lines[0]  # not in this (empty) cache: the step before
+    enc = FAMILIES["wav2vec2"](tmp_path / "w2v")
+    mert = _mert_like(tmp_path / "my-encoder")
+    capsys.readouterr()  # save_pretrained's progress bars
+    db = tmp_path / "lib.sqlite"
+    folder_ds = tmp_path / "ds"
+    folder_ds.mkdir()
+    shutil.copy(wav_file, folder_ds / "clip.wav")
+    (folder_ds / "labels.csv").write_text("path,valence,arousal\nclip.wav,0.1,0.2\n")
+    commands = {"predict": ["predict", str(wav_file)], "index": ["index", str(tmp_path), "--db", str(db)],
+                "tag": ["tag", str(wav_file)], "serve": ["serve"], "export": ["export", "--runtime"],
+                "evaluate": ["evaluate", "--dataset", "folder", "--root", str(folder_ds)]}
+    for name, argv in commands.items():
+        for folder, trust in ((enc, ""), (mert, " --trust-remote-code")):
+            assert main([*argv, "--model", f"hf:{folder}"]) == 1, name
+            lines = capsys.readouterr().err.strip().splitlines()
+            err = [line for line in lines if line.startswith("mer: error:")]  # (tag also sums up its files)
+            assert len(err) == 1 and "no emotion heads" in err[0] and "Traceback" not in str(lines), (name, lines)
+            assert f"`mer train --model hf:{folder}{trust} --dataset NAME --root DIR --out RUN`" in err[0], (name, err)
+            assert "`mer predict --model RUN`" in err[0] and ("MERT" in err[0]) == bool(trust), (name, err)
+    assert not db.exists()
+    with pytest.raises(ModelError, match="no emotion heads"):  # the Python API resolves names in the same place
+        Bundle.resolve(f"hf:{enc}")
+
+
+def test_a_benchmark_on_an_absent_backbone_fails_before_any_feature_is_extracted(tmp_path):
+    """`mer benchmark nested.yaml --model hf:org/absent`: the encoder is checked before the log-mel
+    baselines decode a clip (they used to run for every clip first)."""
+    data = _copy_4q(tmp_path / "4q", 6)
+    cfg = tmp_path / "nested.yaml"
+    cfg.write_text(f"out: {tmp_path / 'runs' / 'nested'}\ndataset: 4q\nroot: {data}\n"
+                   "protocol: {outer: 2, inner: 2, seeds: [0]}\n"
+                   "candidates:\n  - {label: constant, model: constant, baseline: true}\n"
+                   "  - {label: classic, features: classic, model: lr, baseline: true, grid: {C: [1.0]}}\n"
+                   "  - {label: LR on the encoder's mean, features: mean, model: lr, grid: {C: [1.0]}}\n")
+    env = {"MER_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    res = _run(["benchmark", str(cfg), "--model", "hf:org/absent", "--quiet"], env)
+    cached = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert res.returncode == 1 and not cached and not (tmp_path / "runs").exists(), (cached[:3], res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "`hf download org/absent`" in lines[0], res.stderr
+    # remote code: refused before extraction too, and the flag is the benchmark's own
+    mert = _mert_like(tmp_path / "mert")
+    res = _run(["benchmark", str(cfg), "--model", f"hf:{mert}", "--quiet"], env)
+    assert res.returncode == 1 and "--trust-remote-code" in res.stderr and "only if you trust" in res.stderr
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_a_grid_checks_every_run_before_the_first_trains(tmp_path, fourq):
+    """A grid whose second model is an hf: name not in the cache fails before the first model
+    trains (it used to train, then fail)."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"out: {tmp_path / 'runs'}\ndefaults: {{folds: 2, epochs: 1, device: cpu, crop_seconds: 2, "
+                    "batch_size: 8, val_fraction: 0.45}\n"
+                    f"datasets:\n  - {{dataset: 4q, root: {fourq}}}\n"
+                    "models:\n  - {model: crnn, model_args: {channels: [8, 16, 16, 16], hidden: 16}}\n"
+                    "  - {label: encoder, model: hf:org/absent}\n")
+    env = {"MER_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    res = _run(["benchmark", str(grid), "--quiet"], env)
+    assert res.returncode == 1 and not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists(), res.stderr
+    assert "`hf download org/absent`" in res.stderr and len(res.stderr.splitlines()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 from ._args import add_quiet, add_workers, parse_pairs
 from ..errors import ConfigError
@@ -31,10 +32,33 @@ def _cross(args: argparse.Namespace) -> str:
     test = parse_specs(args.test or [], roots, options)
     values = {**parse_pairs(args.set, "--set"), "model": args.model, "epochs": args.epochs,
               "model_args": parse_pairs(args.model_arg, "--model-arg") or None, "device": args.device,
-              "cache_dir": args.cache_dir, "workers": args.workers or None}
+              "cache_dir": args.cache_dir, "workers": args.workers or None,
+              "trust_remote_code": args.trust_remote_code or None}
     base = TrainConfig.resolve(args.defaults, values)
     return run_cross(train, test, base, args.out or "runs/cross", cv_folds=args.folds, workers=args.workers,
                      progress=not args.quiet)
+
+
+def _probe_backbone(args: argparse.Namespace, doc: dict) -> dict | None:
+    """The backbone ``--model``/``--model-arg``/``--trust-remote-code`` give a probe YAML (None:
+    the YAML's own), checked as building it will need (an ``hf:`` name: transformers, the local
+    cache, the trust flag) before the first clip's features are extracted."""
+    from ..train.config import check_backbone
+
+    own: dict[str, Any] = doc["backbone"] if isinstance(doc.get("backbone"), dict) else {"model": "musicnn"}
+    backbone: dict[str, Any] | None = None
+    if args.model:
+        backbone = {"model": args.model, "model_args": parse_pairs(args.model_arg, "--model-arg")}
+    if args.trust_remote_code:
+        backbone = backbone or {**own, "model_args": dict(own.get("model_args") or {})}
+        if not str(backbone.get("model", "")).startswith("hf:"):
+            raise ConfigError(f"--trust-remote-code is for hf: backbones (--model hf:...); {backbone.get('model')} "
+                              "runs no code of its own")
+        backbone["model_args"]["trust_remote_code"] = True
+    chosen = backbone or own
+    margs: dict[str, Any] = chosen.get("model_args") or {}
+    check_backbone(str(chosen.get("model", "")), bool(margs.get("trust_remote_code")), margs.get("revision"))
+    return backbone
 
 
 def _benchmark(args: argparse.Namespace) -> int:
@@ -48,18 +72,20 @@ def _benchmark(args: argparse.Namespace) -> int:
     else:
         from ..train.config import read_yaml
 
-        if "candidates" in read_yaml(args.config):  # a nested probe benchmark (mer.train.probe)
+        doc = read_yaml(args.config)
+        if "candidates" in doc:  # a nested probe benchmark (mer.train.probe)
             from ..train.probe import run_probes
 
-            backbone = ({"model": args.model, "model_args": parse_pairs(args.model_arg, "--model-arg")}
-                        if args.model else None)
+            backbone = _probe_backbone(args, doc)
             table = run_probes(args.config, args.out, workers=args.workers, progress=not args.quiet, backbone=backbone)
         else:
             from ..train.benchmark import run_grid
 
-            if args.model or args.model_arg:
-                raise ConfigError(f"{args.config}: a grid YAML names its own models; --model and --model-arg are for "
-                                  "the cross-dataset protocol and for probe YAMLs (benchmarks/nested_4q.yaml)")
+            if args.model or args.model_arg or args.trust_remote_code:
+                raise ConfigError(f"{args.config}: a grid YAML names its own models; --model, --model-arg and "
+                                  "--trust-remote-code are for the cross-dataset protocol and for probe YAMLs "
+                                  "(benchmarks/nested_4q.yaml); in a grid write trust_remote_code: true on its hf: "
+                                  "model entries")
 
             table = run_grid(args.config, args.out, progress=not args.quiet)
     print(table)
@@ -89,6 +115,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--model", help="model to train (default: TrainConfig's, mobile_crnn); with a probe YAML "
                                    "(benchmarks/nested_4q.yaml): the backbone whose embeddings are probed, e.g. hf:DIR")
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model argument (repeatable)")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="hf: backbones only: let the model run Python code that its own folder ships (MERT); only "
+                        "for code you trust")
     g.add_argument("--epochs", type=int, help="maximum epochs per run")
     g.add_argument("--folds", type=int, default=5, help="folds of the in-dataset CV beside it (0 = skip; default 5)")
     g.add_argument("--device", help="auto, cpu, cuda or mps")

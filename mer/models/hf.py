@@ -51,6 +51,7 @@ from torch import nn
 from ..errors import ModelError
 from ..features import FeatureConfig, file_digest
 from ..grid import native_windows, step_pool
+from ..hub import hf_download_command
 from ..meta import Capabilities
 from .base import MERModel
 from .blocks import VAHeads
@@ -281,7 +282,7 @@ def resolve(source: str, revision: str | None = None) -> tuple[Path, str | None]
     try:
         path = Path(snapshot_download(repo, revision=revision, local_files_only=True))
     except (LocalEntryNotFoundError, HFValidationError, OSError):
-        cmd = f"huggingface-cli download {repo}" + (f" --revision {revision}" if revision else "")
+        cmd = hf_download_command(repo, revision)
         raise ModelError(f"hf:{source}: not in the local Hugging Face cache and mer never downloads; run `{cmd}` "
                          "first (or pass hf:/path/to/a/local/folder)") from None
     return path, path.name  # .../snapshots/<commit>
@@ -331,7 +332,7 @@ def _weights_error(source: str, folder: Path, exc: BaseException) -> ModelError:
     if pickles and (isinstance(exc, pickle.UnpicklingError)
                     or any(k in text for k in ("torch.load", "weights_only", "pickle", "PytorchStreamReader"))):
         repo = source.partition("@")[0]
-        get = (f" (`huggingface-cli download {repo} --revision REV` of a revision with model.safetensors)"
+        get = (f" (`{hf_download_command(repo, 'REV')}` of a revision with model.safetensors)"
                if not Path(source).expanduser().is_dir() else "")
         return ModelError(f"{folder / pickles[0]}: this folder's weights are a Python pickle (PyTorch .bin), which "
                           "mer will not load; convert them to safetensors (model.safetensors beside config.json) or "

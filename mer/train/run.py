@@ -28,7 +28,7 @@ import torch.distributed as dist
 from ..datasets import load_dataset, refuse_blocking
 from ..datasets.items import load_items
 from ..datasets.splits import Split, dataset_kfold, mediaeval2013, mediaeval2015
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 from ..evaluation.scores import constant_baseline, score
 from ..features import FeatureConfig
 from ..infer.inference import Inference, stack
@@ -61,16 +61,33 @@ def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress
     """Train (and test) every fold of ``cfg``; return the summary (also written to ``out``).
 
     The run folder is locked for the whole run (a second ``mer train --out`` or ``--resume``
-    on it fails at once); temporary files a killed run left there are removed first."""
+    on it fails at once); temporary files a killed run left there are removed first. What the run
+    needs (the config, an ``hf:`` backbone, the dataset's layout and audio) is checked before
+    the run folder is touched and before any audio is decoded."""
     cfg.check()
+    ds = check_dataset(cfg.dataset, cfg.root, cfg.dataset_options)
     out = Path(out)
     device = resolve_device(cfg.device)
     env = setup_distributed(device)
     if not env.main:  # rank 0 holds the lock for every process of a torchrun job
-        return _run(cfg, out, resume, progress, device, env)
+        return _run(cfg, out, resume, progress, device, env, ds)
     with run_lock(out, "run"):
         clean_stale_temps(out, recursive=True)
-        return _run(cfg, out, resume, progress, device, env)
+        return _run(cfg, out, resume, progress, device, env, ds)
+
+
+def check_dataset(name: str, root: str | os.PathLike, options: dict[str, Any] | None = None) -> Any:
+    """Dataset ``name`` at ``root``, checked as far as a run needs it before any audio is decoded:
+    its layout (the loader's own check: a missing annotation file is a DatasetError saying what
+    to download and what the folder must hold), no blocking label problems, and at least one
+    labelled clip whose audio file is there."""
+    ds = load_dataset(name, root, **(options or {}))
+    refuse_blocking(ds)  # parses the annotations: the loader's layout check
+    if next(iter(ds.tracks(with_audio=True)), None) is None:
+        raise DatasetError(f"{root}: none of the {len(ds)} labelled {name} clips has its audio file here; {name} "
+                           f"expects {ds.layout} (download: {ds.download}); see `mer datasets validate {name} "
+                           f"--root {root}`")
+    return ds
 
 
 def saved_split(out: Path, ds: Any, fingerprint: str) -> Split | None:
@@ -87,7 +104,7 @@ def saved_split(out: Path, ds: Any, fingerprint: str) -> Split | None:
     return split
 
 
-def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any, env: Any) -> dict[str, Any]:
+def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any, env: Any, ds: Any) -> dict[str, Any]:
     if cfg.tensorboard:
         try:
             import tensorboard  # noqa: F401
@@ -96,8 +113,6 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
     feature = FeatureConfig.from_dict(cfg.feature) if cfg.feature else FeatureConfig()
     probe = create_model(cfg.model, feature=feature, **cfg.model_kwargs())  # bad model args fail before any decoding
     feature = probe.feature  # a backbone with its own front-end (hf:) chose it; else the same config
-    ds = load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
-    refuse_blocking(ds)
     fingerprint = ds.fingerprint()
     split = (saved_split(out, ds, fingerprint) if resume else None) or make_split(cfg, ds)
     split.info["dataset_fingerprint"] = fingerprint
