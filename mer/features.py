@@ -129,7 +129,7 @@ class FeatureConfig:
         return self.level / max(rms, self.level / MAX_GAIN)
 
 
-def hz_to_mel(f: np.ndarray) -> np.ndarray:
+def hz_to_mel(f: float | np.ndarray) -> np.ndarray:
     """Slaney mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above."""
     f = np.asarray(f, dtype=np.float64)
     f_sp, min_log_hz = 200.0 / 3, 1000.0

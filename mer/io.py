@@ -345,14 +345,14 @@ def file_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = open(path, "a+")
     try:
-        try:
+        if sys.platform == "win32":  # no fcntl: lock the first byte instead
+            import msvcrt
+
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
             import fcntl
 
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # Windows: lock the first byte instead
-            import msvcrt
-
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]  (Windows only)
     except OSError:
         fh.seek(0)
         holder = fh.read().strip()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_path
-from .scales import QUADRANTS, from_canonical, get_scale
+from .scales import QUADRANTS, ArrayLike, from_canonical, get_scale
 
 #: the moving mean's width in 0.5 s steps (10.5 s), as docs/benchmarks.md scores the smoothed curve
 SMOOTH_STEPS = 21
@@ -58,7 +58,10 @@ def figure(pred, scale: str = "canonical"):  # noqa: ANN001, ANN201  (a mer.Pred
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
-    conv = (lambda x: np.asarray(x, dtype=float)) if scale == "canonical" else (lambda x: from_canonical(np.asarray(x, dtype=float), scale))
+    def conv(x: ArrayLike | list) -> np.ndarray:  # canonical values -> the same on ``scale``
+        a = np.asarray(x, dtype=float)
+        return a if scale == "canonical" else np.asarray(from_canonical(a, scale))
+
     lo, hi = float(conv(-1.0)), float(conv(1.0))
     mid, span = (lo + hi) / 2, (hi - lo) / 2
     fig, (ax, tx) = plt.subplots(1, 2, figsize=(12.0, 6.0), gridspec_kw={"width_ratios": [1, 1.3]})
@@ -72,7 +75,7 @@ def figure(pred, scale: str = "canonical"):  # noqa: ANN001, ANN201  (a mer.Pred
     times = np.asarray(pred.times, dtype=float)
     if len(curve) > 1:
         pts = curve.reshape(-1, 1, 2)
-        lc = LineCollection(np.concatenate([pts[:-1], pts[1:]], axis=1), cmap="viridis", lw=1.6, alpha=0.85)
+        lc = LineCollection(list(np.concatenate([pts[:-1], pts[1:]], axis=1)), cmap="viridis", lw=1.6, alpha=0.85)
         lc.set_array(times[:-1])
         ax.add_collection(lc)
         fig.colorbar(lc, ax=ax, fraction=0.046, pad=0.04, label="time (s)")

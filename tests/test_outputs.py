@@ -274,3 +274,13 @@ def test_an_unclosed_quote_is_blamed_on_its_own_line(tmp_path):
     p.write_text("\n".join(lines) + "\n")
     with pytest.raises(DatasetError, match=r"line 21: a quote .* runs on to line 31"):
         read_rows(p)
+
+
+def test_a_malformed_header_is_blamed_on_line_1(tmp_path):
+    from mer import DatasetError
+    from mer.datasets.tables import read_rows
+
+    p = tmp_path / "labels.csv"
+    p.write_text("x" * 200_000 + ",valence\n1,5\n")  # a header cell over the csv module's field limit
+    with pytest.raises(DatasetError, match=r"labels.csv line 1: malformed CSV"):  # was "line b'xxxx'"
+        read_rows(p)

@@ -25,7 +25,7 @@ import numpy as np
 from ..scales import get_scale
 from .base import Dataset, Track
 from .problems import Entry, Problem, ScaleCheck, unique
-from .tables import canon, column, malformed, optional_column, parse_float, read_long_dynamic, read_table
+from .tables import canon, column, malformed, optional_column, parse_floats, read_long_dynamic, read_table
 
 
 class FolderDataset(Dataset):
@@ -59,8 +59,8 @@ class FolderDataset(Dataset):
         with ScaleCheck(path, self._labels(self.source_scale), self._problems) as check:
             for line, c in rows:
                 key = c[ident] if ident is not None and c[ident] else c[pc]
-                values = [parse_float(c[vc]), parse_float(c[ac])]
-                if not c[pc] or None in values:
+                values = parse_floats([c[vc], c[ac]])
+                if not c[pc] or values is None:
                     self._problems.append(malformed(path, line, f"need a path and numeric valence and arousal, "
                                                                 f"got {c!r}"))
                     continue

@@ -83,7 +83,9 @@ def load_items(tracks: list[Track], feature: FeatureConfig, cache_dir: str = "",
     for t, x in zip(tracks, feats):
         n = n_steps(x.shape[-1], feature)
         static, dynamic = targets(t, n)
-        target = toward_quadrant(static, t.quadrant, quadrant_weight) if quadrant_weight and t.quadrant else None
+        # (a clip with a quadrant always has a static label: its own, or the quadrant's centre)
+        target = (toward_quadrant(static, t.quadrant, quadrant_weight)
+                  if quadrant_weight and t.quadrant and static is not None else None)
         q = QUADRANTS[t.quadrant].number if t.quadrant in QUADRANTS else 0
         items.append(Item(t.track_id, x, static, dynamic, q, t.artist, target))
     return items

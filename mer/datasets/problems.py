@@ -149,7 +149,7 @@ def _describe(x: np.ndarray, out: np.ndarray, names: Sequence[str], times: np.nd
     """The out-of-range values of one row, e.g. ``valence 42`` or ``3 values (first 7 at 15.5 s)``."""
     idx = np.flatnonzero(out)
     if len(names) == len(x):
-        return ", ".join(f"{names[i]} {x[i]:g}" for i in idx)
+        return ", ".join(f"{names[int(i)]} {x[i]:g}" for i in idx)
     first = f"{x[idx[0]]:g}" + (f" at {times[idx[0]]:g} s" if times is not None else "")
     return f"value {first}" if len(idx) == 1 else f"{len(idx)} values (first {first})"
 

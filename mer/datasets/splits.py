@@ -69,7 +69,7 @@ def kfold(ids: Sequence[str], k: int, groups: Sequence[str | None] | None = None
     names = list(members)
     rng.shuffle(names)
     names.sort(key=lambda g: -len(members[g]))  # big groups first, ties in shuffled order
-    fold_count = [Counter() for _ in range(k)]
+    fold_count: list[Counter[str | None]] = [Counter() for _ in range(k)]
     fold_size = [0] * k
     assignment: dict[str, int] = {}
     for g in names:

@@ -33,7 +33,7 @@ def score(items: Sequence[Item], static_pred: np.ndarray, dynamic_pred: Sequence
     out: dict[str, Any] = {"n": len(items)}
     has_static = np.array([it.static is not None for it in items], dtype=bool)
     if has_static.sum() >= 2:
-        y = np.stack([it.static for it, h in zip(items, has_static) if h])
+        y = np.stack([it.static for it in items if it.static is not None])
         p = np.asarray(static_pred)[has_static]
         out["static"] = {d: metrics.regression_report(y[:, i], p[:, i]) for i, d in enumerate(DIMS)}
         out["static"]["n"] = int(has_static.sum())
