@@ -50,7 +50,7 @@ def test_graph_signature_reads_names_and_ranks_without_onnxruntime(tmp_path):
     embed = graph_signature(PRETRAINED / "default.embed.onnx")
     head = graph_signature(PRETRAINED / "default.head.onnx")
     assert embed == ([("features", 4)], [("sequence", 3), ("tags", 3)])
-    assert head == ([("sequence", 3)], [("static", 2), ("dynamic", 3), ("quadrant", 2)])
+    assert head == ([("sequence", 3)], [("static", 2), ("dynamic", 3), ("quadrant", 2), ("moods", 2)])  # version 3
     assert graph_role(embed) == "embed" and graph_role(head) == "head"
     assert graph_role(([("features", 4)], [("static", 2), ("dynamic", 3)])) == "single"  # mer export --onnx
     assert graph_role(([("features", 4)], [("frames", 3)])) == "embed"  # a hub encoder's window graph
