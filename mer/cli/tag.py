@@ -133,6 +133,12 @@ def _tag(args: argparse.Namespace) -> int:
         raise ConfigError("give the files or folders to tag, or --db LIBRARY to tag what `mer index` predicted")
     if args.remove and args.db:
         raise ConfigError("--remove takes mer's tags out and needs no --db; give the files or folders")
+    bundle = None
+    if not (args.remove or args.db):  # a wrong --model/--device/--backend: one line, before any file is read
+        from ..infer.backends import choose_backend
+
+        bundle = resolve_model(args.model, args.trust_remote_code)
+        choose_backend(bundle, args.device, args.backend)
     rows = _library_rows(args.db) if args.db else {}
     files, errors = _files(args.paths) if args.paths else (sorted(rows), [])
     roots = [os.path.realpath(p) for p in (args.paths or files)]
@@ -155,12 +161,10 @@ def _tag(args: argparse.Namespace) -> int:
                 else:
                     run.write(f, Emotion.from_row(row), roots, guard=_stale(row, os.path.realpath(f)))
         else:
-            from ..infer.backends import choose_backend
             from ..infer.predictor import run_batch
             from ..tags import TagSkip
 
-            bundle = resolve_model(args.model, args.trust_remote_code)
-            choose_backend(bundle, args.device, args.backend)  # a bad --device/--backend fails before any file
+            assert bundle is not None  # resolved above, before the run started
             todo = []
             for f in files:
                 try:
