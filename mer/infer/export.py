@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -33,6 +33,10 @@ from ..grid import min_frames, whole_step_window
 from ..hub import Bundle, graph_paths
 from ..io import atomic_path, write_json_atomic
 from ..models.checkpoint import load_checkpoint
+
+if TYPE_CHECKING:
+    from ..models.base import StepModel
+    from ..models.hf import HubBackbone
 
 
 class _Outputs(torch.nn.Module):
@@ -90,7 +94,7 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], out: str | os.Path
 
 
 class _Embed(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: StepModel) -> None:
         super().__init__()
         self.model = model
 
@@ -104,7 +108,7 @@ class _Window(torch.nn.Module):
     """A hub encoder's one native window: features -> the chosen layer's frames (see
     :meth:`mer.models.hf.HubBackbone.encode_window`); the ONNX engine averages them into steps."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: HubBackbone) -> None:
         super().__init__()
         self.model = model
 
@@ -117,7 +121,7 @@ HEAD_OUTPUTS = ("static", "dynamic", "quadrant", "moods")
 
 
 class _Head(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: StepModel) -> None:
         super().__init__()
         self.model = model
 
@@ -148,24 +152,27 @@ def export_runtime(model_spec: "str | os.PathLike | Bundle") -> tuple[Path, Path
     _require_exporter()
     bundle = Bundle.resolve(model_spec)
     stem = bundle.stem
-    model, meta = load_checkpoint(stem, trust_remote_code=bundle.trust_remote_code)
-    if not model.capabilities.step_embeddings:
+    loaded, meta = load_checkpoint(stem, trust_remote_code=bundle.trust_remote_code)
+    if not loaded.capabilities.step_embeddings:
         raise ConfigError(f"{stem}: `--runtime` is for models with per-step embeddings (model.embed/head: "
                           f"musicnn, hf: encoders); {meta['model']} runs with PyTorch, or export it with --onnx FILE")
+    model = cast("StepModel", loaded)  # what capabilities.step_embeddings promises
     feature = FeatureConfig.from_dict(meta["feature"])
     embed_path, head_path = graph_paths(stem)
     meta_props = {"weights_sha1": bundle.digest, "model": meta["model"],
                   "tag_names": json.dumps(list(getattr(model, "tag_names", [])))}
     window = getattr(model, "encode_window", None)  # a hub encoder: one graph per native window
+    graph: torch.nn.Module
     if window is not None:
-        longest = whole_step_window(feature, model.front.window_frames)[1]
+        hub = cast("HubBackbone", model)  # only a hub encoder has encode_window
+        longest = whole_step_window(feature, hub.front.window_frames)[1]
         x = torch.rand(1, feature.channels, feature.n_bins, longest)
         with torch.no_grad():
             _, offset, seconds = window(x)
-        meta_props.update(window_frames=str(model.front.window_frames), frame_offset=repr(offset),
+        meta_props.update(window_frames=str(hub.front.window_frames), frame_offset=repr(offset),
                           frame_seconds=repr(seconds))
         frames = torch.export.Dim("frames", min=min_frames(feature), max=longest)
-        graph, outputs = _Window(model), ["frames"]
+        graph, outputs = _Window(hub), ["frames"]
     else:
         frames = torch.export.Dim("frames", min=min_frames(feature), max=1 << 22)
         x = torch.zeros(1, feature.channels, feature.n_bins, int(10 * feature.frames_per_second))

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Iterable, Iterator, Sequence, cast
 
 import numpy as np
 
@@ -174,7 +174,8 @@ class Inference:
             return [(0, total)]
         return [(c0, min(total, c0 + self.chunk)) for c0 in range(start, total, self.chunk)]
 
-    def windows(self, blocks: Iterable[np.ndarray], keep_features: bool = False) -> Iterator[Window]:
+    def windows(self, blocks: Iterable[np.ndarray], keep_features: bool = False
+                ) -> Generator[Window, None, tuple[int, np.ndarray | None]]:
         """The windows of features given as consecutive blocks ``(C, F, t)``, as :meth:`_bounds`
         cuts a whole array, each as soon as its frames (and the next window's context) have
         arrived; only the frames from the current window's left context on are held. A stream
@@ -227,7 +228,9 @@ class Inference:
         gen = self.windows(blocks, keep_features)
         expect = n_steps(expected_frames, self.feature) + 2 if expected_frames else 0
         seqs, tags = _Rows(expect), _Rows(expect)
-        curves, weights, clip = [], [], {}  # type: ignore[var-annotated]
+        curves: list[np.ndarray] = []
+        weights: list[int] = []
+        clip: dict[str, list[np.ndarray]] = {}
         while True:
             try:
                 w = next(gen)
@@ -241,7 +244,7 @@ class Inference:
                 if tag is not None:
                     tags.add(tag[0, own])
             else:
-                out = self.engine.forward(w.x[None])
+                out = self._forward(w.x[None])
                 curves.append(out.pop("dynamic")[0, own])
                 for k, v in out.items():
                     clip.setdefault(k, []).append(v[0])
@@ -260,6 +263,11 @@ class Inference:
             curve = np.concatenate([curve, np.repeat(curve[-1:], n_total - len(curve), 0)])
         out = {**{k: np.tensordot(wts, np.stack(v), axes=1) for k, v in clip.items()}, "dynamic": curve}
         return Streamed(agree(out), total, features=feats)
+
+    def _forward(self, x: np.ndarray) -> Outputs:
+        """A model without per-step embeddings on a batch of features: only a TorchBackend runs
+        one (an ONNX engine is always ``local``)."""
+        return cast("TorchBackend", self.engine).forward(x)
 
     def _head(self, seq: np.ndarray) -> Outputs:
         """One clip's head outputs for its per-step embeddings ``(n, D)``. A pooled head
@@ -301,7 +309,7 @@ class Inference:
     def many(self, xs: Sequence[np.ndarray]) -> list[Outputs]:
         """Outputs for each of ``xs``; one-window clips of equal shape are run as one batch."""
         xs = [self._pad(x) for x in xs]
-        results: list[Outputs | None] = [None] * len(xs)
+        results: dict[int, Outputs] = {}
         groups: dict[tuple, list[int]] = {}
         for i, x in enumerate(xs):
             if len(self._bounds(x.shape[-1])) == 1:
@@ -318,25 +326,25 @@ class Inference:
                     if tags is not None:
                         out["tags"] = tags.mean(axis=1)
                 else:
-                    out = self.engine.forward(batch)
+                    out = self._forward(batch)
                 for j, i in enumerate(part):
                     results[i] = {k: v[j] for k, v in out.items()}
-        return [agree(o) for o in results]  # type: ignore[arg-type]  (idempotent: streamed ones are agreed)
+        return [agree(results[i]) for i in range(len(xs))]  # (idempotent: streamed ones are agreed already)
 
     def heads(self, seqs: Sequence[np.ndarray]) -> list[Outputs]:
         """Outputs of a local model's head on per-step embeddings ``(n, D)`` computed before
         (:meth:`embed`, or the embedding cache of training); equal lengths are batched."""
-        results: list[Outputs | None] = [None] * len(seqs)
+        results: dict[int, Outputs] = {}
         groups: dict[tuple, list[int]] = {}
-        for i, s in enumerate(seqs):
-            groups.setdefault(s.shape, []).append(i)
+        for i, seq in enumerate(seqs):
+            groups.setdefault(seq.shape, []).append(i)
         for idx in groups.values():
             for s in range(0, len(idx), self.batch_size):
                 part = idx[s:s + self.batch_size]
                 out = self.engine.head(np.stack([seqs[i] for i in part]))
                 for j, i in enumerate(part):
                     results[i] = {k: v[j] for k, v in out.items()}
-        return [agree(o) for o in results]  # type: ignore[arg-type]
+        return [agree(results[i]) for i in range(len(seqs))]
 
     def segments(self, source: "np.ndarray | Streamed", seconds: float) -> list[tuple[float, float, Outputs]]:
         """(start s, end s, outputs) of consecutive ``seconds``-long segments of features ``(C, F, T)``
@@ -376,7 +384,7 @@ def agree(out: Outputs) -> Outputs:
     the regression's own: it is not moved into the most probable quadrant (that put 9% of the
     points exactly on an axis), so near an axis the two may disagree, and outputs say so.
     Idempotent."""
-    over = {k: np.clip(out[k], -1.0, 1.0).astype(np.float32) for k in ("static", "dynamic")
+    over: Outputs = {k: np.clip(out[k], -1.0, 1.0).astype(np.float32) for k in ("static", "dynamic")
             if k in out and np.abs(out[k]).max(initial=0.0) > 1.0}
     if over:
         out = {**out, **over}

@@ -11,6 +11,8 @@ output is on the 0.5 s grid of :mod:`mer.grid`: ``n_out = max(1, floor(duration 
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import torch
 from torch import nn
 
@@ -18,6 +20,7 @@ from ..errors import ModelError
 from ..features import FeatureConfig
 from ..grid import n_steps
 from ..meta import Capabilities
+from .blocks import VAHeads
 from .frontend import FrontEnd
 
 
@@ -25,6 +28,9 @@ class MERModel(nn.Module):
     """Base class: subclasses implement ``sequence(x) -> (B, T', D)`` and set ``self.heads``."""
 
     spec: dict
+    feature: FeatureConfig
+    heads: VAHeads
+    _frontend: FrontEnd
 
     def __init__(self, feature: FeatureConfig) -> None:
         super().__init__()
@@ -50,3 +56,13 @@ class MERModel(nn.Module):
         if not hasattr(self, "_frontend"):
             self._frontend = FrontEnd(self.feature).to(wave.device)
         return self(self._frontend(wave))
+
+
+class StepModel(Protocol):
+    """A model with per-step embeddings (``capabilities.step_embeddings``: musicnn, ``hf:``
+    encoders): ``embed(x)`` -> sequence ``(B, T', D)`` (musicnn: ``return_tags=True`` adds its
+    tags), ``head(seq)`` -> the output dict of :class:`MERModel`."""
+
+    def embed(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any: ...
+
+    def head(self, seq: torch.Tensor) -> dict[str, torch.Tensor]: ...

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import torch
+    from .base import MERModel
 
 from .._version import __version__
 from ..errors import ModelError
@@ -27,7 +27,7 @@ from ..io import atomic_path, write_json_atomic
 from ..meta import FORMAT, ModelMeta
 
 
-def save_checkpoint(model: "torch.nn.Module", path: str | os.PathLike, **meta: Any) -> Path:
+def save_checkpoint(model: MERModel, path: str | os.PathLike, **meta: Any) -> Path:
     """Write ``path``.safetensors and ``path``.json; return the weights path."""
     import torch
     from safetensors.torch import save_file
@@ -47,7 +47,7 @@ def save_checkpoint(model: "torch.nn.Module", path: str | os.PathLike, **meta: A
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu",
-                    trust_remote_code: bool = False) -> tuple["torch.nn.Module", dict[str, Any]]:
+                    trust_remote_code: bool = False) -> tuple[MERModel, dict[str, Any]]:
     """Rebuild the model from ``path`` (either file, or the common stem); return (model in eval mode, meta).
 
     ``trust_remote_code``: the caller's grant (the user's ``--trust-remote-code``) to run code an

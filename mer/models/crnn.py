@@ -26,7 +26,7 @@ class ConvNet(MERModel):
         super().__init__(feature)
         c_prev, blocks = feature.channels, []
         for c, pool in zip(channels, pools):
-            blocks.append(ConvBlock(c_prev, c, tuple(pool), separable and c_prev > 1, attention, norm, activation,
+            blocks.append(ConvBlock(c_prev, c, (pool[0], pool[1]), separable and c_prev > 1, attention, norm, activation,
                                     pointwise))
             c_prev = c
         self.convs = torch.nn.Sequential(*blocks)

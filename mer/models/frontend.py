@@ -18,6 +18,9 @@ from ..features import FeatureConfig, mel_filterbank
 class FrontEnd(nn.Module):
     """Waveform ``(B, C, N)`` -> features ``(B, C, F, T)`` per :class:`FeatureConfig`."""
 
+    window: torch.Tensor
+    mel: torch.Tensor  # logmel only
+
     def __init__(self, config: FeatureConfig | None = None) -> None:
         super().__init__()
         self.config = config or FeatureConfig()

@@ -29,6 +29,7 @@ average those windows, as the original averages its patches.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,7 @@ from .registry import register_model
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SOURCES = ("msd", "mtt")
 BN_EPS = 1e-3  # TensorFlow's default
+TEMPORAL_KERNELS = (128, 64, 32)  # frames of the front-end's temporal filters
 
 MTT_TAGS = ('guitar', 'classical', 'slow', 'techno', 'strings', 'drums', 'electronic', 'rock', 'fast', 'piano',
             'ambient', 'beat', 'violin', 'vocal', 'synth', 'female', 'indian', 'opera', 'male', 'singing', 'vocals',
@@ -80,8 +82,16 @@ class FastBranch(nn.Module):
       as -max(-z), with the sign folded into the filters, so one reduction serves both.
     """
 
+    weight: torch.Tensor
+    sign: torch.Tensor
+    bias: torch.Tensor
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, rtol: float = 1e-6) -> None:
         super().__init__()
+        # musicnn's layers have a bias and running statistics (their torch types allow none)
+        assert conv.bias is not None and bn.running_mean is not None and bn.running_var is not None
         w = conv.weight.detach().double()
         scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
         shift = bn.bias.detach().double() - bn.running_mean.double() * scale
@@ -113,16 +123,26 @@ class FastFront(nn.Module):
     drops taps) right too.
     """
 
+    dead: torch.Tensor
+    order: torch.Tensor
+    varying: torch.Tensor
+    pool_order: torch.Tensor
+    mid_weight: torch.Tensor
+    mid_bias: torch.Tensor
+    mid_dead: torch.Tensor
+
     def __init__(self, trunk: "MusicnnTrunk") -> None:
         super().__init__()
-        self.branches = nn.ModuleList(FastBranch(conv, bn) for conv, bn in zip(
-            [*trunk.timbral, *trunk.temporal], [*trunk.timbral_bn, *trunk.temporal_bn]))
-        live = torch.cat([b.live for b in self.branches])
-        dead = torch.cat([b.dead for b in self.branches])
+        branches = [FastBranch(conv, bn) for conv, bn in zip(
+            [*trunk.timbral, *trunk.temporal], [*trunk.timbral_bn, *trunk.temporal_bn])]
+        self.branches = nn.ModuleList(branches)
+        live = torch.cat([b.live for b in branches])
+        dead = torch.cat([b.dead for b in branches])
         order = torch.argsort(torch.cat([torch.nonzero(live)[:, 0], torch.nonzero(~live)[:, 0]]))
         mid = trunk.mid[0]
+        assert isinstance(mid, nn.Conv1d) and mid.bias is not None  # MusicnnTrunk's first mid-end layer
         w = mid.weight.detach()
-        self.padding = mid.padding[0]
+        self.padding = int(mid.padding[0])
         varying = torch.cat([torch.nonzero(live)[:, 0],  # + the mid-end's channels
                              torch.arange(len(live), trunk.dim, device=live.device)])
         chans = torch.cat([varying, torch.nonzero(~live)[:, 0]])
@@ -172,7 +192,7 @@ class MusicnnTrunk(nn.Module):
         self.input_bn = _bn(1, 2)
         self.timbral = nn.ModuleList([nn.Conv2d(1, nt, (7, int(f * n_mels))) for f in (0.4, 0.7)])
         self.timbral_bn = nn.ModuleList([_bn(nt, 2) for _ in range(2)])
-        self.temporal = nn.ModuleList([nn.Conv2d(1, ns, (k, 1)) for k in (128, 64, 32)])
+        self.temporal = nn.ModuleList([nn.Conv2d(1, ns, (k, 1)) for k in TEMPORAL_KERNELS])
         self.temporal_bn = nn.ModuleList([_bn(ns, 2) for _ in range(3)])
         d_front = 2 * nt + 3 * ns
         self.mid = nn.ModuleList([nn.Conv1d(d_front if i == 0 else midend_filters, midend_filters, 7, padding=3)
@@ -192,7 +212,7 @@ class MusicnnTrunk(nn.Module):
         ``(B, len(fast.varying), T)``, for :meth:`FastFront.pool`."""
         x = self.input_bn(x.transpose(2, 3))  # (B, 1, T, F): time first, as the original
         pads = [(3, 3)] * len(self.timbral) + [((k - 1) // 2, k // 2)  # TensorFlow "same": extra frame after
-                                               for k in (conv.kernel_size[0] for conv in self.temporal)]
+                                               for k in TEMPORAL_KERNELS]
         if self.fast is not None:
             live, mid = self.fast(x, pads)
         else:
@@ -281,12 +301,13 @@ class Musicnn(MERModel):
         if layer not in ("penultimate", "pool"):
             raise ModelError(f"unknown musicnn layer {layer!r}; choose 'penultimate' or 'pool'")
         self.source, self.freeze, self.layer, self.context = source, freeze, layer, context
-        self.backbone = nn.ModuleDict({"trunk": MusicnnTrunk(), "backend": MusicnnBackend()})
+        trunk = MusicnnTrunk()
+        self.backbone = nn.ModuleDict({"trunk": trunk, "backend": MusicnnBackend()})
         if pretrained:
             load_musicnn_weights(self.backbone, source)
         if freeze:
             self.backbone.requires_grad_(False)
-        self.heads = VAHeads(200 if layer == "penultimate" else 2 * self.backbone["trunk"].dim, head_hidden,
+        self.heads = VAHeads(200 if layer == "penultimate" else 2 * trunk.dim, head_hidden,
                              head_dropout, head_stats, quadrant, len(mood_words or ()))
         self.tag_names = TAGS[source]
         self.mood_words = list(mood_words or ())
@@ -295,6 +316,15 @@ class Musicnn(MERModel):
     def capabilities(self) -> Capabilities:
         return Capabilities(step_embeddings=True, quadrant=self.heads.quadrant is not None,
                             frozen_backbone=self.freeze, window_seconds=self.context, pooled_head=True)
+
+    # the backbone's parts (a ModuleDict, whose items are typed Module, keeps the checkpoint's key names)
+    @property
+    def _trunk(self) -> MusicnnTrunk:
+        return cast(MusicnnTrunk, self.backbone["trunk"])
+
+    @property
+    def _backend(self) -> MusicnnBackend:
+        return cast(MusicnnBackend, self.backbone["backend"])
 
     def train(self, mode: bool = True) -> "Musicnn":
         # a frozen backbone stays in eval mode (its running statistics, its fast form), set once
@@ -310,18 +340,18 @@ class Musicnn(MERModel):
         centres = torch.round((0.5 * torch.arange(n, device=x.device) + 0.25) * fps).long()
         half = int(round(self.context * fps / 2))
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            trunk = self.backbone["trunk"]
+            trunk = self._trunk
             centres = centres.clamp(max=x.shape[-1] - 1)
             if trunk.fast is None:
                 pooled = pool_windows(trunk(x), centres, half)
             else:  # only the channels that vary are pooled; the dead ones' constants are put back
                 pooled = trunk.fast.pool(trunk(x, varying=True), centres, half)
-            pen, logits = self.backbone["backend"](pooled)
+            pen, logits = self._backend(pooled)
         return pooled, pen, logits
 
     def _seq(self, pooled: torch.Tensor, pen: torch.Tensor) -> torch.Tensor:
         if self.layer == "pool":
-            return self.backbone["backend"].pool_bn(pooled.flatten(0, 1)).view_as(pooled)
+            return self._backend.pool_bn(pooled.flatten(0, 1)).view_as(pooled)
         return pen
 
     def embed(self, x: torch.Tensor, return_tags: bool = False):  # noqa: ANN201

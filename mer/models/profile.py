@@ -9,10 +9,14 @@ with 3 gates for a GRU and 4 for an LSTM. The front-end (STFT, mel) is not inclu
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+if TYPE_CHECKING:
+    from .base import MERModel
 
 
 def _rnn_flops(module: nn.RNNBase, steps: int, batch: int) -> int:
@@ -25,17 +29,17 @@ def _rnn_flops(module: nn.RNNBase, steps: int, batch: int) -> int:
     return total
 
 
-def example_input(model: nn.Module, seconds: float = 30.0, batch: int = 1) -> torch.Tensor:
+def example_input(model: MERModel, seconds: float = 30.0, batch: int = 1) -> torch.Tensor:
     f = model.feature
     return torch.randn(batch, f.channels, f.n_bins, f.n_frames(int(seconds * f.sample_rate)))
 
 
-def count_flops(model: nn.Module, seconds: float = 30.0) -> int:
+def count_flops(model: MERModel, seconds: float = 30.0) -> int:
     """FLOPs of one forward pass on ``seconds`` of audio (batch 1)."""
     x = example_input(model, seconds)
     rnn_total = 0
 
-    def hook(mod: nn.Module, inputs, output) -> None:  # noqa: ANN001
+    def hook(mod: nn.RNNBase, inputs, output) -> None:  # noqa: ANN001
         nonlocal rnn_total
         rnn_total += _rnn_flops(mod, inputs[0].shape[1], inputs[0].shape[0])
 
@@ -50,7 +54,7 @@ def count_flops(model: nn.Module, seconds: float = 30.0) -> int:
     return int(counter.get_total_flops()) + rnn_total
 
 
-def cpu_time(model: nn.Module, seconds: float = 30.0, repeats: int = 3) -> float:
+def cpu_time(model: MERModel, seconds: float = 30.0, repeats: int = 3) -> float:
     """Median wall time (s) of one forward pass on ``seconds`` of audio, after a warm-up."""
     x = example_input(model, seconds)
     times = []

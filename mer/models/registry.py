@@ -42,7 +42,8 @@ def _builder(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The constructor whose arguments ``fn`` accepts: itself, or the class it returns when it takes ``**kw``."""
     fn = getattr(fn, "func", fn)  # a partial (an hf: backbone): its function's return type
     ret = typing.get_type_hints(fn).get("return")
-    return ret.__init__ if isinstance(ret, type) else fn
+    # getattr: mypy refuses ``cls.__init__`` on a class object (unsound for subclasses), which is what is meant here
+    return getattr(ret, "__init__") if isinstance(ret, type) else fn
 
 
 def create_model(name: str, feature: FeatureConfig | dict | None = None, **kwargs: Any):  # noqa: ANN201

@@ -12,6 +12,7 @@ import json
 import warnings
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,8 +24,11 @@ from ..grid import GRID_SECONDS, min_frames, n_steps
 from ..infer.inference import Inference
 from ..io import atomic_path
 
+if TYPE_CHECKING:
+    from ..models.base import MERModel
 
-def embed_items(model: torch.nn.Module, items: list[Item], cache_dir: str = "", progress: bool = True) -> list[Item]:
+
+def embed_items(model: MERModel, items: list[Item], cache_dir: str = "", progress: bool = True) -> list[Item]:
     """Replace features by a frozen backbone's per-step embeddings (``Inference.embed``).
 
     Cached like features: ``cache/embeddings/<backbone digest>/<feature digest>.npz``, so
@@ -81,7 +85,7 @@ def _read_entry(entry: Path, source: str, steps: int) -> np.ndarray | None:
     return e
 
 
-class CropSet(torch.utils.data.Dataset):
+class CropSet(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
     """Fixed-length crops aligned to the 0.5 s grid; offsets from (seed, epoch, index).
 
     ``frames_per_step`` is 31.25 for features at 62.5 frames/s, 1 for precomputed

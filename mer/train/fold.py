@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -36,13 +36,16 @@ from .config import TrainConfig, parse_schedule
 from .data import CropSet
 from .distributed import Dist, seed_all
 from .losses import batch_loss, make_loss
+
+if TYPE_CHECKING:
+    from ..models.base import MERModel, StepModel
 from .reports import plot_curves, tensorboard_writer, write_log
 
 
 class _Head(torch.nn.Module):
     """The heads of a frozen-backbone model as a module of their own (what DDP wraps)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: StepModel) -> None:
         super().__init__()
         self.model = model
 
@@ -59,7 +62,7 @@ class FoldTrainer:
         self.meta = meta or {}
         self.loss = make_loss(cfg.loss)
 
-    def build(self) -> torch.nn.Module:
+    def build(self) -> MERModel:
         seed_all(self.cfg.seed, 0)
         return create_model(self.cfg.model, feature=self.cfg.feature or None, **self.cfg.model_kwargs())
 
@@ -79,7 +82,7 @@ class FoldTrainer:
             return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / self.cfg.epochs))
         return self.cfg.lr
 
-    def fit(self, model: torch.nn.Module, train: list[Item], val: list[Item], embedded: bool) -> dict[str, Any]:
+    def fit(self, model: MERModel, train: list[Item], val: list[Item], embedded: bool) -> dict[str, Any]:
         from tqdm import tqdm
 
         c, env = self.cfg, self.env
@@ -98,10 +101,11 @@ class FoldTrainer:
         data = CropSet(train, crop_steps, frames_per_step, c.seed)
         if c.batch_size % env.world:
             raise ConfigError(f"batch_size {c.batch_size} must be divisible by the {env.world} processes")
-        sampler = torch.utils.data.DistributedSampler(data, num_replicas=env.world, rank=env.rank, shuffle=True,
-                                                      seed=c.seed, drop_last=False)
+        sampler: torch.utils.data.DistributedSampler[int] = torch.utils.data.DistributedSampler(
+            data, num_replicas=env.world, rank=env.rank, shuffle=True, seed=c.seed, drop_last=False)
         loader = torch.utils.data.DataLoader(data, batch_size=c.batch_size // env.world, sampler=sampler)
-        forward: torch.nn.Module = _Head(model) if embedded else model
+        # embedded: a frozen backbone, whose embeddings are the data (capabilities.step_embeddings)
+        forward: torch.nn.Module = _Head(cast("StepModel", model)) if embedded else model
         if env.world > 1:
             forward = torch.nn.parallel.DistributedDataParallel(
                 forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)

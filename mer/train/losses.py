@@ -8,7 +8,7 @@ model with a quadrant head also learns the labelled quadrant (cross-entropy).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +26,16 @@ def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def make_loss(spec: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     terms = parse_loss(spec)
-    fns = {"mae": F.l1_loss, "mse": F.mse_loss, "ccc": ccc_loss}
+    fns: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+        "mae": F.l1_loss, "mse": F.mse_loss, "ccc": ccc_loss}
 
     def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ok = torch.isfinite(target).all(dim=-1)
         if not ok.any():
             return pred.sum() * 0.0
         p, t = pred[ok], target[ok]
-        return sum(w * fns[name](p, t) for name, w in terms.items())
+        # a tensor: parse_loss never returns an empty sum
+        return cast(torch.Tensor, sum(w * fns[name](p, t) for name, w in terms.items()))
 
     return loss
 
@@ -41,7 +43,8 @@ def make_loss(spec: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def batch_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], task: str,
                loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], weak_dynamic: bool = True) -> torch.Tensor:
     # every output joins the graph (with weight 0 when unused), so DDP sees a gradient for every parameter
-    total = sum(out[k].sum() for k in ("static", "dynamic", "quadrant") if k in out) * 0.0
+    # (a tensor: every model returns "static")
+    total = cast(torch.Tensor, sum(out[k].sum() for k in ("static", "dynamic", "quadrant") if k in out) * 0.0)
     if task in ("static", "both"):
         total = total + loss(out["static"], batch["static"])
     if task == "static" and weak_dynamic:  # weak labels: every step is trained toward the clip's label,

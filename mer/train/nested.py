@@ -148,7 +148,7 @@ class NestedResult:
         return out
 
 
-def nested_cv(X: np.ndarray, y: Sequence, groups: Sequence, factory: Factory, points: list[dict], outer: int = 5,
+def nested_cv(X: np.ndarray, y: np.ndarray | Sequence, groups: np.ndarray | Sequence, factory: Factory, points: list[dict], outer: int = 5,
               inner: int = 4, seeds: Sequence[int] = (0, 1, 2, 3, 4), fit_y: np.ndarray | None = None,
               progress: Callable[[str], None] | None = None) -> NestedResult:
     """Repeated nested CV of ``factory(**point)`` over ``points`` (see the module docstring).

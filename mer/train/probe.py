@@ -300,7 +300,7 @@ def ship(doc: dict[str, Any], data: ProbeData, results: dict[str, Any], proto: d
         return float(np.mean(1 - ((y - pred) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)))
 
     r2 = {a: cv_r2(a) for a in alphas}
-    alpha = max(r2, key=r2.get)
+    alpha = max(r2, key=r2.__getitem__)
     reg = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(Xm[ok], data.va[ok])
     model = data.backbone_model(level, quadrant=True)
     set_probe_weights(model, clf, reg, temperature, feats)
