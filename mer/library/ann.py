@@ -25,11 +25,15 @@ import importlib.util
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import MERWarning, require
 from .search import ExactIndex, IndexFactory, VectorIndex
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 ANN_MIN_ROWS = 100_000  # below this, exact search is a few ms and needs no graph
 CONNECTIVITY = 16  # HNSW edges per node
@@ -77,18 +81,19 @@ class AnnIndex:
             raise ValueError("AnnIndex serves cosine search only; the (valence, arousal) plane is searched exactly")
         m = np.ascontiguousarray(matrix, dtype=np.float32)
         self.n, self.dim = m.shape if m.ndim == 2 else (0, 0)
-        self.path = None
+        self.path: Path | None = None
         self.built = False
         self.grown_from = 0  # rows of the kept graph this one extended (0: restored whole or built)
         if cache is not None and self.n:
             self.path = Path(cache) / graph_name(m)
-        self.index = self._restore(Index, self.path, self.n) if self.path is not None and self.path.is_file() else None
+        index = self._restore(Index, self.path, self.n) if self.path is not None and self.path.is_file() else None
         add_from = 0
-        if self.index is None and self.path is not None:
-            self.index, add_from = self._grown(Index, m)
-        if self.index is None:
-            self.index = Index(ndim=max(self.dim, 1), metric="cos", dtype="f16", connectivity=CONNECTIVITY,
+        if index is None and self.path is not None:
+            index, add_from = self._grown(Index, m)
+        if index is None:
+            index = Index(ndim=max(self.dim, 1), metric="cos", dtype="f16", connectivity=CONNECTIVITY,
                                expansion_add=EXPANSION_ADD)
+        self.index: Index = index
         if self.n - add_from and (add_from or len(self.index) == 0):
             if self.n - add_from >= ANN_MIN_ROWS:  # minutes: say so rather than look stuck
                 what = f"adding {self.n - add_from:,} songs to" if add_from else "building"
@@ -100,10 +105,11 @@ class AnnIndex:
             self._save()
         elif not self.n:
             self.built = True
-        self.index.expansion_search = expansion_search
+        # usearch declares this property's setter away from its getter, which mypy reads as read-only
+        self.index.expansion_search = expansion_search  # type: ignore[misc]
 
     @staticmethod
-    def _restore(index_cls: type, path: Path, n: int, view: bool = True) -> object | None:
+    def _restore(index_cls: type[Index], path: Path, n: int, view: bool = True) -> Index | None:
         try:
             # the file keeps the graph's connectivity but not the build-time candidate list: pass ours
             index = index_cls.restore(str(path), view=view, expansion_add=EXPANSION_ADD)
@@ -115,7 +121,7 @@ class AnnIndex:
             return None
         return index
 
-    def _grown(self, index_cls: type, m: np.ndarray) -> tuple[object | None, int]:
+    def _grown(self, index_cls: type[Index], m: np.ndarray) -> tuple[Index | None, int]:
         """(a kept graph of the first rows of ``m``, loaded to be extended, its row count), or (None, 0)."""
         assert self.path is not None
         for old in kept_graphs(self.path.parent, f"*x{self.dim}.usearch")[:KEEP]:

@@ -115,8 +115,8 @@ class ShardWriter:
 
         self.folder, self.digest, self.embeddings = Path(folder), digest, embeddings
         self.predictor = Predictor(model, device, backend, threads)
-        self.wrong_model = (None if self.predictor.inference.bundle.digest == digest else
-                            f"this worker's {model} has weights {self.predictor.inference.bundle.digest[:12]}, "
+        self.wrong_model = (None if self.predictor.bundle.digest == digest else
+                            f"this worker's {model} has weights {self.predictor.bundle.digest[:12]}, "
                             f"the driver's {digest[:12]}; install the same mer and model on every node")
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
@@ -223,8 +223,8 @@ def predict_shards(jobs: list[dict[str, Any]], model: str, digest: str, folder: 
     ray = _ray()
     args = (jobs, model, digest, str(folder), workers, shard_files, device, backend, embeddings)
     if not ray.util.client.ray.is_connected():
-        for shard, n in _pipeline_names(*args):
-            yield Path(shard), n
+        for name, n in _pipeline_names(*args):
+            yield Path(name), n
         return
     import pyarrow.parquet as pq
 

@@ -116,7 +116,9 @@ def _plan(conn: sqlite3.Connection, files: list[str], digest: str, retry_failed:
     for r in rows.values():
         if r["weights_sha1"] == digest:
             by_hash.setdefault(r["sha1"], []).append(r)
-    jobs, edits, taken = [], [], set()
+    jobs: list[_Job] = []
+    edits: list[tuple[str, Any]] = []  # (kind, that kind's SQL parameters): see _apply
+    taken: set[int] = set()
     for path in files:
         try:
             st = os.stat(path)

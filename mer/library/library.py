@@ -38,7 +38,7 @@ from .store import LibraryError, connect, song_dict
 
 _SONG = ("SELECT id, path, duration, valence, arousal, quadrant, p_q1, p_q2, p_q3, p_q4, tags, moods, artist, title, "
          "model FROM songs")
-Mood = "str | tuple[float, float]"
+Mood = str | tuple[float, float]  # a mood word, "V,A", or (valence, arousal)
 
 
 class Library:
@@ -145,7 +145,7 @@ class Library:
         """Files that could not be indexed: path, error, failed_at."""
         return [dict(r) for r in self.conn.execute("SELECT path, error, failed_at FROM failures ORDER BY path")]
 
-    def _by_ids(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    def _by_ids(self, ids: Sequence[int] | np.ndarray) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {}
         ids = [int(i) for i in ids]
         for at in range(0, len(ids), 500):
@@ -256,6 +256,7 @@ class Library:
         if self._main_digest() not in (None, pred.weights_sha1):
             raise LibraryError(f"{self.path}: indexed with other weights than {spec}'s; pass the library's model "
                                "(--model) or reindex with `mer index DIR --db DB --model NAME`")
+        assert pred.embedding is not None  # embeddings=True: set (Predictor refuses models without them)
         return pred.weights_sha1, pred.embedding, sha
 
     def _meta(self, key: str) -> str | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -31,11 +31,12 @@ CSV_COLUMNS = ("position", "id", "path", "artist", "title", "duration", "valence
                "target_valence", "target_arousal", "start")
 
 
-def plan(va: np.ndarray, durations: np.ndarray, start: tuple[float, float], end: tuple[float, float],
+def plan(va: np.ndarray, durations: np.ndarray, start: Sequence[float], end: Sequence[float],
          minutes: float) -> tuple[list[int], np.ndarray]:
     """Row positions of the playlist in order, and ``(n, 2)`` the waypoint each was chosen for.
 
-    ``va``: ``(N, 2)`` (valence, arousal) of every song; ``durations``: ``(N,)`` seconds."""
+    ``va``: ``(N, 2)`` (valence, arousal) of every song; ``durations``: ``(N,)`` seconds;
+    ``start``, ``end``: (valence, arousal) points."""
     if minutes <= 0:
         raise LibraryError(f"--minutes must be more than 0 (got {minutes:g})")
     n = len(va)
@@ -46,7 +47,9 @@ def plan(va: np.ndarray, durations: np.ndarray, start: tuple[float, float], end:
     typical = float(np.median(durations)) if n else 0.0
     cost = np.zeros(n, np.float32)
     used = np.zeros(n, bool)
-    order, points, total = [], [], 0.0
+    order: list[int] = []
+    points: list[np.ndarray] = []
+    total = 0.0
     while total < target and len(order) < n:
         frac = min(1.0, (total + typical / 2) / target)
         point = a + frac * (b - a)
