@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast test-slow lint install bench clean
+.PHONY: demo test test-fast test-slow lint docs install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,13 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check mer tests benchmarks
 	$(BIN)/mypy mer
 
+# the documentation site (mkdocs.yml, docs/; the API reference from mer's docstrings) into site/,
+# strictly: a broken link or anchor, a missing page or an API reference griffe cannot resolve fails
+docs: $(VENV)/.test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks.audio_features
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist site *.egg-info .pytest_cache

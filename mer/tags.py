@@ -91,7 +91,7 @@ KEYS = tuple(f.key for f in FIELDS)
 #: the MOOD values mer writes, one per quadrant (``Q1 happy excited``): words separated by spaces
 #: only, since ID3v2.3 writers and several readers split a value at ``/``, ``;`` or ``,``
 MOOD_VALUES = {q.name: f"{q.name} {q.words.replace('/', ' ')}" for q in QUADRANTS.values()}
-#: every MOOD value any mer version wrote (``Q1 happy/excited`` before 0.9): recognised as mer's
+#: every MOOD value any mer version wrote (``Q1 happy/excited`` before 2026-12-07): recognised as mer's
 #: when a file is tagged again or ``--remove`` runs; every other value is the user's
 MER_MOODS = frozenset(MOOD_VALUES.values()) | {f"{q.name} {q.words}" for q in QUADRANTS.values()}
 #: mood words in MOOD: the quadrant's value, then the top words: ``Q4 calm relaxed · gentle · soothing``
@@ -122,9 +122,23 @@ class TagSkip(MERError):
 
 @dataclass(frozen=True)
 class Emotion:
-    """What a file's tags say: valence and arousal on the canonical [-1, 1] scale (written on
-    :data:`SCALE`), the quadrant, its probabilities ({"Q1": p, ...}; empty for models without a
-    quadrant head) and the model that predicted it."""
+    """What a file's tags say, on mer's canonical scale; :meth:`values` gives it as written.
+
+    Attributes
+    ----------
+    valence, arousal : float
+        On the canonical scale [-1, 1] (written on :data:`SCALE`, 0-1, as ``(v + 1) / 2``).
+    quadrant : str
+        ``"Q1"``..``"Q4"``, the reported quadrant (``MER_QUADRANT``, and MOOD's first part).
+    probabilities : mapping of str to float
+        ``{"Q1": p, ..., "Q4": p}`` (``MOOD_HAPPY`` .. ``MOOD_RELAXED``); empty for models
+        without a quadrant head.
+    model, model_version, weights_sha1 : str
+        The model that predicted it; a rerun of ``mer tag`` with the same skips the file.
+    moods : mapping of str to float
+        Mood word -> probability 0-1 (``MER_MOOD_<WORD>``; the top 3 words also go into MOOD),
+        most probable first; empty for models without a mood-word head.
+    """
 
     valence: float
     arousal: float
@@ -418,7 +432,35 @@ def _open(path: Path) -> tuple[Any, _Family]:
 
 
 def read(path: str | os.PathLike) -> dict[str, list[str]]:
-    """{key: values} of mer's fields and MOOD in the file (absent fields left out)."""
+    """mer's fields and the MOOD values of a file, as written.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An audio file in a format mer tags (ID3v2 in MP3, WAV, AIFF; Vorbis comments in FLAC,
+        Ogg, Opus; MP4 atoms in M4A), judged by its bytes, not its extension.
+
+    Returns
+    -------
+    dict of str to list of str
+        ``{key: values}`` for the fields present, absent ones left out: ``VALENCE``,
+        ``AROUSAL`` (text, 0-1, three decimals), ``MOOD_HAPPY`` .. ``MOOD_RELAXED``,
+        ``MER_QUADRANT``, ``MER_MODEL``, ``MER_MODEL_VERSION``, ``MER_WEIGHTS_SHA1``, every
+        ``MER_MOOD_<WORD>``, and ``MOOD`` with all its values (the user's and mer's, in the
+        file's order). :meth:`Emotion.from_tags` turns such fields back into an emotion.
+
+    Raises
+    ------
+    TagSkip
+        A format without a tag mer writes.
+    mer.AudioError
+        Tags that cannot be read (a damaged tag, or not a whole audio file).
+
+    Examples
+    --------
+    >>> tags.read("song.mp3")["MOOD"]  # doctest: +SKIP
+    ['Q1 happy excited · spicy · sensual · exciting']
+    """
     return _current(*_open(Path(path)))
 
 

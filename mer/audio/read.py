@@ -25,7 +25,25 @@ LOW_RATE = 8000  # Hz: telephone quality; below it results are unreliable
 
 
 def info(path: str | os.PathLike) -> AudioInfo:
-    """Read the header of an audio file and choose its decoder (decodes only its first samples)."""
+    """Read the header of an audio file and choose its decoder (decodes only its first samples).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The audio file.
+
+    Returns
+    -------
+    AudioInfo
+        The path, native sample rate (Hz), channels, frames, duration (s) and the decoder
+        (libsndfile, else PyAV) every later read of this file uses.
+
+    Raises
+    ------
+    mer.AudioError
+        Missing path, not a regular file, empty, not audio any installed decoder reads (naming
+        the extra that would), an mp3 whose last frame is cut, a sample rate below 1000 Hz.
+    """
     p = check_path(path)
     head = leading_bytes(p)
     if p.suffix.lower() in (".mp3", ".mp2") and not pyav_magic(head):  # an m4a named .mp3 goes to PyAV
@@ -80,10 +98,39 @@ def stream(
     duration: float | None = None,
     block_frames: int = BLOCK_FRAMES,
 ) -> Iterator[np.ndarray]:
-    """Yield decoded blocks (float32; ``(n,)`` if mono else ``(channels, n)``) at rate ``sr``.
+    """Yield the audio as consecutive blocks, in bounded memory, resampled as it streams.
 
-    ``sr=None`` keeps the native rate. ``offset`` and ``duration`` are in seconds. Pass the
-    :class:`AudioInfo` from :func:`info` instead of a path to skip reading the header twice.
+    The concatenated blocks equal what :func:`load` returns (soxr's "HQ" resampling is
+    streamed across block edges), so an hour-long file never has to be in memory at its native
+    rate.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or AudioInfo
+        The audio file, or its :class:`AudioInfo` from :func:`info` (skips reading the header
+        twice).
+    sr : int, optional
+        Target sample rate in Hz; None keeps the native rate.
+    mono : bool
+        Mix the channels down to one (their mean).
+    offset : float
+        Seconds to skip at the start (>= 0).
+    duration : float, optional
+        Seconds to read from ``offset`` (> 0; default: to the end).
+    block_frames : int
+        Frames read per block at the native rate (default 2**20, ~24 s at 44.1 kHz).
+
+    Yields
+    ------
+    np.ndarray
+        float32 samples, nominally in [-1, 1]: ``(m,)`` when ``mono``, else ``(channels, m)``;
+        block lengths vary.
+
+    Raises
+    ------
+    mer.AudioError
+        As :func:`info`; also NaN or infinite samples, an offset past the end, a decoding
+        failure. A file shorter than its header says warns (:class:`mer.MERWarning`).
     """
     meta = path if isinstance(path, AudioInfo) else info(path)
     p = meta.path
@@ -131,10 +178,46 @@ def load(
     offset: float = 0.0,
     duration: float | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Decode ``path`` to float32 at ``sr`` Hz (native if None); return ``(y, sr)``.
+    """Decode an audio file to float32 at a given rate, like ``librosa.load``.
 
-    ``y`` has shape ``(n,)`` when ``mono`` else ``(channels, n)``. Warns (MERWarning) when
-    the audio is silent or shorter than a second; raises AudioError when it has no samples.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The audio file: WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF, ... through libsndfile; AAC/M4A,
+        WebM, WMA, ... through PyAV with the ``formats`` extra. Names need not be valid UTF-8.
+    sr : int, optional
+        Target sample rate in Hz; None keeps the native rate.
+    mono : bool
+        Mix the channels down to one (their mean).
+    offset : float
+        Seconds to skip at the start.
+    duration : float, optional
+        Seconds to read from ``offset`` (default: to the end).
+
+    Returns
+    -------
+    y : np.ndarray
+        float32 samples, nominally in [-1, 1]: shape ``(n,)`` when ``mono``, else
+        ``(channels, n)``.
+    sr : int
+        The sample rate of ``y`` in Hz.
+
+    Raises
+    ------
+    mer.AudioError
+        The file cannot be read, or holds no samples (see :func:`stream`).
+
+    Warns
+    -----
+    mer.MERWarning
+        Silent audio (peak below -80 dBFS), shorter than a second, samples far outside
+        [-1, 1], or fewer samples than the header says.
+
+    Examples
+    --------
+    >>> y, sr = mer.audio.load("song.mp3", sr=16000)  # doctest: +SKIP
+    >>> y.shape, y.dtype, sr  # doctest: +SKIP
+    ((784509,), dtype('float32'), 16000)
     """
     meta = info(path)
     blocks = list(stream(meta, sr=sr, mono=mono, offset=offset, duration=duration))

@@ -58,7 +58,43 @@ def refuse_blocking(ds: Dataset) -> None:
 
 
 def load_dataset(name: str, root: str | os.PathLike, **options: Any) -> Dataset:
-    """Create dataset ``name`` (one of ``DATASETS``) rooted at ``root``; ``None`` options are dropped."""
+    """Create a dataset loader by name, rooted at the folder you downloaded.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASETS` (case-insensitive): ``"4q"``, ``"amg1608"``, ``"deam"``,
+        ``"emomusic"``, ``"folder"``, ``"merge"``, ``"pmemo"``, ``"ravdess"``.
+    root : str or os.PathLike
+        The release's folder, laid out as the release ships it (each loader's ``layout``;
+        ``mer datasets info NAME``).
+    **options
+        The loader's own options (``--dataset-option KEY=VALUE`` on the command line), e.g.
+        ``lexicon=PATH`` for ``4q``, ``scale="1-9"`` for ``folder``, ``subset="balanced"`` for
+        ``merge``; every loader takes ``clip=True`` (clip label values outside the source scale
+        instead of leaving their tracks out). ``None`` values are dropped.
+
+    Returns
+    -------
+    Dataset
+        Lazy: annotations are parsed on first use. Its tracks' labels are on the canonical
+        scale [-1, 1] whatever the source scale (``source_scale`` records it); dynamic labels
+        are ``(T, 2)`` on the 0.5 s grid with their ``times`` in seconds.
+
+    Raises
+    ------
+    mer.DatasetError
+        An unknown name (the message lists the choices) or an option the loader does not take.
+        A missing root fails on first use, naming where to download the release.
+
+    Examples
+    --------
+    >>> ds = load_dataset("4q", "../shared/data/4q-dev",
+    ...                   lexicon="../shared/data/lexicons/Ratings_Warriner_et_al.csv")  # doctest: +SKIP
+    >>> t = ds.track("MT0000040632")  # doctest: +SKIP
+    >>> t.quadrant, t.valence is not None  # doctest: +SKIP
+    ('Q1', True)
+    """
     cls = dataset_class(name)
     options = {k: v for k, v in options.items() if v is not None}
     check_arguments(cls.__init__, {"root": root, **options}, f"dataset {cls.name}", DatasetError, "--dataset-option",

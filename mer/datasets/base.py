@@ -31,7 +31,29 @@ from .tables import is_regular_file
 
 @dataclass
 class Track:
-    """One annotated piece of music. Absent labels are ``None``."""
+    """One annotated piece of music. Absent labels are ``None``.
+
+    Attributes
+    ----------
+    track_id : str
+        The release's own id.
+    audio_path : Path or None
+        The audio file (it may be missing: :meth:`Dataset.validate` reports it).
+    valence, arousal : float or None
+        Static labels on the canonical scale [-1, 1].
+    valence_std, arousal_std : float or None
+        Spread across raters, in canonical units.
+    times : np.ndarray or None
+        ``(T,)`` seconds of the dynamic labels, on the 0.5 s grid (DEAM's first is 15.0).
+    dynamic : np.ndarray or None
+        ``(T, 2)`` (valence, arousal) per time, canonical scale.
+    quadrant : str or None
+        ``"Q1"``..``"Q4"`` where the dataset labels quadrants (4Q, MERGE, RAVDESS).
+    artist : str or None
+        Used to keep an artist on one side of every split.
+    metadata : dict
+        Whatever else the release says about the track.
+    """
 
     track_id: str
     audio_path: Path | None

@@ -107,7 +107,32 @@ class Streamed:
 
 
 class Inference:
-    """Sliding-window inference of one model engine (see the module docstring)."""
+    """Sliding-window inference of one model engine (see the module docstring).
+
+    Every consumer (``mer predict``, ``mer evaluate``, validation while training, the library
+    index, the web page) runs a model through one of these, so they all compute the same
+    numbers for the same audio. Usually made by :meth:`open`.
+
+    Parameters
+    ----------
+    engine : OnnxBackend or TorchBackend
+        The model's engine (:func:`mer.infer.backends.open_backend`).
+    feature : FeatureConfig
+        The model's front-end (sample rate, frames per second).
+    chunk_seconds : float
+        Own length of each window, in seconds of features (default 32).
+    context_seconds : float
+        Extra audio on each side of a window (default 4 s); only a window's own steps are kept.
+    batch_size : int
+        Clips of equal length that fit one window are run this many at a time.
+
+    Examples
+    --------
+    >>> inference = Inference.open("default")  # doctest: +SKIP
+    >>> out = inference(inference.features("song.mp3"))  # doctest: +SKIP
+    >>> out["static"].shape, out["dynamic"].shape, out["quadrant_probs"].shape  # doctest: +SKIP
+    ((2,), (98, 2), (4,))
+    """
 
     def __init__(self, engine: "OnnxBackend | TorchBackend", feature: FeatureConfig, chunk_seconds: float = 32.0,
                  context_seconds: float = 4.0, batch_size: int = 8) -> None:
@@ -120,7 +145,26 @@ class Inference:
     @classmethod
     def open(cls, model: "str | os.PathLike | Bundle", device: str = "auto", backend: str = "auto",
              threads: int = 0, **kw: Any) -> "Inference":
-        """Resolve ``model`` (name, checkpoint, run folder or Bundle) and open its engine."""
+        """Resolve a model once and open its engine.
+
+        Parameters
+        ----------
+        model : str, os.PathLike or mer.hub.Bundle
+            A bundled name (``"default"``, ``"fast"``), a checkpoint, a run folder or a Bundle.
+        device : str
+            ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        backend : str
+            ``"auto"`` (ONNX Runtime when the model has its ONNX graphs), ``"onnx"``, ``"torch"``.
+        threads : int
+            Engine threads; 0 lets the engine choose.
+        **kw
+            ``chunk_seconds``, ``context_seconds``, ``batch_size``.
+
+        Returns
+        -------
+        Inference
+            With ``bundle`` set to the resolved model.
+        """
         from ..hub import Bundle
         from .backends import open_backend
 
@@ -296,7 +340,22 @@ class Inference:
 
     # -- one clip ----------------------------------------------------------------------------
     def __call__(self, x: np.ndarray) -> Outputs:
-        """The model's outputs for features ``(C, F, T)`` (see the module docstring)."""
+        """The model's outputs for one clip's features.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            Features ``(C, F, T)`` of any length T (frames at the front-end's rate), as
+            :meth:`features` computes them.
+
+        Returns
+        -------
+        dict of str to np.ndarray
+            ``"static"`` ``(2,)`` and ``"dynamic"`` ``(n, 2)`` (valence, arousal in [-1, 1];
+            ``n`` 0.5 s steps, step ``i`` at ``0.5 (i + 1)`` s), plus what the model has:
+            ``"quadrant"`` ``(4,)`` logits and ``"quadrant_probs"`` ``(4,)`` (Q1..Q4, summing to
+            1), ``"moods"`` ``(W,)`` (mood-word probabilities 0-1), ``"tags"`` ``(K,)``.
+        """
         return self.many([x])[0]
 
     def embed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -52,7 +52,22 @@ def _clean(x: float) -> float:
 
 @dataclass
 class Segment:
-    """One stretch of a file (``start``..``end`` seconds) with its own static result."""
+    """One stretch of a file (``start``..``end`` seconds) with its own static result.
+
+    Attributes
+    ----------
+    start, end : float
+        Seconds on the file's clock (an ``offset`` included); the last segment ends where the
+        audio does.
+    valence, arousal : float
+        The segment's values on the canonical scale [-1, 1], 4 decimals.
+    quadrant : str
+        ``"Q1"``..``"Q4"``: the quadrant head's most probable one, else the point's.
+    probabilities : dict of str to float
+        ``{"Q1": p, ..., "Q4": p}``, summing to 1 (empty for models without a quadrant head).
+    moods : dict of str to float
+        Mood word -> probability (0-1), most probable first (mood-word models; else empty).
+    """
 
     start: float
     end: float
@@ -78,11 +93,56 @@ class Segment:
 
 @dataclass
 class Prediction:
-    """One file's result. ``curve`` is ``(n, 2)`` float32 (valence, arousal; as the model gave
-    it, rounded to 4 decimals only on output: :meth:`on_scale`); it carries its own time
-    axis, as pyannote's ``SlidingWindowFeature`` does: value ``k`` is at ``curve_start + k *
-    curve_step`` seconds on the file's clock (:attr:`times`; 2 Hz, the first at 0.5 s, or at
-    ``offset + 0.5`` for a part of a file)."""
+    """One file's result, on the canonical scale (valence and arousal in [-1, 1], 0 neutral).
+
+    ``curve`` carries its own time axis, as pyannote's ``SlidingWindowFeature`` does: value
+    ``k`` is at ``curve_start + k * curve_step`` seconds on the file's clock (:attr:`times`;
+    2 Hz, the first at 0.5 s, or at ``offset + 0.5`` for a part of a file).
+
+    Attributes
+    ----------
+    path : str
+        The file as given (``"<array>"`` for a waveform).
+    duration : float
+        Seconds of audio predicted.
+    valence : float
+        Unpleasant (-1) to pleasant (+1), the model's regression, 4 decimals.
+    arousal : float
+        Calm (-1) to excited (+1), 4 decimals.
+    quadrant : str
+        Russell quadrant ``"Q1"``..``"Q4"``: a quadrant head's most probable one (the default
+        has one), else the quadrant of the rounded (valence, arousal) point, 0 counting as
+        positive. Near an axis it can differ from :attr:`point_quadrant`.
+    quadrant_words : str
+        The quadrant's words: ``"happy/excited"``, ``"angry/tense"``, ``"sad/depressed"``,
+        ``"calm/relaxed"``.
+    curve : np.ndarray
+        ``(n, 2)`` float32, (valence, arousal) per 0.5 s step in [-1, 1], as the model gave it
+        (rounded to 4 decimals only on output: :meth:`on_scale`).
+    model, model_version, weights_sha1 : str
+        The model's name, its version and the SHA-1 of its weights (40 hex digits).
+    tags : dict of str to float
+        The model's top-5 tags (musicnn's MSD tags) -> score 0-1; empty for models without.
+    seconds : float
+        Processing time in seconds.
+    probabilities : dict of str to float
+        ``{"Q1": p, ..., "Q4": p}``, calibrated, summing to 1; empty for models without a
+        quadrant head.
+    moods : dict of str to float
+        Mood word -> probability (0-1) that AllMusic's editors would give the song that word,
+        every word of a mood-word model's vocabulary (the default: 58), most probable first;
+        empty for models without a mood-word head.
+    segments : list of Segment
+        One result per ``segments`` seconds, when asked for.
+    embedding : np.ndarray or None
+        ``(D,)`` float32, the clip's mean per-step embedding (``embeddings=True``; D = 200 for
+        the default).
+    step_embeddings : np.ndarray or None
+        ``(n, D)`` float32, one embedding per 0.5 s step (``embeddings=True``).
+    curve_start, curve_step : float
+        Seconds: the time of the curve's first value (0.5 unless an ``offset``) and between
+        values (0.5).
+    """
 
     path: str
     duration: float
@@ -159,12 +219,39 @@ class Prediction:
 class Predictor:
     """Loads a model once; ``predictor(path_or_waveform)`` -> :class:`Prediction`.
 
-    ``model``: a bundled name, checkpoint, run folder or :class:`mer.hub.Bundle`.
-    ``backend``: "auto" (ONNX Runtime when the checkpoint has its ONNX graphs, else
-    PyTorch), "onnx" or "torch"; see :mod:`mer.infer.backends`. ``threads`` = 0 lets the
-    engine choose. ``trust_remote_code``: your grant to run Python code that an ``hf:``
-    backbone's folder ships (MERT); a run's own files never grant it. The work itself is
-    :class:`mer.infer.Inference`'s."""
+    The work itself is :class:`mer.infer.Inference`'s; ``mer predict`` runs one Predictor per
+    worker process.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or mer.hub.Bundle
+        A bundled name (``"default"``, ``"fast"``), a checkpoint ``mer train`` wrote, a run
+        folder, or a Bundle resolved before.
+    device : str
+        ``"auto"`` (the CPU unless a PyTorch engine finds a GPU), ``"cpu"``, ``"cuda"``,
+        ``"mps"``.
+    backend : str
+        ``"auto"`` (ONNX Runtime when the checkpoint has its ONNX graphs, as the default does,
+        else PyTorch), ``"onnx"`` or ``"torch"``; see :mod:`mer.infer.backends`.
+    threads : int
+        Engine threads; 0 lets the engine choose.
+    trust_remote_code : bool
+        Your grant to run Python code that an ``hf:`` backbone's folder ships (MERT); a run's
+        own files never grant it.
+
+    Raises
+    ------
+    mer.ModelError
+        The model cannot be found or loaded.
+    mer.ConfigError
+        A device or backend that cannot run it.
+
+    Examples
+    --------
+    >>> predictor = mer.Predictor("default")  # doctest: +SKIP
+    >>> predictor("song.mp3", segments=20).quadrant  # doctest: +SKIP
+    'Q1'
+    """
 
     def __init__(self, model: "str | os.PathLike | Bundle" = DEFAULT_MODEL, device: str = "auto",
                  backend: str = "auto", threads: int = 0, trust_remote_code: bool = False) -> None:
@@ -183,11 +270,40 @@ class Predictor:
     def __call__(self, source: "str | os.PathLike | np.ndarray", sr: int | None = None, offset: float = 0.0,
                  duration: float | None = None, segments: float | None = None,
                  embeddings: bool = False, progress: "Callable[[float], None] | None" = None) -> Prediction:
-        """Predict a file (``offset``/``duration`` in seconds select a part) or a waveform
-        ``(n,)`` / ``(channels, n)`` at ``sr`` Hz. ``segments``: also one result per that many
-        seconds. With an ``offset``, the curve's ``times`` and the segments' bounds are file
-        times (a part from 20 s has its first step at 20.5 s); ``duration`` is the part's. ``embeddings``: also the clip and per-step embeddings (per-step-embedding
-        models such as the default). ``progress(fraction)``: called as a file is decoded."""
+        """Predict a file or a waveform.
+
+        Parameters
+        ----------
+        source : str, os.PathLike or np.ndarray
+            An audio file, or a waveform, float in [-1, 1], ``(n,)`` or ``(channels, n)``.
+        sr : int, optional
+            The waveform's sample rate in Hz (required for a waveform; unused for a file).
+        offset : float
+            Seconds to skip at the start. The curve's ``times`` and the segments' bounds stay
+            file times: a part from 20 s has its first step at 20.5 s.
+        duration : float, optional
+            Seconds to predict from ``offset`` (default: to the end).
+        segments : float, optional
+            Also one :class:`Segment` per that many seconds; the last one ends with the audio
+            and warns (MERWarning) when shorter than half of it.
+        embeddings : bool
+            Also the clip embedding ``(D,)`` and per-step embeddings ``(n, D)`` (models with
+            per-step embeddings, such as the default; ConfigError otherwise).
+        progress : callable, optional
+            ``progress(fraction)``, fraction 0-1, called as a file is decoded.
+
+        Returns
+        -------
+        Prediction
+            Values on the canonical scale [-1, 1].
+
+        Raises
+        ------
+        mer.AudioError
+            The file cannot be read.
+        mer.ConfigError
+            A waveform without ``sr``, or ``embeddings`` for a model without them.
+        """
         t0 = time.perf_counter()
         if embeddings and not self.engine.local:
             from ..errors import ConfigError
@@ -269,10 +385,23 @@ class Predictor:
 
     def predict_many(self, paths: Iterable[str | os.PathLike], workers: int = 0,
                      **options: Any) -> Iterator["Prediction | Exception"]:
-        """Predictions of many files, in input order, in ``workers`` processes (0: one per
-        core; each loads the model once). A file that fails yields its ``MERError`` instead,
-        and the others go on. ``options``: as for ``__call__`` (offset, duration, segments,
-        embeddings)."""
+        """Predictions of many files, in input order, in worker processes.
+
+        Parameters
+        ----------
+        paths : iterable of str or os.PathLike
+            Audio files (folders are not expanded here: :func:`mer.audio.find_audio` does that).
+        workers : int
+            Processes, each loading the model once; 0: one per core.
+        **options
+            As for :meth:`__call__`: ``offset``, ``duration``, ``segments``, ``embeddings``.
+
+        Yields
+        ------
+        Prediction or Exception
+            One per path, in input order: the file's :class:`Prediction`, or the
+            :class:`mer.MERError` it failed with (the others go on).
+        """
         for result in run_batch(self.bundle, [str(p) for p in paths], self.device, self.backend, workers, options):
             yield result.prediction if result.prediction is not None else result.error_object()
 
@@ -318,11 +447,27 @@ _DEFAULT: dict[str, Predictor] = {}
 
 def predict(source: "str | os.PathLike | np.ndarray", model: str | os.PathLike = DEFAULT_MODEL,
             sr: int | None = None, trust_remote_code: bool = False, **options: Any) -> Prediction:
-    """Valence, arousal, quadrant (+ probabilities) and 2 Hz curve of a file or waveform.
+    """Valence, arousal, quadrant (+ probabilities) and 2 Hz curve of a file or waveform
+    (what ``mer.predict`` calls; documented there).
 
-    The model is loaded once and reused. ``trust_remote_code``: as for :class:`Predictor`.
-    ``options``: ``offset``, ``duration``, ``segments``, ``embeddings`` (see
-    :meth:`Predictor.__call__`)."""
+    Parameters
+    ----------
+    source : str, os.PathLike or np.ndarray
+        An audio file, or a waveform ``(n,)`` / ``(channels, n)`` at ``sr`` Hz.
+    model : str or os.PathLike
+        A bundled name, a checkpoint or a run folder; loaded once and reused.
+    sr : int, optional
+        The waveform's sample rate in Hz.
+    trust_remote_code : bool
+        As for :class:`Predictor`.
+    **options
+        As for :meth:`Predictor.__call__`: ``offset``, ``duration``, ``segments``,
+        ``embeddings``, ``progress``.
+
+    Returns
+    -------
+    Prediction
+    """
     key = f"{model}\0{bool(trust_remote_code)}"
     if key not in _DEFAULT:
         _DEFAULT[key] = Predictor(model, trust_remote_code=trust_remote_code)

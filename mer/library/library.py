@@ -42,10 +42,29 @@ Mood = str | tuple[float, float]  # a mood word, "V,A", or (valence, arousal)
 
 
 class Library:
-    """One library database. ``index``: how sound searches find neighbours: ``"exact"``,
-    ``"ann"`` (an HNSW graph kept in ``<db>.ann/``; the ann extra) or ``"auto"`` (ann from
-    100,000 songs when the extra is installed), see :mod:`mer.library.ann`; or pass any
-    ``index_factory(matrix, metric) -> VectorIndex``."""
+    """One library database: a music collection indexed by emotion (``mer index``).
+
+    Use it as a context manager (or call :meth:`close`). Search results are lists of song dicts
+    (:meth:`songs` describes the keys) with ``distance``, ``similarity`` or ``probability``
+    added; values on the canonical scale [-1, 1].
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The SQLite file (created by :meth:`index` when missing; searches need it to exist).
+    index : str
+        How sound searches (:meth:`search_like`) find neighbours: ``"exact"``, ``"ann"`` (an
+        HNSW graph kept in ``<db>.ann/``; the ``ann`` extra) or ``"auto"`` (ann from 100,000
+        songs when the extra is installed); see :mod:`mer.library.ann`.
+    index_factory : callable, optional
+        Any ``index_factory(matrix, metric) -> VectorIndex`` instead.
+
+    Examples
+    --------
+    >>> with Library("music.sqlite") as lib:  # doctest: +SKIP
+    ...     lib.index(["~/Music"])
+    ...     calm = lib.search_mood("calm", k=20)
+    """
 
     def __init__(self, path: str | os.PathLike, index: str = "auto",
                  index_factory: IndexFactory | None = None) -> None:
@@ -111,9 +130,49 @@ class Library:
               device: str = "auto", backend: str = "auto", commit_every: int = indexer.COMMIT_EVERY,
               ray: str | None = None, shards: "str | os.PathLike | None" = None,
               shard_files: int | None = None) -> indexer.IndexStats:
-        """Index the audio under ``paths`` (files or folders); see :mod:`mer.library.indexer`.
-        ``ray``: predict on a Ray cluster (``"auto"``, ``"local"``, ``"ray://head:10001"``),
-        see :mod:`mer.library.cluster`."""
+        """Predict the audio under ``paths`` into the library, incrementally.
+
+        Unchanged files (size and mtime) are not read; moved files are recognised by their
+        SHA-1; changed files and files predicted by other weights are predicted again; results
+        are committed every ``commit_every`` files, so a killed run loses nothing. One writer
+        at a time (a lock file beside the database). See :mod:`mer.library.indexer`.
+
+        Parameters
+        ----------
+        paths : str, os.PathLike or iterable of them
+            Audio files or folders (searched recursively).
+        model : str or mer.hub.Bundle
+            The model to predict with (default: the bundled default).
+        workers : int
+            Worker processes (0: one per core); with ``ray``, Ray workers.
+        prune : bool
+            Forget songs under ``paths`` whose files are gone.
+        retry_failed : bool
+            Try the files that failed before again.
+        progress : bool
+            A progress bar on stderr.
+        device, backend : str
+            As for :class:`mer.Predictor`.
+        commit_every : int
+            Files per transaction.
+        ray : str, optional
+            Predict on a Ray cluster: ``"auto"``, ``"local"``, ``"HOST:PORT"`` or
+            ``"ray://head:10001"`` (the ``ray`` extra; :mod:`mer.library.cluster`).
+        shards : str or os.PathLike, optional
+            With ``ray``: the folder for the workers' Parquet shards, reachable from every node.
+        shard_files : int, optional
+            With ``ray``: files per shard (default 32).
+
+        Returns
+        -------
+        IndexStats
+            Counts of what happened (``predicted``, ``unchanged``, ``moved``, ``failed``, ...).
+
+        Raises
+        ------
+        LibraryError
+            Another ``mer index`` is writing this library, or it is read-only.
+        """
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         from ..io import file_lock
@@ -167,7 +226,21 @@ class Library:
 
     # -- searching -----------------------------------------------------------------------------
     def search_va(self, valence: float, arousal: float, k: int = 20) -> list[dict[str, Any]]:
-        """The ``k`` songs nearest to (valence, arousal) on the plane, with their ``distance``."""
+        """The songs nearest to a point on the valence-arousal plane.
+
+        Parameters
+        ----------
+        valence, arousal : float
+            The point, canonical scale [-1, 1].
+        k : int
+            How many songs.
+
+        Returns
+        -------
+        list of dict
+            Song dicts (:meth:`songs`), nearest first, each with its Euclidean ``distance``
+            on the plane (0 to 2.83).
+        """
         pts = self._plane()
         pos, dist = pts.index.search(np.array([valence, arousal], np.float32), k)
         return self._results(pts.ids[pos], dist, "distance")
@@ -218,9 +291,30 @@ class Library:
 
     def search_like(self, query: "str | os.PathLike | np.ndarray", k: int = 20,
                     model: str | None = None) -> list[dict[str, Any]]:
-        """The ``k`` songs that sound most like a file (indexed or not) or an embedding
-        ``(D,)``, by cosine ``similarity``. Songs with the query file's own bytes are left out.
-        A file not in the library is predicted with the library's model (or ``model``)."""
+        """The songs that sound most like a file or an embedding.
+
+        Parameters
+        ----------
+        query : str, os.PathLike or np.ndarray
+            An audio file (indexed or not; songs with its own bytes are left out), or a clip
+            embedding ``(D,)`` from the library's model (D = 200 for the default).
+        k : int
+            How many songs.
+        model : str, optional
+            For a file not in the library: the model to embed it with (default: the
+            library's own).
+
+        Returns
+        -------
+        list of dict
+            Song dicts (:meth:`songs`), most similar first, each with its cosine
+            ``similarity`` (-1 to 1).
+
+        Raises
+        ------
+        LibraryError
+            No song has an embedding, or the query's embedding is of another model.
+        """
         exclude_sha = None
         if isinstance(query, np.ndarray):
             digest, vector = self._main_digest(), query
@@ -265,11 +359,27 @@ class Library:
 
     # -- playlists -------------------------------------------------------------------------------
     def playlist(self, start: Mood, end: Mood, minutes: float = 40.0) -> list[dict[str, Any]]:
-        """Songs from the ``start`` mood to the ``end`` mood (words, "V,A" or (v, a)) lasting
-        about ``minutes``; each with ``position``, ``start`` (s into the playlist) and the
-        waypoint it was chosen for (``target_valence``, ``target_arousal``). A mood word of the
-        library's mood-word vocabulary stands at the mean (valence, arousal) of the songs most
-        probably given that word (:meth:`mood_point`); other words at their lexicon point."""
+        """Songs that move smoothly from one mood to another.
+
+        The playlist follows the straight line between the two moods on the plane, the
+        nearest unused song per waypoint. A mood word of the library's mood-word vocabulary
+        stands at the mean (valence, arousal) of the songs most probably given that word
+        (:meth:`mood_point`); other words at their lexicon point.
+
+        Parameters
+        ----------
+        start, end : str or tuple of float
+            A mood word (``"tense"``), ``"V,A"`` or ``(valence, arousal)`` in [-1, 1].
+        minutes : float
+            About how long, within about half a song.
+
+        Returns
+        -------
+        list of dict
+            Song dicts (:meth:`songs`) in order, each with ``position`` (1-based), ``start``
+            (seconds into the playlist) and the waypoint it was chosen for
+            (``target_valence``, ``target_arousal``).
+        """
         a = self.mood_point(start) if isinstance(start, str) else tuple(start)
         b = self.mood_point(end) if isinstance(end, str) else tuple(end)
         pts = self._plane()

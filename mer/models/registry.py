@@ -31,6 +31,7 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def list_models() -> list[str]:
+    """The registered model names, in registration order (``mer models`` lists them with sizes)."""
     return list(_MODELS)
 
 
@@ -47,8 +48,43 @@ def _builder(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def create_model(name: str, feature: FeatureConfig | dict | None = None, **kwargs: Any):  # noqa: ANN201
-    """Build model ``name`` for ``feature`` (default: the log-mel front-end). ``hf:SOURCE`` names a
-    transformers audio encoder (:mod:`mer.models.hf`, imported only then)."""
+    """Build a model of the zoo by name (timm's ``create_model``).
+
+    Parameters
+    ----------
+    name : str
+        A registered model (:func:`list_models`: ``"cnn"``, ``"crnn"``, ``"crnn_bilstm"``,
+        ``"crnn_gru3"``, ``"crnn_cbam"``, ``"mobile_crnn"``, ``"dense"``, ``"musicnn"``, ...), or
+        ``"hf:SOURCE"``: a transformers audio encoder in a local folder or the local Hugging Face
+        cache (:mod:`mer.models.hf`, imported only then; the ``hub`` extra).
+    feature : FeatureConfig, dict or None
+        The front-end the model reads (a dict as saved in a checkpoint's JSON); default
+        ``FeatureConfig()``: 16 kHz mono, 96-band log-mel at 62.5 frames/s. ``hf:`` encoders
+        bring their own.
+    **kwargs
+        The model's arguments (``--model-arg KEY=VALUE``), checked against its constructor;
+        ``None`` values are dropped.
+
+    Returns
+    -------
+    MERModel
+        A ``torch.nn.Module`` mapping features ``(B, C, F, T)`` to ``{"static": (B, 2),
+        "dynamic": (B, n, 2), ...}``, (valence, arousal) on the canonical scale, the dynamic
+        steps on the 0.5 s grid; ``model.spec`` records the name, arguments and feature config
+        so a checkpoint can rebuild it.
+
+    Raises
+    ------
+    mer.ModelError
+        An unknown name (the message lists the choices) or an argument the model does not take.
+
+    Examples
+    --------
+    >>> model = create_model("mobile_crnn")  # doctest: +SKIP
+    >>> out = model(torch.zeros(1, 1, 96, 1875))  # 30 s of log-mel  # doctest: +SKIP
+    >>> out["static"].shape, out["dynamic"].shape  # doctest: +SKIP
+    (torch.Size([1, 2]), torch.Size([1, 60, 2]))
+    """
     if name.startswith(HUB_PREFIX):
         from .hf import hub_model
 
