@@ -28,7 +28,7 @@ head learns a softmax-weighted sum, as MARBLE does).
 
 Families (:data:`FAMILIES`, the one table to extend): keyed by ``config.model_type``; a new
 family is a row there (its class, where its encoder and its layers are, its front-end), plus
-its line in README and a tiny configuration in ``tests/test_hf.py``.
+its row in docs/hub.md and a tiny configuration in ``tests/test_hf.py``.
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ class WaveFront(EncoderFront):
         return hs, self.field / (2 * self.hop), self.hop / self.sample_rate
 
 
-#: config.model_type -> how to run it; add a family here (and a line in the README and tests)
+#: config.model_type -> how to run it; add a family here (and a row in docs/hub.md and tests)
 FAMILIES: dict[str, Family] = {
     "whisper": Family("WhisperModel", "encoder", "layers", WhisperFront),
     "audio-spectrogram-transformer": Family("ASTModel", None, "encoder.layer", ASTFront),
