@@ -52,7 +52,7 @@ def _media_field(f: tags.TagField) -> MediaField:
 def _fields() -> tuple[tags.TagField, ...]:
     """mer's fields: the fixed ones, and one per mood word of the default model
     (``mer_mood_calm_peaceful``: the probability of "calm/peaceful", 0-1)."""
-    from mer.hub import Bundle
+    from mer.bundle import Bundle
 
     try:
         words = Bundle.resolve("default").mood_words
@@ -139,7 +139,7 @@ class MerPlugin(BeetsPlugin):
     def predict(self, items: Iterable[Any], model: str | None = None, workers: int | None = None,
                 force: bool = False, write: bool = False) -> None:
         """Fill mer's attributes of ``items`` that lack them or were predicted by another model."""
-        from mer.hub import Bundle
+        from mer.bundle import Bundle
         from mer.infer.predictor import run_batch
 
         try:

@@ -81,7 +81,7 @@ def collisions(tmp: Path, song: Path) -> None:
     (tmp / "db.json").symlink_to(db)
     refused("playlist db.json -o db.json (a link to the db)",
             ["playlist", str(tmp / "db.json"), "--from", "sad", "--to", "happy", "-o", str(tmp / "db.json")], [db])
-    from mer.hub import Bundle
+    from mer.bundle import Bundle
 
     meta = Bundle.resolve("default").stem.with_suffix(".json")
     refused("evaluate --json onto the model's own JSON",

@@ -119,7 +119,7 @@ def hub_cases(tmp: Path, song: str) -> None:
 
 # --------------------------------------------------------------------------- ONNX graphs
 def onnx_cases(tmp: Path, songs: list[str]) -> None:
-    from mer.hub import PRETRAINED
+    from mer.bundle import PRETRAINED
 
     def fresh(name: str) -> Path:
         folder = tmp / name

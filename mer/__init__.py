@@ -86,7 +86,7 @@ def __getattr__(name: str):  # noqa: ANN202  (lazy public classes)
         from . import infer
 
         return getattr(infer, name)
-    if name in ("audio", "features", "scales", "metrics", "hub"):  # light submodules, on first use
+    if name in ("audio", "features", "scales", "metrics", "bundle"):  # light submodules, on first use
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

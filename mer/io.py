@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -196,10 +197,26 @@ def _os_error(exc: OSError, target: Path) -> MERError:
     return MERError(f"{target}: cannot be written ({exc.strerror})")
 
 
+def cache_root() -> Path:
+    """mer's own cache folder: ``$MER_CACHE_DIR``, else ``~/.cache/mer`` (features, embeddings,
+    the temporaries' journals)."""
+    return Path(os.environ.get("MER_CACHE_DIR") or Path.home() / ".cache" / "mer")
+
+
+def file_sha1(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes, read 1 MiB at a time: the one place mer hashes a file (audio
+    content for the caches and the library, weights for the models)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def journal_dir() -> Path:
     """Where writers journal their temporary files: ``$MER_CACHE_DIR/temps``, else
     ``~/.cache/mer/temps``. One file per process, named ``HOST.PID.TOKEN.journal``."""
-    return Path(os.environ.get("MER_CACHE_DIR") or Path.home() / ".cache" / "mer") / "temps"
+    return cache_root() / "temps"
 
 
 def _host() -> str:

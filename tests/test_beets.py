@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("beets", reason="beets not installed: pip install 'mer-toolkit[beets]' to test the plugin")
 
 from mer import tags  # noqa: E402
-from mer.hub import Bundle  # noqa: E402
+from mer.bundle import Bundle  # noqa: E402
 from test_tags import audio_frames, make_clip, raw  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

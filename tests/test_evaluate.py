@@ -14,7 +14,7 @@ import soundfile as sf
 
 from mer import ConfigError, synth
 from mer.evaluation.evaluate import evaluate
-from mer.hub import Bundle
+from mer.bundle import Bundle
 from mer.infer import Predictor
 from mer.synth import write_dataset
 

@@ -471,7 +471,7 @@ def _hf_dist(version: str, scripts: tuple[str, ...]):  # noqa: ANN202
 def test_the_download_command_is_the_one_the_installed_hub_ships(monkeypatch):
     from importlib import metadata
 
-    from mer.hub import hf_download_command
+    from mer.hf_hub import hf_download_command
 
     installed = metadata.distribution("huggingface_hub")
     has_hf = any(ep.name == "hf" for ep in installed.entry_points if ep.group == "console_scripts")
@@ -509,7 +509,7 @@ def _mert_like(folder: Path) -> Path:
 
 def test_an_hf_name_where_a_run_belongs_says_how_to_make_one(tmp_path, wav_file, capsys):
     from mer.cli import main
-    from mer.hub import Bundle
+    from mer.bundle import Bundle
 
     hub = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     res = _run(["predict", str(wav_file), "--model", "hf:m-a-p/MERT-v1-95M"], hub)

@@ -17,7 +17,7 @@ import soundfile as sf
 
 from mer import synth
 from mer.errors import ModelError
-from mer.hub import PRETRAINED
+from mer.bundle import PRETRAINED
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def test_swapped_onnx_graphs_are_one_error_naming_the_graph(tmp_path, songs, how
 
 def test_a_one_window_export_in_place_of_the_embed_graph_is_named(tmp_path):
     """`mer export --onnx FILE` output (features -> static, dynamic) given as a runtime graph."""
-    from mer.hub import Bundle
+    from mer.bundle import Bundle
     from mer.infer.backends import check_graph, check_graphs
 
     stem = _copy_default(tmp_path / "run")

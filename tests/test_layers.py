@@ -26,7 +26,7 @@ LAYERS = {
     "evaluation": 4, "library": 4,
     "infer": 3, "plot": 3, "serve": 5,
     "datasets": 2, "models": 2,
-    "hub": 1, "convert": 1, "synth": 1,
+    "bundle": 1, "hf_hub": 1, "convert": 1, "synth": 1,
     "audio": 0, "features": 0, "metrics": 0, "scales": 0, "grid": 0, "io": 0, "errors": 0, "reliability": 0,
     "_version": 0, "workers": 0, "meta": 0, "tags": 0, "__init__": 7,  # the package face imports lazily from any layer
 }
@@ -96,7 +96,7 @@ sys.meta_path.insert(0, Block())
     "import mer.metrics, mer.evaluation",
     "from mer.evaluation.evaluate import evaluate",
     "from mer.datasets.items import load_items; from mer.datasets.splits import kfold",
-    "from mer.hub import Bundle; Bundle.resolve('default').digest",
+    "from mer.bundle import Bundle; Bundle.resolve('default').digest",
     "from mer.infer import Inference, Predictor",
     "import mer.cli; mer.cli.build_parser()",
 ])

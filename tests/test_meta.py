@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mer.hub import Bundle
+from mer.bundle import Bundle
 from mer.meta import FORMAT, Capabilities, ModelMeta
 
 
@@ -59,4 +59,4 @@ def test_saved_checkpoints_carry_the_models_own_capabilities(tmp_path):
     save_checkpoint(cnn, tmp_path / "c")
     assert Bundle.resolve(tmp_path / "c").meta.capabilities == Capabilities()
     loaded, meta = load_checkpoint(tmp_path / "c")
-    assert meta["capabilities"] == Capabilities().to_dict()
+    assert meta.capabilities == Capabilities()  # one read, one type

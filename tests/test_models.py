@@ -61,7 +61,7 @@ def test_save_reload_identical_and_seeded_init(tmp_path, name):
         assert ka == kb and torch.equal(va, vb)
     save_checkpoint(a, tmp_path / "ckpt", metrics={"note": "test"})
     c, meta = load_checkpoint(tmp_path / "ckpt.safetensors")
-    assert meta["model"] == name and meta["metrics"] == {"note": "test"} and meta["versions"]["torch"]
+    assert meta.model == name and meta.extra["metrics"] == {"note": "test"} and meta.versions["torch"]
     x = _x(5.0)
     with torch.no_grad():
         oa, oc = a(x), c(x)

@@ -164,7 +164,7 @@ def test_convert_export_playlist_evaluate_index_train_refuse_their_inputs(tmp_pa
     link.symlink_to(db)
     res = _mer("playlist", str(link), "--from", "sad", "--to", "happy", "-o", str(link))
     assert res.returncode == 2 and "the library database" in res.stderr
-    from mer.hub import Bundle
+    from mer.bundle import Bundle
 
     meta = Bundle.resolve("default").stem.with_suffix(".json")
     res = _mer("evaluate", "default", "--dataset", "folder", "--root", str(folder), "--json", str(meta))

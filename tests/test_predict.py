@@ -17,7 +17,7 @@ import torch
 from mer import synth
 from mer.errors import MERWarning
 from mer.grid import n_steps
-from mer.hub import Bundle, bundled_models
+from mer.bundle import Bundle, bundled_models
 from mer.infer import Predictor, predict
 from mer.scales import quadrant
 
@@ -149,8 +149,9 @@ def test_onnx_export_matches_pytorch_on_real_audio(tmp_path, shared):
     from mer.models.checkpoint import load_checkpoint
 
     clip = sorted(shared("4q-dev").glob("Q1/*.mp3"))[0]
-    model, meta = load_checkpoint(Bundle.resolve("default").stem)
-    path = export_onnx(model, meta, tmp_path / "default.onnx", seconds=30.0)
+    bundle = Bundle.resolve("default")
+    model, _ = load_checkpoint(bundle)
+    path = export_onnx(model, bundle, tmp_path / "default.onnx", seconds=30.0)
     side = json.loads(path.with_suffix(".json").read_text())
     frames = side["input_shape"][-1]
     x = Predictor(backend="torch").features(clip)[None, ..., :frames]
@@ -187,7 +188,7 @@ def test_default_runs_on_onnx_runtime_and_agrees_with_pytorch(tmp_path, shared):
 def test_stale_onnx_graphs_fall_back_to_pytorch(tmp_path, wav_file):
     pytest.importorskip("onnxruntime")
     from mer import ConfigError, MERWarning, ModelError
-    from mer.hub import PRETRAINED
+    from mer.bundle import PRETRAINED
 
     for suffix in (".json", ".safetensors", ".embed.onnx", ".head.onnx"):
         (tmp_path / f"m{suffix}").write_bytes((PRETRAINED / f"default{suffix}").read_bytes())

@@ -230,7 +230,7 @@ def test_mood_words_in_json_and_in_csv_columns_on_request(music, tmp_path):
     import csv as csv_module
     import json
 
-    from mer.hub import Bundle
+    from mer.bundle import Bundle
 
     words = Bundle.resolve("default").mood_words
     assert len(words) >= 40

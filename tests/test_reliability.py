@@ -206,7 +206,7 @@ def test_edited_or_diverged_checkpoints_are_model_errors_not_audio_errors(tmp_pa
     from safetensors.numpy import load_file, save_file
 
     from mer import ModelError
-    from mer.hub import PRETRAINED
+    from mer.bundle import PRETRAINED
     from mer.infer import Predictor
 
     for suffix in (".json", ".safetensors", ".embed.onnx", ".head.onnx"):

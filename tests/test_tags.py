@@ -216,7 +216,7 @@ def test_owner_is_kept(tmp_path):
 
 
 def test_cli_predicts_tags_skips_on_rerun_and_retags_for_another_model(tmp_path, capsys):
-    from mer.hub import Bundle
+    from mer.bundle import Bundle
     from mer.infer.predictor import Predictor
 
     music = tmp_path / "music"

@@ -63,10 +63,10 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
-def resolve_model(spec: str, trust_remote_code: bool = False):  # noqa: ANN201  (mer.hub.Bundle)
+def resolve_model(spec: str, trust_remote_code: bool = False):  # noqa: ANN201  (mer.bundle.Bundle)
     """The bundle ``--model`` names, with the user's ``--trust-remote-code`` grant; an
     architecture name gets its own hint (only then is the model zoo, and torch, imported)."""
-    from ..hub import Bundle, bundled_models
+    from ..bundle import Bundle, bundled_models
 
     try:
         return Bundle.resolve(spec, trust_remote_code)

@@ -14,7 +14,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     options = parse_pairs(args.dataset_option, "--dataset-option")
     if args.json:
-        from ..hub import Bundle, checkpoint_paths
+        from ..bundle import Bundle, checkpoint_paths
         from ..io import refuse_collisions
 
         bundle = Bundle.resolve(args.model_path or args.model, args.trust_remote_code)

@@ -38,7 +38,7 @@ def _only_mer_warnings(debug: bool) -> Iterator[None]:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..hub import Bundle
+    from ..bundle import Bundle
     from ..infer.export import export_onnx, export_runtime
     from ..models.checkpoint import load_checkpoint
 
@@ -48,7 +48,7 @@ def _export(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seconds {args.seconds:g}: the fixed input window must be 0.5 to 3600 seconds")
     bundle = Bundle.resolve(args.model, args.trust_remote_code)
     if args.onnx:
-        from ..hub import checkpoint_paths
+        from ..bundle import checkpoint_paths
         from ..io import refuse_collisions
 
         onnx = Path(args.onnx)
@@ -60,10 +60,9 @@ def _export(args: argparse.Namespace) -> int:
             embed, head = export_runtime(bundle)
         print(f"wrote {embed} and {head}; `mer predict --model {args.model}` now runs them with onnxruntime")
         return 0
-    model, meta = load_checkpoint(bundle.stem, trust_remote_code=bundle.trust_remote_code)
-    meta = {**meta, "source": str(args.model), **bundle.provenance()}
+    model, _ = load_checkpoint(bundle)
     with _only_mer_warnings(args.debug):
-        path = export_onnx(model, meta, args.onnx, args.seconds)
+        path = export_onnx(model, bundle, args.onnx, args.seconds)
     print(f"wrote {path} and {path.with_suffix('.json')} (input: {args.seconds:g} s of features; see the JSON)")
     return 0
 

@@ -10,7 +10,7 @@ def _bundled() -> None:
     import importlib.util
 
     from ..errors import install_hint
-    from ..hub import Bundle, bundled_models
+    from ..bundle import Bundle, bundled_models
     from ..infer.backends import onnx_status
 
     torch = importlib.util.find_spec("torch") is not None

@@ -1,6 +1,6 @@
 """``mer evaluate``: a model or a run folder scored on a dataset, never on its own training clips.
 
-The model is resolved once (:class:`mer.hub.Bundle`) and run through the one
+The model is resolved once (:class:`mer.bundle.Bundle`) and run through the one
 :class:`mer.infer.Inference` that ``mer predict`` uses, so the scores are those of what
 ``mer predict`` outputs (same windows, same engine: ONNX Runtime where the model has its
 graphs).
@@ -33,7 +33,7 @@ from ..datasets.base import Dataset
 from ..datasets.items import load_items
 from ..datasets.splits import Split
 from ..errors import ConfigError, DatasetError
-from ..hub import Bundle
+from ..bundle import Bundle
 from ..infer.inference import Inference, stack
 from .scores import score
 
@@ -63,7 +63,7 @@ def _space_of(dataset: str) -> str:
 
 def candidates(model: str | os.PathLike, trust_remote_code: bool = False) -> tuple[list[Bundle], Split | None]:
     """The fold models of a run folder (with its split), or the one model ``model`` names
-    (``trust_remote_code``: the user's grant, :meth:`mer.hub.Bundle.resolve`)."""
+    (``trust_remote_code``: the user's grant, :meth:`mer.bundle.Bundle.resolve`)."""
     path = Path(model)
     if path.is_dir() and not (path / "best.json").is_file():
         folds = sorted(path.glob("fold*/best.json"), key=lambda p: int(p.parent.name[4:] or 0))

@@ -1,6 +1,6 @@
 """What runs a model: PyTorch, or ONNX Runtime without importing torch.
 
-:func:`open_backend` takes a :class:`mer.hub.Bundle` (or a name it resolves) and returns
+:func:`open_backend` takes a :class:`mer.bundle.Bundle` (or a name it resolves) and returns
 one of two engines with the same batched numpy interface, which
 :class:`mer.infer.Inference` drives:
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ConfigError, MERWarning, ModelError, require
 from ..grid import native_windows, step_pool
-from ..hub import Bundle, graph_paths
+from ..bundle import Bundle, graph_paths
 
 BACKENDS = ("auto", "onnx", "torch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -90,7 +90,7 @@ class TorchBackend:
         from ..models.checkpoint import load_checkpoint
 
         device = torch_device(device)  # a bad device fails before the weights are read
-        model, _ = load_checkpoint(bundle.stem, trust_remote_code=bundle.trust_remote_code)  # in eval mode
+        model, _ = load_checkpoint(bundle)  # in eval mode; the bundle's metadata, as read once
         return cls(model, device, threads)
 
     @classmethod
@@ -355,15 +355,15 @@ def choose_backend(bundle: Bundle, device: str = "auto", backend: str = "auto") 
     require("torch", f"model {bundle.name} (PyTorch engine)")
     if device not in ("cpu", "auto"):
         torch_device(device)  # a GPU that is not there fails here, before any file is read
+    bundle.encoder  # noqa: B018  (an hf: encoder found and hashed here, once, before any worker starts)
     return "torch"
 
 
-def open_backend(model: "str | os.PathLike | Bundle", device: str = "auto", threads: int = 0,
+def open_backend(bundle: Bundle, device: str = "auto", threads: int = 0,
                  backend: str = "auto") -> "OnnxBackend | TorchBackend":
-    """The engine that will run ``model`` (see :func:`choose_backend`). ONNX graphs exported
+    """The engine that will run ``bundle`` (see :func:`choose_backend`). ONNX graphs exported
     from other weights than the checkpoint's are refused (``--backend onnx``) or replaced by
     PyTorch with a warning (``auto``)."""
-    bundle = Bundle.resolve(model)
     if choose_backend(bundle, device, backend) == "onnx":
         engine = OnnxBackend(bundle, threads)
         if engine.custom.get("weights_sha1") == bundle.digest:

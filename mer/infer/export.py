@@ -30,7 +30,7 @@ import torch
 from ..errors import ConfigError, ModelError
 from ..features import FeatureConfig
 from ..grid import min_frames, whole_step_window
-from ..hub import Bundle, graph_paths
+from ..bundle import Bundle, graph_paths
 from ..io import atomic_path, write_json_atomic
 from ..models.checkpoint import load_checkpoint
 
@@ -69,17 +69,19 @@ def _export(module: torch.nn.Module, x: torch.Tensor, outputs: list[str], dims: 
                          "it runs with PyTorch (--backend torch)") from None
 
 
-def export_onnx(model: torch.nn.Module, meta: dict[str, Any], out: str | os.PathLike, seconds: float = 30.0) -> Path:
-    """Write ``out`` (.onnx) and its ``.json`` sidecar; return the ONNX path."""
+def export_onnx(model: torch.nn.Module, bundle: Bundle, out: str | os.PathLike, seconds: float = 30.0) -> Path:
+    """Write ``out`` (.onnx) and its ``.json`` sidecar for ``model`` (loaded from ``bundle``);
+    return the ONNX path."""
     _require_exporter()
-    feature = FeatureConfig.from_dict(meta["feature"])
+    meta = bundle.meta
+    feature = FeatureConfig.from_dict(meta.feature)
     frames = feature.n_frames(int(seconds * feature.sample_rate))
     x = torch.zeros(1, feature.channels, feature.n_bins, frames)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     prog = _export(_Outputs(model), x, ["static", "dynamic"], {0: torch.export.Dim("batch", max=1024)},
-                   str(meta.get("source") or out), str(meta.get("model")))
+                   bundle.name, meta.model)
     with atomic_path(out) as tmp:
         prog.save(str(tmp))
     # the batch stays dynamic where the model's code allows (hub encoders' code fixes it at 1)
@@ -89,7 +91,7 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], out: str | os.Path
         "window_seconds": seconds, "feature": feature.to_dict(),
         "outputs": {"static": "(batch, 2) valence, arousal on the canonical [-1, 1] scale",
                     "dynamic": "(batch, steps, 2) at 2 Hz, step i stamped at 0.5 (i + 1) s"},
-        "model": meta.get("model"), "source_checkpoint": meta.get("source")})
+        "model": meta.model, "source_checkpoint": bundle.name, **bundle.provenance()})
     return out
 
 
@@ -152,14 +154,14 @@ def export_runtime(model_spec: "str | os.PathLike | Bundle") -> tuple[Path, Path
     _require_exporter()
     bundle = Bundle.resolve(model_spec)
     stem = bundle.stem
-    loaded, meta = load_checkpoint(stem, trust_remote_code=bundle.trust_remote_code)
+    loaded, meta = load_checkpoint(bundle)
     if not loaded.capabilities.step_embeddings:
         raise ConfigError(f"{stem}: `--runtime` is for models with per-step embeddings (model.embed/head: "
-                          f"musicnn, hf: encoders); {meta['model']} runs with PyTorch, or export it with --onnx FILE")
+                          f"musicnn, hf: encoders); {meta.model} runs with PyTorch, or export it with --onnx FILE")
     model = cast("StepModel", loaded)  # what capabilities.step_embeddings promises
-    feature = FeatureConfig.from_dict(meta["feature"])
+    feature = FeatureConfig.from_dict(meta.feature)
     embed_path, head_path = graph_paths(stem)
-    meta_props = {"weights_sha1": bundle.digest, "model": meta["model"],
+    meta_props = {"weights_sha1": bundle.digest, "model": meta.model,
                   "tag_names": json.dumps(list(getattr(model, "tag_names", [])))}
     window = getattr(model, "encode_window", None)  # a hub encoder: one graph per native window
     graph: torch.nn.Module
@@ -177,11 +179,11 @@ def export_runtime(model_spec: "str | os.PathLike | Bundle") -> tuple[Path, Path
         frames = torch.export.Dim("frames", min=min_frames(feature), max=1 << 22)
         x = torch.zeros(1, feature.channels, feature.n_bins, int(10 * feature.frames_per_second))
         graph, outputs = _Embed(model), ["sequence", "tags"] if getattr(model, "tag_names", None) else ["sequence"]
-    embed = _export(graph, x, outputs, {3: frames}, str(stem), meta["model"])
+    embed = _export(graph, x, outputs, {3: frames}, str(stem), meta.model)
     with torch.no_grad():
         seq = model.embed(x)
     head = _export(_Head(model), seq, [k for k in HEAD_OUTPUTS if k in model.head(seq)],
-                   {1: torch.export.Dim("steps", min=1, max=1 << 20)}, str(stem), meta["model"], "sequence")
+                   {1: torch.export.Dim("steps", min=1, max=1 << 20)}, str(stem), meta.model, "sequence")
     _save_with_metadata(embed, embed_path, meta_props)  # both exported: neither is written alone
     _save_with_metadata(head, head_path, meta_props)
     return embed_path, head_path

@@ -45,7 +45,7 @@ from ..grid import GRID_SECONDS, min_frames, n_steps
 
 if TYPE_CHECKING:
     from ..audio import AudioInfo
-    from ..hub import Bundle
+    from ..bundle import Bundle
     from .backends import OnnxBackend, TorchBackend
 
 Outputs = dict[str, np.ndarray]
@@ -149,7 +149,7 @@ class Inference:
 
         Parameters
         ----------
-        model : str, os.PathLike or mer.hub.Bundle
+        model : str, os.PathLike or mer.bundle.Bundle
             A bundled name (``"default"``, ``"fast"``), a checkpoint, a run folder or a Bundle.
         device : str
             ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
@@ -165,10 +165,10 @@ class Inference:
         Inference
             With ``bundle`` set to the resolved model.
         """
-        from ..hub import Bundle
+        from ..bundle import Bundle
         from .backends import open_backend
 
-        bundle = Bundle.resolve(model)
+        bundle = model if isinstance(model, Bundle) else Bundle.resolve(model)  # a name becomes a Bundle once
         inference = cls(open_backend(bundle, device, threads, backend), bundle.feature, **kw)
         inference.bundle = bundle
         return inference

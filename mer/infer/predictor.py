@@ -1,7 +1,7 @@
 """Point it at music, get emotion out: ``mer.predict(path)`` and the engine of ``mer predict``.
 
 A :class:`Predictor` holds one model (the bundled default, another bundled name, or any
-checkpoint ``mer train`` wrote, resolved once into a :class:`mer.hub.Bundle`) in an engine
+checkpoint ``mer train`` wrote, resolved once into a :class:`mer.bundle.Bundle`) in an engine
 from :mod:`mer.infer.backends` (ONNX Runtime, which needs no torch, or PyTorch). For each
 file (or waveform in memory) it computes features block by block, runs the model through the
 one sliding-window :class:`mer.infer.Inference` that ``mer evaluate`` and training also use,
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ..grid import GRID_SECONDS
-from ..hub import Bundle
+from ..bundle import Bundle
 from ..scales import QUADRANTS, Quadrant, from_canonical, quadrant
 from .inference import Inference, Outputs, quadrant_index
 
@@ -224,7 +224,7 @@ class Predictor:
 
     Parameters
     ----------
-    model : str, os.PathLike or mer.hub.Bundle
+    model : str, os.PathLike or mer.bundle.Bundle
         A bundled name (``"default"``, ``"fast"``), a checkpoint ``mer train`` wrote, a run
         folder, or a Bundle resolved before.
     device : str

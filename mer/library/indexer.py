@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..errors import ConfigError, MERError, MERWarning
-from ..hub import Bundle, bundled_models
+from ..bundle import Bundle, bundled_models
 from . import cluster
 from .store import now, row_of_prediction
 from .writes import commit_results, file_tags, record_failures, sha1_file, transaction

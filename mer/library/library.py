@@ -29,7 +29,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import MERWarning
-from ..hub import Bundle
+from ..bundle import Bundle
 from . import indexer, moods, writes
 from .playlist import plan
 from .ann import index_factory as index_factory_of
@@ -141,7 +141,7 @@ class Library:
         ----------
         paths : str, os.PathLike or iterable of them
             Audio files or folders (searched recursively).
-        model : str or mer.hub.Bundle
+        model : str or mer.bundle.Bundle
             The model to predict with (default: the bundled default).
         workers : int
             Worker processes (0: one per core); with ``ray``, Ray workers.

@@ -2,11 +2,13 @@
 
 The JSON holds the model name and arguments, the feature config, the label scale, and
 whatever the caller adds (training data, split, metrics); software versions are added
-here. ``load_checkpoint`` needs nothing but the two files to rebuild the model. Both files
+here. ``load_checkpoint`` needs nothing but the two files (resolved once into a
+:class:`mer.bundle.Bundle`, whose typed :class:`mer.meta.ModelMeta` it builds from) to rebuild
+the model. Both files
 are written atomically, JSON last, so a checkpoint whose JSON exists is complete.
 
 Finding and reading a checkpoint without torch (``checkpoint_paths``, ``read_meta``, and the
-resolved :class:`mer.hub.Bundle`) lives in :mod:`mer.hub`, which the torch-free ONNX path of
+resolved :class:`mer.bundle.Bundle`) lives in :mod:`mer.bundle`, which the torch-free ONNX path of
 ``mer predict`` uses.
 """
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 from .._version import __version__
 from ..errors import ModelError
-from ..hub import checkpoint_paths, read_meta
+from ..bundle import Bundle, checkpoint_paths
 from ..io import atomic_path, write_json_atomic
 from ..meta import FORMAT, ModelMeta
 
@@ -46,25 +48,41 @@ def save_checkpoint(model: MERModel, path: str | os.PathLike, **meta: Any) -> Pa
     return weights
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu",
-                    trust_remote_code: bool = False) -> tuple[MERModel, dict[str, Any]]:
-    """Rebuild the model from ``path`` (either file, or the common stem); return (model in eval mode, meta).
+def load_checkpoint(source: "str | os.PathLike | Bundle", map_location: str = "cpu",
+                    trust_remote_code: bool = False) -> tuple[MERModel, ModelMeta]:
+    """Rebuild a checkpoint's model; return (model in eval mode, its typed metadata).
 
-    ``trust_remote_code``: the caller's grant (the user's ``--trust-remote-code``) to run code an
-    ``hf:`` backbone's folder ships. What the checkpoint's JSON records about it is ignored: a
-    downloaded run cannot switch remote code on by itself."""
+    Parameters
+    ----------
+    source : str, os.PathLike or Bundle
+        A resolved :class:`mer.bundle.Bundle` (its metadata is used as read once), or a
+        checkpoint (either file or the common stem), a run folder or a bundled name, which is
+        resolved here (the user's ``trust_remote_code`` grant goes with it).
+    map_location : str
+        Device the weights are loaded onto.
+    trust_remote_code : bool
+        For a name: the user's ``--trust-remote-code``, to run code an ``hf:`` backbone's folder
+        ships. What the checkpoint's JSON records about it is ignored: a downloaded run cannot
+        switch remote code on by itself. A Bundle carries its own grant.
+
+    Returns
+    -------
+    (MERModel, ModelMeta)
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ..hf_hub import is_hf, remember
     from .registry import create_model
 
-    weights, _ = checkpoint_paths(path)
-    meta = read_meta(path)
+    bundle = source if isinstance(source, Bundle) else Bundle.resolve(source, trust_remote_code)
+    meta, weights = bundle.meta, bundle.weights
+    remember(bundle.encoder)  # an hf: backbone's folder was hashed where its name entered: not again here
     try:
-        args = {k: v for k, v in meta.get("model_args", {}).items() if k != "trust_remote_code"}
-        if trust_remote_code and str(meta["model"]).startswith("hf:"):
+        args = {k: v for k, v in meta.model_args.items() if k != "trust_remote_code"}
+        if bundle.trust_remote_code and is_hf(meta.model):
             args["trust_remote_code"] = True
-        model = create_model(meta["model"], feature=meta["feature"], **args)
+        model = create_model(meta.model, feature=meta.feature, **args)
         state = load_file(str(weights), device=map_location)
         model.load_state_dict(state)
         import torch

@@ -34,8 +34,6 @@ its row in docs/hub.md and a tiny configuration in ``tests/test_hf.py``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import pickle
 import re
@@ -49,9 +47,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from ..features import FeatureConfig, file_digest
+from ..features import FeatureConfig
 from ..grid import native_windows, step_pool
-from ..hub import hf_download_command
+from ..hf_hub import Encoder, hf_download_command, read_json, weight_files
 from ..meta import Capabilities
 from .base import MERModel
 from .blocks import VAHeads
@@ -264,65 +262,6 @@ def _require_transformers() -> Any:
     return transformers
 
 
-def resolve(source: str, revision: str | None = None) -> tuple[Path, str | None]:
-    """(local directory, revision or None) of ``PATH`` or ``org/name[@revision]`` (local cache only)."""
-    p = Path(source).expanduser()
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise ModelError(f"{p}: no config.json here; point hf: at a save_pretrained folder")
-        return p.resolve(), revision
-    if source.startswith((".", "/", "~")) or source.count("/") != 1:
-        raise ModelError(f"hf:{source}: no such folder (hf: takes a local save_pretrained folder or an org/name "
-                         "in the local Hugging Face cache)")
-    repo, _, rev = source.partition("@")
-    revision = rev or revision
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-
-    try:
-        path = Path(snapshot_download(repo, revision=revision, local_files_only=True))
-    except (LocalEntryNotFoundError, HFValidationError, OSError):
-        cmd = hf_download_command(repo, revision)
-        raise ModelError(f"hf:{source}: not in the local Hugging Face cache and mer never downloads; run `{cmd}` "
-                         "first (or pass hf:/path/to/a/local/folder)") from None
-    return path, path.name  # .../snapshots/<commit>
-
-
-def weight_files(folder: Path) -> list[Path]:
-    return sorted(q for q in folder.iterdir() if q.name == "config.json" or q.suffix in (".safetensors", ".bin"))
-
-
-def folder_digest(folder: Path) -> str:
-    """SHA-1 over config.json and the weight files: their names and their own SHA-1s
-    (:func:`mer.features.file_digest`)."""
-    h = hashlib.sha1()
-    for q in weight_files(folder):
-        h.update(f"{q.name}\0{file_digest(q)}\n".encode())
-    return h.hexdigest()
-
-
-_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object file of an ``hf:`` folder (``config.json``, ``preprocessor_config.json``); a
-    ModelError naming it when it is not UTF-8, not JSON, or not an object."""
-    try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        why = f"not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})"
-    except ValueError as exc:  # json.JSONDecodeError
-        why = f"not valid JSON ({exc})"
-    except OSError as exc:
-        why = f"cannot be read ({exc.strerror})"
-    else:
-        if isinstance(doc, dict):
-            return doc
-        why = f"holds {_JSON_TYPES.get(type(doc), 'null')} where a JSON object {{...}} belongs"
-    raise ModelError(f"{path}: {why}; restore the file (transformers' save_pretrained writes it) or download the "
-                     "model again")
-
-
 def _weights_error(source: str, folder: Path, exc: BaseException) -> ModelError:
     """The one-line error for weights transformers would not load: pickled ``.bin`` weights
     (refused by torch.load's ``weights_only`` or transformers' torch version check) are named as
@@ -379,7 +318,8 @@ class HubBackbone(MERModel):
                  head_hidden: int = 0, head_dropout: float = 0.0, head_stats: bool = False,
                  quadrant: bool = False) -> None:
         transformers = _require_transformers()
-        folder, rev = resolve(source, revision or (backbone or {}).get("revision"))  # reloaded: the trained revision
+        found = Encoder.find(source, revision or (backbone or {}).get("revision"))  # reloaded: the trained revision
+        folder, rev, digest = found.folder, found.revision, found.sha1
         kind, fam = family_of(folder, trust_remote_code)
         pre_file = folder / "preprocessor_config.json"
         pre = read_json(pre_file) if pre_file.is_file() else {}
@@ -395,7 +335,6 @@ class HubBackbone(MERModel):
             raise ModelError(f"hf:{source}: the backbone has its own front-end ({own.to_dict()}); leave --feature "
                              "out (only level, the loudness normalisation before it, may be set)")
         super().__init__(dataclasses.replace(own, level=feature.level))
-        digest = folder_digest(folder)
         if backbone and backbone.get("sha1") not in (None, digest):
             raise ModelError(f"hf:{source}: its files changed since this model was trained (sha1 {backbone['sha1']} "
                              f"-> {digest}); restore them or retrain")
@@ -489,4 +428,4 @@ def hub_model(feature: FeatureConfig, source: str, **kw: Any) -> HubBackbone:
     return HubBackbone(feature, source, **kw)
 
 
-__all__ = ["FAMILIES", "HubBackbone", "hub_model", "resolve"]
+__all__ = ["FAMILIES", "HubBackbone", "hub_model"]

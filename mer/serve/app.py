@@ -46,7 +46,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import ClientDisconnect
 
 from ..errors import MERError
-from ..hub import Bundle, bundled_models
+from ..bundle import Bundle, bundled_models
 from ..library.playlist import display_name
 from .jobs import BadUpload, Busy, JobQueue, Limits, Stalled, TooLarge, receive
 

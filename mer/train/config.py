@@ -78,6 +78,11 @@ class TrainConfig:
                                         "(MERT); only for code you trust")
     finetune: str = _f("", "hf: backbones only: last:N also trains the encoder's top N layers (default: frozen, "
                            "its embeddings computed once)")
+    distil: str = _f("", "teacher (default, a checkpoint or a run folder) whose per-step embeddings, tags and heads the "
+                         "model learns to reproduce, e.g. --distil default --model student (mer.train.distil); labels "
+                         "are not used")
+    augment: int = _f(0, "with --distil: augmented copies of every training clip (mixes, spectral tilt, pitch and "
+                         "tempo shifts of its log-mel), each labelled once by the teacher")
 
     def model_kwargs(self) -> dict[str, Any]:
         """``model_args`` plus ``trust_remote_code`` and ``finetune`` when set (only hf: backbones take them)."""
@@ -138,6 +143,10 @@ class TrainConfig:
         if self.finetune and not re.fullmatch(r"last:[1-9]\d*", self.finetune):
             raise ConfigError(f"--finetune {self.finetune}: write last:N, e.g. last:2 (the encoder's top 2 layers)")
         check_backbone(self.model, self.trust_remote_code, self.model_args.get("revision"))
+        if self.augment < 0 or (self.augment and not self.distil):
+            raise ConfigError(f"augment {self.augment}: augmented copies are for --distil (0 or more copies per clip)")
+        if self.distil and self.model.startswith("hf:"):
+            raise ConfigError("--distil trains a student such as --model student, not an hf: encoder")
         FeatureConfig.from_dict(self.feature)
         _choice("task", self.task, TASKS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -171,12 +180,14 @@ def check_backbone(model: str, trust_remote_code: bool = False, revision: str | 
     Hugging Face cache (offline), its ``config.json`` a family mer feeds, and the user's
     ``--trust-remote-code`` where its code lives in its own repository (MERT). A ModelError
     (one line, the fix in it) otherwise; other model names pass (their builder checks them)."""
-    if not str(model).startswith("hf:"):
+    from ..hf_hub import HF_PREFIX, is_hf, resolve
+
+    if not is_hf(model):
         return
     from ..models import hf
 
     hf._require_transformers()
-    folder, _ = hf.resolve(str(model)[len("hf:"):], str(revision) if revision else None)
+    folder, _ = resolve(str(model)[len(HF_PREFIX):], str(revision) if revision else None)
     hf.family_of(folder, bool(trust_remote_code))
 
 

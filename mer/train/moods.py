@@ -278,8 +278,8 @@ def attach(stem: str, tagger: MoodTagger, out: str, version: str, extra: dict[st
     from ..models.checkpoint import load_checkpoint, save_checkpoint
 
     old, meta = load_checkpoint(stem)
-    args = {**meta.get("model_args", {}), "mood_words": list(tagger.words)}
-    model = create_model(meta["model"], feature=meta["feature"], **args)
+    args = {**meta.model_args, "mood_words": list(tagger.words)}
+    model = create_model(meta.model, feature=meta.feature, **args)
     missing, unexpected = model.load_state_dict(old.state_dict(), strict=False)
     if unexpected or any(not k.startswith("heads.moods.") for k in missing):
         raise RuntimeError(f"{stem}: its weights do not fit a mood-word head ({missing or unexpected})")
@@ -288,6 +288,6 @@ def attach(stem: str, tagger: MoodTagger, out: str, version: str, extra: dict[st
         for name, value in head_params(tagger).items():
             dict(head.named_parameters(), **dict(head.named_buffers()))[name].copy_(
                 torch.as_tensor(value, dtype=torch.float32))
-    keep = {k: v for k, v in meta.items() if k not in ("model", "model_args", "feature", "format", "capabilities",
-                                                       "versions")}
+    keep = {k: v for k, v in meta.to_dict().items() if k not in ("model", "model_args", "feature", "format",
+                                                                  "capabilities", "versions")}
     return save_checkpoint(model.eval(), out, **{**keep, "model_version": version, **(extra or {})})

@@ -18,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .hf_hub import HF_PREFIX, Encoder, is_hf, no_run_error
 from .meta import ModelMeta
 
 PRETRAINED = Path(__file__).parent / "pretrained"
@@ -67,71 +67,14 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def hf_download_command(repo: str, revision: str | None = None) -> str:
-    """The shell command that puts ``repo`` into the local Hugging Face cache, as the installed
-    huggingface_hub spells it: ``hf download`` (its CLI since 0.34; ``huggingface-cli`` is
-    deprecated there and gone in 1.x), ``huggingface-cli download`` for an older one, and the
-    install first (``pip install 'mer-toolkit[hub]' && hf download ...``) when it is absent."""
-    from importlib import metadata
-
-    rev = f" --revision {revision}" if revision else ""
-    try:
-        dist = metadata.distribution("huggingface_hub")
-    except metadata.PackageNotFoundError:
-        return f"pip install 'mer-toolkit[hub]' && hf download {repo}{rev}"
-    scripts = {ep.name for ep in dist.entry_points if ep.group == "console_scripts"}
-    digits = [int(x) for x in re.findall(r"\d+", dist.version or "")[:2]] or [0]
-    old = "hf" not in scripts and ("huggingface-cli" in scripts or tuple(digits) < (0, 34))
-    return f"{'huggingface-cli' if old else 'hf'} download {repo}{rev}"
-
-
-def _hf_config(source: str) -> tuple[Path | None, str]:
-    """(``config.json`` of an ``hf:`` source as far as it is here, or None; the step that gets it when it is not)."""
-    folder = Path(source).expanduser()
-    if folder.is_dir():
-        return folder / "config.json", ""
-    if source.startswith((".", "/", "~")) or source.count("/") != 1:
-        return None, f"put the encoder's save_pretrained folder at {folder} (no such folder here), then "
-    repo, _, rev = source.partition("@")
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(repo, "config.json", revision=rev or None)
-    except (ImportError, ValueError, OSError):
-        found = None
-    if isinstance(found, str):
-        return Path(found), ""
-    return None, f"`{hf_download_command(repo, rev or None)}` (it is not in the local Hugging Face cache yet), then "
-
-
-def _hf_is_no_run(spec: str) -> ModelError:
-    """The error for an ``hf:`` name where a mer model (with emotion heads) belongs: the
-    ``mer train`` command that makes one from it (with ``--trust-remote-code`` for MERT)."""
-    source = spec[len("hf:"):]
-    config, fetch = _hf_config(source)
-    remote = "mert" in source.lower()
-    try:
-        cfg = json.loads(config.read_text(encoding="utf-8")) if config is not None else {}
-    except (OSError, ValueError):
-        cfg = {}
-    if isinstance(cfg, dict):
-        remote = remote or cfg.get("model_type") == "mert_model" or bool(cfg.get("auto_map"))
-    trust = " --trust-remote-code" if remote else ""
-    why = (" (MERT runs Python code from its own repository: --trust-remote-code lets it, only if you trust that "
-           "code)") if remote else ""
-    return ModelError(f"{spec}: an hf: name is a foundation encoder with no emotion heads yet, so it cannot predict "
-                      f"by itself; make a run with heads on it first: {fetch}`mer train --model {spec}{trust} --dataset "
-                      f"NAME --root DIR --out RUN`{why}, then pass that run: `mer predict --model RUN`")
-
-
 def locate(spec: str | os.PathLike) -> tuple[str, Path]:
     """(display name, checkpoint stem) of a bundled name, checkpoint file or stem, or run folder;
     an ``hf:`` name (an encoder without heads) is a ModelError saying how to train a run on it."""
     s = str(spec)
     if s in bundled_models():
         return s, PRETRAINED / s
-    if s.startswith("hf:"):
-        raise _hf_is_no_run(s)
+    if s.startswith(HF_PREFIX):
+        raise no_run_error(s)
     p = Path(s)
     if p.is_dir():
         for cand in (p / "best", p / "fold0" / "best"):
@@ -218,6 +161,14 @@ class Bundle:
         rec = self.meta.model_args.get("backbone")
         return dict(rec) if isinstance(rec, dict) else None
 
+    @cached_property
+    def encoder(self) -> Encoder | None:
+        """An ``hf:`` model's encoder (its trained revision), found in the local cache and hashed
+        once, on first use, by the process that resolved the name; it travels with the bundle to
+        ``predict -j N``'s workers, which then do not hash it again. None for other models (and
+        never needed by the ONNX engine, which runs exported graphs)."""
+        return _encoder_of(self.meta)
+
     @property
     def mood_words(self) -> list[str]:
         """The vocabulary of the model's mood-word head (AllMusic words), in its output order;
@@ -233,6 +184,15 @@ class Bundle:
     def training(self) -> dict[str, Any]:
         """``{"dataset", "id_space", "fingerprint", "ids"}`` of the training clips, as far as recorded."""
         return dict(self.meta.training)
+
+
+def _encoder_of(meta: ModelMeta) -> Encoder | None:
+    """The encoder of an ``hf:`` model's recorded backbone (its trained revision), found once."""
+    if not is_hf(meta.model):
+        return None
+    rec = meta.model_args.get("backbone") or {}
+    source = str(rec.get("id") or meta.model[len(HF_PREFIX):])
+    return Encoder.find(source, rec.get("revision") or meta.model_args.get("revision"))
 
 
 def graph_paths(stem: str | os.PathLike) -> tuple[Path, Path]:
