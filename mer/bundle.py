@@ -25,7 +25,7 @@ from typing import Any
 
 from .errors import ModelError
 from .hf_hub import HF_PREFIX, Encoder, is_hf, no_run_error
-from .meta import ModelMeta
+from .meta import Backbone, ModelMeta, Training
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 
@@ -155,11 +155,10 @@ class Bundle:
         return FeatureConfig.from_dict(self.meta.feature)
 
     @property
-    def backbone(self) -> dict[str, Any] | None:
-        """An ``hf:`` backbone's recorded identity: ``{"id", "revision", "family", "sha1", "files"}``
-        (:mod:`mer.models.hf`; its encoder is loaded from ``id`` again), else None."""
-        rec = self.meta.model_args.get("backbone")
-        return dict(rec) if isinstance(rec, dict) else None
+    def backbone(self) -> Backbone | None:
+        """An ``hf:`` backbone's recorded identity (id, revision, family, sha1, files; its encoder
+        is loaded from ``id`` again), else None."""
+        return self.meta.backbone
 
     @cached_property
     def encoder(self) -> Encoder | None:
@@ -181,18 +180,18 @@ class Bundle:
 
     # -- what it was trained on ------------------------------------------------------------
     @property
-    def training(self) -> dict[str, Any]:
-        """``{"dataset", "id_space", "fingerprint", "ids"}`` of the training clips, as far as recorded."""
-        return dict(self.meta.training)
+    def training(self) -> Training:
+        """The dataset, id space, fingerprint and ids of the training clips, as far as recorded."""
+        return self.meta.training
 
 
 def _encoder_of(meta: ModelMeta) -> Encoder | None:
     """The encoder of an ``hf:`` model's recorded backbone (its trained revision), found once."""
     if not is_hf(meta.model):
         return None
-    rec = meta.model_args.get("backbone") or {}
-    source = str(rec.get("id") or meta.model[len(HF_PREFIX):])
-    return Encoder.find(source, rec.get("revision") or meta.model_args.get("revision"))
+    rec = meta.backbone
+    source = rec.id if rec is not None else meta.model[len(HF_PREFIX):]
+    return Encoder.find(source, (rec.revision if rec is not None else None) or meta.model_args.get("revision"))
 
 
 def graph_paths(stem: str | os.PathLike) -> tuple[Path, Path]:

@@ -20,7 +20,7 @@ def _bundled() -> None:
     for name in bundled_models():
         b = Bundle.resolve(name)
         nested = b.meta.nested
-        figure = (f"{nested['f1']:.3f} ± {nested['f1_sd_repeats']:.3f} (nested CV)" if nested
+        figure = (f"{nested.f1:.3f} ± {nested.f1_sd_repeats:.3f} (nested CV)" if nested
                   else (b.meta.headline or "see card"))
         card = b.card.relative_to(b.card.parents[2]) if b.card else "-"
         engine = ("ONNX Runtime (ready)" if onnx_status(b) is None else

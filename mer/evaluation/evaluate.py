@@ -43,11 +43,11 @@ def trained_ids(bundle: Bundle, ds: Dataset, split: Split | None = None, fingerp
     which of the same id space it saw (then it is assumed to have seen them all). The same
     data under another id space (a copied folder dataset) is recognised by its fingerprint."""
     rec = bundle.training
-    space = rec.get("id_space") or _space_of(bundle.meta.dataset or "")
-    if space != ds.space and not (fingerprint and rec.get("fingerprint") == fingerprint):
+    space = rec.id_space or _space_of(bundle.meta.dataset or "")
+    if space != ds.space and not (fingerprint and rec.fingerprint == fingerprint):
         return set()
-    if "ids" in rec:
-        return {str(i) for i in rec["ids"]}
+    if rec.ids is not None:
+        return set(rec.ids)
     fold = bundle.meta.fold
     if split is not None and isinstance(fold, int) and fold < len(split.folds):
         return set(split.folds[fold][0])
@@ -127,7 +127,7 @@ def evaluate(model: str | os.PathLike, dataset: str, root: str | os.PathLike, op
     static = np.concatenate(static_all)
     result = score(items_all, static, dyn_all, np.concatenate(quad_all))
     result.update({"models": used, "dataset": ds.name, "dataset_fingerprint": fingerprint,
-                   "same_dataset_as_training": any(b.training.get("fingerprint") == fingerprint for b in bundles),
+                   "same_dataset_as_training": any(b.training.fingerprint == fingerprint for b in bundles),
                    "train_overlap": len(overlap),
                    "predictions": [{"id": it.track_id, "valence": float(p[0]), "arousal": float(p[1])}
                                    for it, p in zip(items_all, static)]})
