@@ -31,7 +31,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Protocol
 
 import numpy as np
 
@@ -64,6 +64,30 @@ def torch_device(name: str = "auto"):  # noqa: ANN201  (torch.device)
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("device mps requested but not available; use --device cpu")
     return torch.device(name)
+
+
+class Engine(Protocol):
+    """What :class:`mer.infer.Inference` drives, whichever runtime is underneath
+    (:class:`TorchBackend`, :class:`OnnxBackend`). Arrays are numpy, batched on axis 0:
+
+    - ``forward(x)``: features ``(B, C, F, T)`` -> ``{"static": (B, 2), "dynamic": (B, n, 2), ...}``;
+    - ``embed(x)``: ``(B, n, D)`` per-step embeddings and ``(B, n, K)`` tag probabilities or None,
+      and ``head(seq)``: the outputs from them (only when ``local``).
+
+    ``kind``: ``"torch"`` or ``"onnx"``; ``local``: the model has per-step embeddings;
+    ``pooled_head``: its head depends on a sequence only through its mean and sd (so a long
+    file's head runs in pieces); ``tag_names``: the K tags' names (empty without tags)."""
+
+    kind: str
+    local: bool
+    pooled_head: bool
+    tag_names: list[str]
+
+    def forward(self, x: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def embed(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+    def head(self, seq: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
 class TorchBackend:
@@ -123,8 +147,9 @@ class TorchBackend:
 class OnnxBackend:
     """A bundle's two ONNX graphs (see the module docstring) through onnxruntime, CPU only.
 
-    Only per-step-embedding models have them (``local``), so there is no ``forward``. The
-    graphs take one clip at a time; a batch is run clip by clip."""
+    Only per-step-embedding models have them (``local``): ``forward`` is ``embed`` then ``head``
+    (with the tags averaged over the steps, as the models' own forward does). The graphs take
+    one clip at a time; a batch is run clip by clip."""
 
     kind = "onnx"
     local = True
@@ -193,6 +218,13 @@ class OnnxBackend:
         rows = [self.head_session.run(None, {"sequence": np.ascontiguousarray(s[None], dtype=np.float32)})
                 for s in seq]
         return {name: np.concatenate([r[i] for r in rows]) for i, name in enumerate(self.head_outputs)}
+
+    def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        seq, tags = self.embed(x)
+        out = self.head(seq)
+        if tags is not None:
+            out["tags"] = tags.mean(axis=1)
+        return out
 
 
 # --------------------------------------------------------------------------- what a graph takes
@@ -360,7 +392,7 @@ def choose_backend(bundle: Bundle, device: str = "auto", backend: str = "auto") 
 
 
 def open_backend(bundle: Bundle, device: str = "auto", threads: int = 0,
-                 backend: str = "auto") -> "OnnxBackend | TorchBackend":
+                 backend: str = "auto") -> Engine:
     """The engine that will run ``bundle`` (see :func:`choose_backend`). ONNX graphs exported
     from other weights than the checkpoint's are refused (``--backend onnx``) or replaced by
     PyTorch with a warning (``auto``)."""

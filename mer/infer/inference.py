@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generator, Iterable, Iterator, Sequence, cast
+from typing import TYPE_CHECKING, Any, Generator, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -46,7 +46,7 @@ from ..grid import GRID_SECONDS, min_frames, n_steps
 if TYPE_CHECKING:
     from ..audio import AudioInfo
     from ..bundle import Bundle
-    from .backends import OnnxBackend, TorchBackend
+    from .backends import Engine
 
 Outputs = dict[str, np.ndarray]
 
@@ -115,7 +115,7 @@ class Inference:
 
     Parameters
     ----------
-    engine : OnnxBackend or TorchBackend
+    engine : Engine
         The model's engine (:func:`mer.infer.backends.open_backend`).
     feature : FeatureConfig
         The model's front-end (sample rate, frames per second).
@@ -134,7 +134,7 @@ class Inference:
     ((2,), (98, 2), (4,))
     """
 
-    def __init__(self, engine: "OnnxBackend | TorchBackend", feature: FeatureConfig, chunk_seconds: float = 32.0,
+    def __init__(self, engine: "Engine", feature: FeatureConfig, chunk_seconds: float = 32.0,
                  context_seconds: float = 4.0, batch_size: int = 8) -> None:
         self.engine, self.feature, self.batch_size = engine, feature, max(1, int(batch_size))
         self.bundle: Bundle | None = None  # set by open(); a module in memory has none
@@ -309,9 +309,8 @@ class Inference:
         return Streamed(agree(out), total, features=feats)
 
     def _forward(self, x: np.ndarray) -> Outputs:
-        """A model without per-step embeddings on a batch of features: only a TorchBackend runs
-        one (an ONNX engine is always ``local``)."""
-        return cast("TorchBackend", self.engine).forward(x)
+        """A model without per-step embeddings on a batch of features."""
+        return self.engine.forward(x)
 
     def _head(self, seq: np.ndarray) -> Outputs:
         """One clip's head outputs for its per-step embeddings ``(n, D)``. A pooled head
