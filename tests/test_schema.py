@@ -60,3 +60,32 @@ def test_a_curve_carries_its_own_time_axis(wav_file):
     assert part.curve_start == 2.5 and part.times[0] == 2.5 and len(part.times) == len(part.curve)
     d = part.to_dict()
     assert d["curve_start"] == 2.5 and d["curve_step"] == 0.5 and d["times"][:2] == [2.5, 3.0]
+
+
+def test_the_python_api_writes_the_clis_csv_and_rows_are_exactly_the_schemas(tmp_path, wav_file):
+    """One row builder (mer.infer.rows): mer.predict + write_csv gives the very bytes of
+    `mer predict --format csv` (with --segments and --mood-columns too); a builder that leaves a
+    column out raises instead of writing an empty cell."""
+    import subprocess
+    import sys
+
+    import mer
+    from mer.bundle import Bundle
+    from mer.infer import rows
+
+    pred = mer.predict(wav_file, segments=1)
+    words = Bundle.resolve("default").mood_words
+    for extra, segments, moods in (([], False, ()), (["--segments", "1"], True, ()),
+                                   (["--mood-columns"], False, words)):
+        out = tmp_path / "api.csv"
+        rows.write_csv([pred], out, segments=segments, moods=moods)
+        cli = subprocess.run([sys.executable, "-m", "mer", "predict", "-q", "--format", "csv", str(wav_file), *extra],
+                             capture_output=True, text=True, timeout=300)
+        assert cli.returncode == 0, cli.stderr
+        assert out.read_text() == cli.stdout, extra
+    row = rows.file_row(pred)
+    assert list(row) == list(schema.FILE_COLUMNS) and row["p_q1"] is not None
+    library = rows.library_row(pred, "/m/a.wav", 1, 2, "x")
+    assert list(library) == list(schema.LIBRARY_COLUMNS) and library["moods"]
+    with pytest.raises(rows.SchemaError, match="lacks weights_sha1"):
+        rows._exactly({c: 1 for c in schema.FILE_COLUMNS if c != "weights_sha1"}, schema.FILE_COLUMNS, "file")

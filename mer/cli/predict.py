@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import json
 import os
 import re
@@ -25,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
 from ..errors import ConfigError, MERError, require
-from ..infer import schema
+from ..infer import rows, schema
 from ._args import add_model, add_quiet, add_workers, resolve_model
 
 SCALES = ("canonical", "1-9", "0-1")
@@ -113,18 +111,13 @@ class Writer:
         self.file_width, self.tags_width = 0, 0
         self.started = self.marked = False
 
-    def _csv(self, row: Any) -> str:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="").writerow(row)
-        return buf.getvalue()
 
     def start(self, tags: bool = False) -> None:
         """The header (csv, table) or the opening bracket (json), written with the first result;
         ``tags``: whether the results carry tags (they all come from one model)."""
         self.started = True
         if self.fmt == "csv":
-            self.emit(self._csv([*(self.SEGMENT_COLUMNS if self.segments else self.COLUMNS),
-                                 *map(mood_column, self.moods)]))
+            self.emit(rows.csv_line(rows.columns(self.segments, self.moods)))
         elif self.fmt == "table":
             self.file_width, self.tags_width = self._layout(tags)
             self._line("file", "valence", "arousal", "quadrant", self.last if self.tags_width else "")
@@ -148,12 +141,10 @@ class Writer:
         d["path"] = shown
         made_by = {"model": d.get("model", ""), "weights_sha1": d.get("weights_sha1", "")}  # on every row
         if self.fmt == "csv" and self.segments:
-            for s in d.get("segments", []):
-                self.emit(self._csv([shown] + [{**s, **made_by}.get(c, "") for c in self.SEGMENT_COLUMNS[1:]]
-                                    + [s.get("moods", {}).get(w, "") for w in self.moods]))
+            for row in rows.segment_rows(pred, self.scale, shown, self.moods):
+                self.emit(rows.csv_line(row.values()))
         elif self.fmt == "csv":
-            self.emit(self._csv([d.get(c, "") for c in self.COLUMNS] + [d.get("moods", {}).get(w, "")
-                                                                         for w in self.moods]))
+            self.emit(rows.csv_line(rows.file_row(pred, self.scale, shown, self.moods).values()))
         elif self.fmt == "jsonl" and self.segments:
             for s in d.get("segments", []):
                 self.emit(json.dumps({"path": shown, **s, **made_by}))
@@ -195,11 +186,6 @@ class Writer:
                                       "model's quadrant classifier and its regression disagree; the quadrant shown "
                                       "is the classifier's)", max(40, self.columns)):
                 self.emit(line)
-
-
-def mood_column(word: str) -> str:
-    """The CSV column of a mood word's probability: ``mood_calm_peaceful`` for "calm/peaceful"."""
-    return "mood_" + re.sub(r"[^a-z0-9]+", "_", word.lower()).strip("_")
 
 
 def _percent(p: float | None) -> str:

@@ -132,7 +132,7 @@ class ShardWriter:
     def _row(self, path: str, size: int, mtime_ns: int, sha1: str | None) -> dict[str, Any]:
         from ..infer.batch import predict_file
         from .writes import file_tags, sha1_file
-        from .store import row_of_prediction
+        from ..infer.rows import library_row
 
         failed = {"path": path, "size": size, "mtime_ns": mtime_ns}
         if self.wrong_model:
@@ -144,7 +144,7 @@ class ShardWriter:
             sha = sha1 or sha1_file(path)
         except OSError as exc:
             return {**failed, "error": f"{path}: cannot be read ({exc.strerror or exc})"}
-        return row_of_prediction(res.prediction, path, size, mtime_ns, sha, *file_tags(path))
+        return library_row(res.prediction, path, size, mtime_ns, sha, *file_tags(path))
 
 
 def _ray() -> Any:

@@ -37,7 +37,8 @@ from typing import Any, Iterable, Iterator
 from ..errors import ConfigError, MERError, MERWarning
 from ..bundle import Bundle, bundled_models
 from . import cluster
-from .store import now, row_of_prediction
+from ..infer.rows import library_row
+from .store import now
 from .writes import commit_results, file_tags, record_failures, sha1_file, transaction
 
 COMMIT_EVERY = 20  # files per transaction
@@ -318,7 +319,7 @@ def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, opts: I
                     stats.failed += 1
                     continue
                 stats.audio_seconds += res.prediction.duration
-                rows.append(row_of_prediction(res.prediction, job.path, job.size, job.mtime_ns, sha,
+                rows.append(library_row(res.prediction, job.path, job.size, job.mtime_ns, sha,
                                               *file_tags(job.path)))
             if len(rows) + len(failures) >= opts.commit_every or time.monotonic() - last > COMMIT_SECONDS:
                 transaction(conn, flush)

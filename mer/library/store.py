@@ -35,7 +35,6 @@ Schema (version 1)::
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import json
 import os
@@ -47,6 +46,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import MERError
+from ..infer.rows import f16_blob, now  # noqa: F401  (re-exported: the library's writers and tests use them here)
 from ..infer.schema import LIBRARY_COLUMNS
 
 SCHEMA_VERSION = 2
@@ -156,11 +156,6 @@ def check_integrity(conn: sqlite3.Connection, path: str | Path) -> None:
     problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
     if problem != "ok":
         raise corrupt(path, sqlite3.DatabaseError(" ".join(str(problem).replace("*", "").split())))
-
-
-def now() -> str:
-    """The current UTC time, ISO 8601 to the second."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
 def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
@@ -299,32 +294,11 @@ def migrate(conn: sqlite3.Connection, path: str | Path = "", create: bool = True
 
 # -- encoding ----------------------------------------------------------------------------
 
-def f16_blob(a: np.ndarray | None) -> bytes | None:
-    """float16 little-endian bytes of ``a`` (None stays None)."""
-    return None if a is None else np.asarray(a, dtype="<f2").tobytes()
-
-
 def curve_of(blob: bytes | None) -> np.ndarray:
     """``(n, 2)`` float32 (valence, arousal) curve from its blob."""
     if not blob:
         return np.zeros((0, 2), np.float32)
     return np.frombuffer(blob, dtype="<f2").astype(np.float32).reshape(-1, 2)
-
-
-def row_of_prediction(pred: Any, path: str, size: int, mtime_ns: int, sha1: str,
-                      artist: str | None = None, title: str | None = None) -> dict[str, Any]:
-    """The ``songs`` row (a dict over :data:`SONG_COLUMNS`) of a :class:`mer.Prediction`."""
-    probs = pred.probabilities or {}
-    emb = pred.embedding
-    return {"path": path, "size": size, "mtime_ns": mtime_ns, "sha1": sha1, "duration": float(pred.duration),
-            "model": pred.model, "model_version": pred.model_version, "weights_sha1": pred.weights_sha1,
-            "valence": float(pred.valence), "arousal": float(pred.arousal), "quadrant": pred.quadrant,
-            **{f"p_q{i}": probs.get(f"Q{i}") for i in range(1, 5)},
-            "curve": f16_blob(np.asarray(pred.curve).reshape(-1, 2)) if len(pred.curve) else None,
-            "tags": json.dumps(pred.tags) if pred.tags else None,
-            "moods": json.dumps(pred.moods) if getattr(pred, "moods", None) else None,
-            "embedding": f16_blob(emb), "dim": None if emb is None else int(len(emb)),
-            "artist": artist, "title": title, "indexed_at": now()}
 
 
 _UPSERT = (f"INSERT INTO songs ({', '.join(SONG_COLUMNS)}) VALUES ({', '.join('?' * len(SONG_COLUMNS))}) "
