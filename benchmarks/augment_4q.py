@@ -49,12 +49,13 @@ def augment(y: np.ndarray, how: str, amount: float) -> np.ndarray:
 def embeddings(tracks: list, variant: str | None) -> list[np.ndarray]:
     """Per-step musicnn embeddings of every track's (augmented) audio; cached per variant."""
     from mer import audio
-    from mer.features import FeatureConfig, default_cache_dir, extract
+    from mer.features import FeatureConfig, extract
+    from mer.io import cache_root
     from mer.infer.inference import Inference
     from mer.models import create_model
 
     name = "orig" if variant is None else variant.replace(" ", "_").replace("/", "_")
-    cache = default_cache_dir() / "augment" / f"{name}.npz"
+    cache = cache_root() / "augment" / f"{name}.npz"
     ids = [t.track_id for t in tracks]
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as z:

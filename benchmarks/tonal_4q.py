@@ -62,9 +62,9 @@ def tonal(y: np.ndarray, sr: int = 16000) -> np.ndarray:
 
 def features(tracks: list) -> np.ndarray:
     from mer import audio
-    from mer.features import default_cache_dir
+    from mer.io import cache_root
 
-    cache = default_cache_dir() / "tonal.npz"
+    cache = cache_root() / "tonal.npz"
     ids = [t.track_id for t in tracks]
     if cache.is_file():
         with np.load(cache) as z:

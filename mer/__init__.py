@@ -8,7 +8,7 @@ arrays hold (valence, arousal) in that order):
   2 Hz curve, tags, ``to_dict()``); ``mer.Predictor(model)`` holds a model for many files
   (``predict_many(paths, workers=)``); ``mer.Inference`` is the one sliding-window loop
 - ``mer.audio.load(path, sr=None, mono=True, offset=0.0, duration=None)`` -> (y, sr)
-- ``mer.features.FeatureConfig`` / ``spectrogram`` / ``FeatureCache`` (``mer.models.frontend.FrontEnd``: the torch twin)
+- ``mer.features.FeatureConfig`` / ``spectrogram``, ``mer.cache.FeatureCache`` (``mer.models.frontend.FrontEnd``: the torch twin)
 - ``mer.scales.quadrant(valence, arousal)``, ``to_canonical``, ``from_canonical``
 - ``mer.metrics``: rmse, pearson, r2, ccc, per_song, pooled, accuracy, macro_f1
 - ``mer.MERError``: the one exception family; ``mer.MERWarning`` for warnings

@@ -20,8 +20,7 @@ at ``config.frames_per_second`` (frame t is centred at ``t * hop_length / sample
 The mel filterbank is computed here (Slaney mel scale, Slaney area normalisation, as in
 librosa's default); a test proves it equal to ``librosa.filters.mel`` within 1e-5.
 
-:class:`FeatureCache` stores features once per (audio content, config) as ``.npz`` files
-whose zip CRC detects corruption; the config is saved beside the entries it produced.
+Features are computed here; :mod:`mer.cache` keeps them once per (audio content, config).
 """
 
 from __future__ import annotations
@@ -32,17 +31,13 @@ import hashlib
 import json
 import math
 import os
-import warnings
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from . import audio
-from .errors import AudioError, ConfigError, MERWarning
-from .io import atomic_path, write_json_atomic
+from .errors import AudioError, ConfigError
 
 KINDS = ("logmel", "stft", "wave")
 COMPRESSIONS = ("log10p", "db", "log1p", "none")
@@ -388,63 +383,3 @@ def stream_features(path: "str | os.PathLike | audio.AudioInfo", config: Feature
     (same arguments). The whole file's features are returned, 86 MB per hour for the default
     log-mel; consumers that can, such as :meth:`mer.infer.Inference.stream`, take the blocks."""
     return np.concatenate(list(feature_blocks(path, config, **kw)), axis=-1)
-
-
-def default_cache_dir() -> Path:
-    """``$MER_CACHE_DIR``, else ``~/.cache/mer``."""
-    return Path(os.environ.get("MER_CACHE_DIR") or Path.home() / ".cache" / "mer")
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-1 of a file's bytes (the audio content, independent of its name or folder)."""
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class FeatureCache:
-    """Features computed once per (audio content, config) and stored atomically.
-
-    Layout: ``root/features/<config digest>/config.json`` and ``.../<sha1 of audio>.npz``
-    holding ``features`` (C, F, T) and ``source`` (the path it was first made from). A
-    corrupt or mismatching entry is detected (zip CRC, shape) and recomputed with a warning.
-    """
-
-    def __init__(self, config: FeatureConfig | None = None, root: str | os.PathLike | None = None) -> None:
-        self.config = config or FeatureConfig()
-        self.dir = Path(root or default_cache_dir()) / "features" / self.config.digest()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        cfg_file = self.dir / "config.json"
-        if not cfg_file.exists():
-            write_json_atomic(cfg_file, self.config.to_dict())
-
-    def entry(self, path: str | os.PathLike) -> Path:
-        return self.dir / f"{file_digest(path)}.npz"
-
-    def get(self, path: str | os.PathLike) -> np.ndarray:
-        """Cached features of ``path`` ``(C, F, T)``; computed and stored on a miss."""
-        entry = self.entry(path)
-        if entry.exists():
-            feats = self._read(entry)
-            if feats is not None:
-                return feats
-            warnings.warn(f"{entry}: corrupt feature cache entry for {path}; recomputing", MERWarning, stacklevel=2)
-        feats = features_from_file(path, self.config)
-        with atomic_path(entry) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, features=feats, source=np.array(str(path)))
-        return feats
-
-    def _read(self, entry: Path) -> np.ndarray | None:
-        try:
-            with np.load(entry, allow_pickle=False) as z:
-                feats = z["features"]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            return None
-        c = self.config
-        if feats.dtype != np.float32 or feats.ndim != 3 or feats.shape[:2] != (c.channels, c.n_bins) \
-                or not np.all(np.isfinite(feats)):
-            return None
-        return feats

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from mer import ConfigError, MERWarning, audio, features, synth
-from mer.features import FeatureCache, FeatureConfig, spectrogram
+from mer import cache as cache_module
+from mer.cache import FeatureCache
+from mer.features import FeatureConfig, spectrogram
 from mer.models.frontend import FrontEnd
 
 librosa = pytest.importorskip("librosa")
@@ -94,7 +96,7 @@ def test_cache_computes_once_and_recovers_from_corruption(tmp_path, wav_file, mo
     assert entry.exists() and (cache.dir / "config.json").exists()
     assert json.loads((cache.dir / "config.json").read_text()) == FeatureConfig().to_dict()
     calls = []
-    monkeypatch.setattr(features, "features_from_file", lambda *a: calls.append(a) or first)
+    monkeypatch.setattr(cache_module, "features_from_file", lambda *a: calls.append(a) or first)
     np.testing.assert_array_equal(cache.get(wav_file), first)
     assert calls == []  # a hit does not recompute
     raw = bytearray(entry.read_bytes())

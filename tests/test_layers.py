@@ -27,7 +27,7 @@ LAYERS = {
     "infer": 3, "plot": 3, "serve": 5,
     "datasets": 2, "models": 2,
     "bundle": 1, "hf_hub": 1, "convert": 1, "synth": 1,
-    "audio": 0, "features": 0, "metrics": 0, "scales": 0, "grid": 0, "io": 0, "errors": 0, "reliability": 0,
+    "audio": 0, "features": 0, "cache": 0, "metrics": 0, "scales": 0, "grid": 0, "io": 0, "errors": 0, "reliability": 0,
     "_version": 0, "workers": 0, "meta": 0, "tags": 0, "__init__": 7,  # the package face imports lazily from any layer
 }
 

@@ -1,7 +1,7 @@
 """From dataset tracks to model inputs with labels: :class:`Item` and :func:`load_items` (numpy only).
 
 :func:`load_items` turns tracks into items (features from the
-:class:`~mer.features.FeatureCache`, decoded in parallel the first time). Static targets are
+:class:`~mer.cache.FeatureCache`, decoded in parallel the first time). Static targets are
 the track's (valence, arousal); a track with only a quadrant label (4Q without a lexicon)
 gets the quadrant's centre point. Dynamic targets are put on the model's 0.5 s grid, NaN
 where unlabelled. Scoring (:mod:`mer.evaluation`) and training (:mod:`mer.train`) both
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..features import FeatureCache, FeatureConfig
+from ..cache import FeatureCache
+from ..features import FeatureConfig
 from ..grid import n_steps, time_to_step
 from ..scales import QUADRANTS, quadrant_center
 from ..workers import pool

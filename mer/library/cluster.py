@@ -131,7 +131,8 @@ class ShardWriter:
 
     def _row(self, path: str, size: int, mtime_ns: int, sha1: str | None) -> dict[str, Any]:
         from ..infer.batch import predict_file
-        from .writes import file_tags, sha1_file
+        from ..io import file_sha1
+        from .writes import file_tags
         from ..infer.rows import library_row
 
         failed = {"path": path, "size": size, "mtime_ns": mtime_ns}
@@ -141,7 +142,7 @@ class ShardWriter:
         if res.prediction is None:
             return {**failed, "error": res.error or f"{path}: failed"}
         try:
-            sha = sha1 or sha1_file(path)
+            sha = sha1 or file_sha1(path)
         except OSError as exc:
             return {**failed, "error": f"{path}: cannot be read ({exc.strerror or exc})"}
         return library_row(res.prediction, path, size, mtime_ns, sha, *file_tags(path))

@@ -39,7 +39,8 @@ from ..bundle import Bundle, bundled_models
 from . import cluster
 from ..infer.rows import library_row
 from .store import now
-from .writes import commit_results, file_tags, record_failures, sha1_file, transaction
+from ..io import file_sha1
+from .writes import commit_results, file_tags, record_failures, transaction
 
 COMMIT_EVERY = 20  # files per transaction
 COMMIT_SECONDS = 10.0  # and at least this often (s) while results arrive
@@ -135,7 +136,7 @@ def _plan(conn: sqlite3.Connection, files: list[str], digest: str, retry_failed:
                 else:
                     jobs.append(_Job(path, size, mtime, row["sha1"], "remodelled"))
                 continue
-            sha = sha1_file(path) if row["size"] == size else None
+            sha = file_sha1(path) if row["size"] == size else None
             if sha == row["sha1"] and row["weights_sha1"] == digest:
                 stats.touched += 1
                 edits.append(("touch", (mtime, row["id"])))
@@ -147,7 +148,7 @@ def _plan(conn: sqlite3.Connection, files: list[str], digest: str, retry_failed:
             stats.skipped_failed += 1
             continue
         reason = "retried" if failed is not None else "new"
-        sha = sha1_file(path) if size in sizes else None
+        sha = file_sha1(path) if size in sizes else None
         twins = by_hash.get(sha, []) if sha else []
         gone = [r for r in twins if r["path"] not in present and r["id"] not in taken and not os.path.exists(r["path"])]
         if gone:
@@ -313,7 +314,7 @@ def _predict(conn: sqlite3.Connection, jobs: list[_Job], bundle: Bundle, opts: I
                 failures.append((job.path, job.size, job.mtime_ns, res.error or "failed"))
             else:
                 try:
-                    sha = job.sha1 or sha1_file(job.path)
+                    sha = job.sha1 or file_sha1(job.path)
                 except OSError as exc:
                     failures.append((job.path, job.size, job.mtime_ns, f"{job.path}: cannot be read ({exc.strerror})"))
                     stats.failed += 1

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import MERWarning
 from ..bundle import Bundle
-from . import indexer, moods, writes
+from ..io import file_sha1
+from . import indexer, moods
 from .playlist import plan
 from .ann import index_factory as index_factory_of
 from .search import Embeddings, IndexFactory, Points, load_embeddings, load_points, main_digest
@@ -338,7 +339,7 @@ class Library:
 
         if not path.is_file():
             raise AudioError(f"{path}: no such file; give an audio file for --like")
-        sha = writes.sha1_file(path)
+        sha = file_sha1(path)
         row = self.conn.execute("SELECT weights_sha1, embedding FROM songs WHERE sha1=? AND embedding IS NOT NULL "
                                 "ORDER BY id LIMIT 1", (sha,)).fetchone()
         if row is not None and model is None:

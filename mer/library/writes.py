@@ -8,24 +8,10 @@ only :mod:`mer.library.store`.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sqlite3
 from typing import Any
 
 from .store import now, upsert_songs
-
-_BLOCK = 1 << 20
-
-
-def sha1_file(path: str | os.PathLike) -> str:
-    """SHA-1 hex digest of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        while block := fh.read(_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
 
 def file_tags(path: str) -> tuple[str | None, str | None]:
     """(artist, title) from the file's tags when PyAV is installed and they are there."""

@@ -19,7 +19,7 @@ import torch
 
 from ..datasets.items import Item
 from ..errors import MERError, MERWarning
-from ..features import default_cache_dir
+from ..io import cache_root
 from ..grid import GRID_SECONDS, min_frames, n_steps
 from ..infer.inference import Inference
 from ..io import atomic_path
@@ -48,7 +48,7 @@ def embed_items(model: MERModel, items: list[Item], cache_dir: str = "", progres
         if not name.startswith("heads."):
             h.update(name.encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    folder = Path(cache_dir or default_cache_dir()) / "embeddings" / h.hexdigest()[:12]
+    folder = Path(cache_dir or cache_root()) / "embeddings" / h.hexdigest()[:12]
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     inference = Inference.from_module(model.eval())
