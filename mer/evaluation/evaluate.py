@@ -116,7 +116,7 @@ def evaluate(model: str | os.PathLike, dataset: str, root: str | os.PathLike, op
     items_all, static_all, dyn_all, quad_all, used = [], [], [], [], []
     for k, ids in sorted(jobs.items()):
         bundle = bundles[k]
-        inference = Inference.open(bundle, device, backend)
+        inference = Inference.of(bundle, device, backend)
         items = load_items([tracks[i] for i in ids], bundle.feature, workers=workers, progress=progress)
         static, dyn, quads = stack(inference.many([it.x for it in items]))
         items_all += items

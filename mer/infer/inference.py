@@ -166,9 +166,16 @@ class Inference:
             With ``bundle`` set to the resolved model.
         """
         from ..bundle import Bundle
+
+        return cls.of(model if isinstance(model, Bundle) else Bundle.resolve(model), device, backend, threads, **kw)
+
+    @classmethod
+    def of(cls, bundle: "Bundle", device: str = "auto", backend: str = "auto", threads: int = 0,
+           **kw: Any) -> "Inference":
+        """Open the engine of an already resolved ``bundle`` (what mer's own callers use: a name
+        becomes a Bundle once, where it enters, and the bundle travels); arguments as :meth:`open`."""
         from .backends import open_backend
 
-        bundle = model if isinstance(model, Bundle) else Bundle.resolve(model)  # a name becomes a Bundle once
         inference = cls(open_backend(bundle, device, threads, backend), bundle.feature, **kw)
         inference.bundle = bundle
         return inference

@@ -255,7 +255,7 @@ class Predictor:
 
     def __init__(self, model: "str | os.PathLike | Bundle" = DEFAULT_MODEL, device: str = "auto",
                  backend: str = "auto", threads: int = 0, trust_remote_code: bool = False) -> None:
-        self.inference = Inference.open(Bundle.resolve(model, trust_remote_code), device, backend, threads)
+        self.inference = Inference.of(Bundle.resolve(model, trust_remote_code), device, backend, threads)
         assert self.inference.bundle is not None  # open() resolved it
         self.bundle: Bundle = self.inference.bundle
         self.engine = self.inference.engine
