@@ -89,7 +89,12 @@ def _train(args: argparse.Namespace) -> int:
                           "an input (the --config file or the dataset's --root)")
     summary = run(cfg, out, resume=bool(args.resume), progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(format_summary(summary))
+        if summary.get("task") == "distil":  # agreement with the teacher first (mer.train.distil)
+            from ..train.distil import format_distil
+
+            print(format_distil(summary))
+        else:
+            print(format_summary(summary))
         print(f"\nrun folder: {out} (checkpoints fold*/best.safetensors, curves fold*/curves.png, summary.md)")
     return 0
 

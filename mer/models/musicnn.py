@@ -317,6 +317,12 @@ class Musicnn(MERModel):
         return Capabilities(step_embeddings=True, quadrant=self.heads.quadrant is not None,
                             frozen_backbone=self.freeze, window_seconds=self.context, pooled_head=True)
 
+    @property
+    def tag_layer(self) -> nn.Module | None:
+        """The linear layer from a per-step embedding to tag logits (what a distilled student
+        copies), when the embedding is the penultimate layer."""
+        return self._backend.tags if self.layer == "penultimate" else None
+
     # the backbone's parts (a ModuleDict, whose items are typed Module, keeps the checkpoint's key names)
     @property
     def _trunk(self) -> MusicnnTrunk:

@@ -110,6 +110,10 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
             import tensorboard  # noqa: F401
         except ImportError:
             raise ConfigError("tensorboard: true needs the tensorboard package (pip install tensorboard)") from None
+    if cfg.distil:  # a student learns a teacher's outputs: no labels (mer.train.distil)
+        from .distil import distil_run
+
+        return distil_run(cfg, out, resume, progress, device, env, ds)
     feature = FeatureConfig.from_dict(cfg.feature) if cfg.feature else FeatureConfig()
     probe = create_model(cfg.model, feature=feature, **cfg.model_kwargs())  # bad model args fail before any decoding
     feature = probe.feature  # a backbone with its own front-end (hf:) chose it; else the same config
