@@ -58,7 +58,7 @@ def test_models_lists_the_bundled_models_first_even_without_torch():
     res = _slim("models", "--no-time")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].startswith("Bundled") and any(line.startswith("| default | 2 |") for line in lines)
+    assert lines[0].startswith("Bundled") and any(line.startswith("| default | 3 |") for line in lines)
     assert "pip install 'mer-toolkit[train]'" in res.stdout
     rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
     assert "ONNX Runtime (ready)" in rows["default"]  # runs on the slim install

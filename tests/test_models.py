@@ -135,7 +135,7 @@ def test_cli_models_table():
     bundled, zoo = res.stdout.split("Architectures")
     rows = [line for line in zoo.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert {r.split("|")[1].strip() for r in rows} == set(list_models())
-    assert "| default | 2 | musicnn |" in bundled and "| fast |" in bundled
+    assert "| default | 3 | musicnn |" in bundled and "| fast |" in bundled
 
 
 @pytest.mark.parametrize("hidden, stats", [(0, False), (16, False), (0, True), (16, True)])
