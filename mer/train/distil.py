@@ -325,7 +325,7 @@ def distil_run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device
                ) -> dict[str, Any]:
     """``mer train --distil``: the run of :func:`mer.train.run.run` with a student learning the
     teacher on every fold's training clips (same folder layout, resumable the same way)."""
-    from .run import make_split, saved_split
+    from .folds import make_split, saved_split
 
     if env.world > 1:
         raise ConfigError("--distil runs in one process; start it without torchrun")

@@ -27,7 +27,6 @@ import torch.distributed as dist
 
 from ..datasets import load_dataset, refuse_blocking
 from ..datasets.items import load_items
-from ..datasets.splits import Split, dataset_kfold, mediaeval2013, mediaeval2015
 from ..errors import ConfigError, DatasetError
 from ..evaluation.scores import constant_baseline, score
 from ..features import FeatureConfig
@@ -39,22 +38,8 @@ from .config import TrainConfig
 from .data import embed_items
 from .distributed import resolve_device, setup_distributed
 from .fold import FoldTrainer, inner_validation
+from .folds import make_split, saved_split
 from .reports import format_summary, summarize
-
-
-def make_split(cfg: TrainConfig, ds) -> Split:  # noqa: ANN001
-    """The folds of ``cfg``: a named protocol, a split JSON, all clips (folds 1), or grouped k-fold."""
-    if cfg.split == "mediaeval2015":
-        return mediaeval2015(ds)
-    if cfg.split == "mediaeval2013":
-        return mediaeval2013(ds)
-    if cfg.split in ds.named_splits:  # a release's own published split (MERGE's tvt_70_15_15, ...)
-        return ds.named_split(cfg.split)
-    if cfg.split:
-        return Split.from_json(cfg.split)
-    if cfg.folds == 1:
-        return Split("all", [([t.track_id for t in ds.tracks(with_audio=True)], [])], cfg.seed, {"dataset": ds.name})
-    return dataset_kfold(ds, cfg.folds, seed=cfg.seed)
 
 
 def run(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -88,20 +73,6 @@ def check_dataset(name: str, root: str | os.PathLike, options: dict[str, Any] | 
                            f"expects {ds.layout} (download: {ds.download}); see `mer datasets validate {name} "
                            f"--root {root}`")
     return ds
-
-
-def saved_split(out: Path, ds: Any, fingerprint: str) -> Split | None:
-    """The split a run folder was started with; ConfigError when the dataset changed since."""
-    path = out / "split.json"
-    if not path.is_file():
-        return None
-    split = Split.from_json(path)
-    was = split.info.get("dataset_fingerprint")
-    if was and was != fingerprint:
-        raise ConfigError(f"{out}: the dataset changed since this run started (fingerprint {was} -> {fingerprint}: "
-                          "clips or labels differ), so its folds no longer hold; start a new --out (resuming would "
-                          "put clips a fold trained on into its test part)")
-    return split
 
 
 def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any, env: Any, ds: Any) -> dict[str, Any]:
