@@ -580,3 +580,29 @@ def test_a_grid_checks_every_run_before_the_first_trains(tmp_path, fourq):
     res = _run(["benchmark", str(grid), "--quiet"], env)
     assert res.returncode == 1 and not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists(), res.stderr
     assert "`hf download org/absent`" in res.stderr and len(res.stderr.splitlines()) == 1
+
+
+def test_an_hf_folder_is_hashed_once_per_process_and_a_bundle_carries_the_digest(tmp_path, monkeypatch):
+    """Resolved once where the name enters: building k models of one folder hashes its files once
+    (was 2k+1 times for a k-fold run), and a Bundle's encoder lets another process (predict -j N's
+    workers) build the model without hashing again."""
+    from mer import hf_hub
+    from mer.bundle import Bundle
+    from mer.models.checkpoint import load_checkpoint, save_checkpoint
+
+    enc = _whisper(tmp_path / "w")
+    calls: list[Path] = []
+    real = hf_hub.file_sha1
+    monkeypatch.setattr(hf_hub, "file_sha1", lambda p: calls.append(Path(p)) or real(p))
+    monkeypatch.setattr(hf_hub, "_DIGESTS", {})
+    for _ in range(3):
+        create_model(f"hf:{enc}")
+    assert sorted(calls) == sorted(hf_hub.weight_files(enc))  # each file once, for three models
+    save_checkpoint(create_model(f"hf:{enc}"), tmp_path / "run" / "best")
+    bundle = Bundle.resolve(tmp_path / "run")
+    carried = bundle.encoder
+    assert carried is not None and carried.sha1 == hf_hub.folder_digest(enc)
+    monkeypatch.setattr(hf_hub, "_DIGESTS", {})  # as in a fresh worker process
+    calls.clear()
+    model, meta = load_checkpoint(bundle)  # the bundle hands its digest over (hf_hub.remember)
+    assert calls == [] and meta.backbone is not None and meta.backbone.sha1 == carried.sha1

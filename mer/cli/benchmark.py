@@ -43,6 +43,7 @@ def _probe_backbone(args: argparse.Namespace, doc: dict) -> dict | None:
     """The backbone ``--model``/``--model-arg``/``--trust-remote-code`` give a probe YAML (None:
     the YAML's own), checked as building it will need (an ``hf:`` name: transformers, the local
     cache, the trust flag) before the first clip's features are extracted."""
+    from ..hf_hub import is_hf
     from ..train.config import check_backbone
 
     own: dict[str, Any] = doc["backbone"] if isinstance(doc.get("backbone"), dict) else {"model": "musicnn"}
@@ -51,7 +52,7 @@ def _probe_backbone(args: argparse.Namespace, doc: dict) -> dict | None:
         backbone = {"model": args.model, "model_args": parse_pairs(args.model_arg, "--model-arg")}
     if args.trust_remote_code:
         backbone = backbone or {**own, "model_args": dict(own.get("model_args") or {})}
-        if not str(backbone.get("model", "")).startswith("hf:"):
+        if not is_hf(backbone.get("model", "")):
             raise ConfigError(f"--trust-remote-code is for hf: backbones (--model hf:...); {backbone.get('model')} "
                               "runs no code of its own")
         backbone["model_args"]["trust_remote_code"] = True

@@ -54,7 +54,6 @@ from ..meta import Capabilities
 from .base import MERModel
 from .blocks import VAHeads
 
-PREFIX = "hf:"
 
 
 #: the native window of waveform encoders, which take any length (wav2vec 2.0 was trained on

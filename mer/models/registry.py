@@ -15,10 +15,10 @@ import functools
 import typing
 from typing import Any, Callable
 
+from ..hf_hub import HF_PREFIX  # transformers backbones: mer.models.hf
 from ..errors import ModelError, check_arguments
 from ..features import FeatureConfig
 
-HUB_PREFIX = "hf:"  # transformers backbones: mer.models.hf
 _MODELS: dict[str, Callable[..., Any]] = {}
 
 
@@ -85,10 +85,10 @@ def create_model(name: str, feature: FeatureConfig | dict | None = None, **kwarg
     >>> out["static"].shape, out["dynamic"].shape  # doctest: +SKIP
     (torch.Size([1, 2]), torch.Size([1, 60, 2]))
     """
-    if name.startswith(HUB_PREFIX):
+    if name.startswith(HF_PREFIX):
         from .hf import hub_model
 
-        fn: Callable[..., Any] = functools.partial(hub_model, source=name[len(HUB_PREFIX):])
+        fn: Callable[..., Any] = functools.partial(hub_model, source=name[len(HF_PREFIX):])
     elif name not in _MODELS:
         raise ModelError(f"unknown model {name!r}; choose one of {', '.join(_MODELS)} (or hf:PATH / hf:org/name)")
     else:

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..hf_hub import is_hf
 
 from ..infer.backends import DEVICES
 
@@ -134,10 +135,10 @@ class TrainConfig:
         if not self.root:
             raise ConfigError(f"no dataset folder: pass --root DIR (where {self.dataset} lives)")
         loader.check_root(self.root)  # the loader's own line: where to download it, what its folder holds
-        if self.model not in list_models() and not self.model.startswith("hf:"):  # hf: backbones: mer.models.hf
+        if self.model not in list_models() and not is_hf(self.model):  # hf: backbones: mer.models.hf
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(list_models())} "
                               "(or hf:PATH / hf:org/name)")
-        if (self.finetune or self.trust_remote_code) and not self.model.startswith("hf:"):
+        if (self.finetune or self.trust_remote_code) and not is_hf(self.model):
             raise ConfigError(f"--finetune and --trust-remote-code are for hf: backbones; {self.model} takes neither "
                               "(musicnn: --model-arg freeze=false)")
         if self.finetune and not re.fullmatch(r"last:[1-9]\d*", self.finetune):
@@ -145,7 +146,7 @@ class TrainConfig:
         check_backbone(self.model, self.trust_remote_code, self.model_args.get("revision"))
         if self.augment < 0 or (self.augment and not self.distil):
             raise ConfigError(f"augment {self.augment}: augmented copies are for --distil (0 or more copies per clip)")
-        if self.distil and self.model.startswith("hf:"):
+        if self.distil and is_hf(self.model):
             raise ConfigError("--distil trains a student such as --model student, not an hf: encoder")
         FeatureConfig.from_dict(self.feature)
         _choice("task", self.task, TASKS)
@@ -180,7 +181,7 @@ def check_backbone(model: str, trust_remote_code: bool = False, revision: str | 
     Hugging Face cache (offline), its ``config.json`` a family mer feeds, and the user's
     ``--trust-remote-code`` where its code lives in its own repository (MERT). A ModelError
     (one line, the fix in it) otherwise; other model names pass (their builder checks them)."""
-    from ..hf_hub import HF_PREFIX, is_hf, resolve
+    from ..hf_hub import HF_PREFIX, resolve
 
     if not is_hf(model):
         return

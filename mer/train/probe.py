@@ -47,6 +47,7 @@ from ..datasets import load_dataset
 from ..datasets.items import load_items
 from ..errors import ConfigError
 from ..features import FeatureConfig
+from ..hf_hub import HF_PREFIX
 from ..io import write_json_atomic, write_text_atomic
 from .config import read_yaml
 from .nested import grid, nested_cv, reliability, select
@@ -175,7 +176,7 @@ def run_probes(path: str | os.PathLike, out: str | None = None, workers: int = 0
     if backbone:
         doc["backbone"] = backbone
         if not out:
-            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(backbone["model"].removeprefix("hf:")).name or "backbone")
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(backbone["model"].removeprefix(HF_PREFIX)).name or "backbone")
             out = f"{doc.get('out') or 'runs/probes'}-{slug}"
     unknown = set(doc) - {"out", "dataset", "root", "dataset_options", "backbone", "protocol", "candidates", "ship",
                           "tried_before"}
