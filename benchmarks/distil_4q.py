@@ -85,6 +85,7 @@ def score(args: argparse.Namespace) -> None:
     items = data.items(LEVEL)
     index = {t.track_id: i for i, t in enumerate(data.tracks)}
     teacher = data.features("meanstd", LEVEL)
+    classic = data.features("classic", LEVEL)  # the nested table's classical log-mel statistics baseline
     rows = []
     ref_by_split: dict[str, float] = {}  # the teacher's macro-F1 on the same folds
     for run in args.runs:
@@ -93,6 +94,7 @@ def score(args: argparse.Namespace) -> None:
         summary = json.loads((run / "summary.json").read_text())
         pred_s = np.empty(len(data.y), dtype=object)
         pred_t = np.empty(len(data.y), dtype=object)
+        pred_c = np.empty(len(data.y), dtype=object)
         fold_f1, t0 = [], time.perf_counter()
         covered = np.zeros(len(data.y), dtype=bool)
         outer = split.info.get("outer_folds") or list(range(len(split.folds)))
@@ -103,10 +105,13 @@ def score(args: argparse.Namespace) -> None:
             X = pool(embed_all(run / f"fold{k}" / "best", items), "meanstd")
             pred_s[te] = probe_fold(X, data.y, data.groups, tr, te, split.seed or 0, outer[k])
             pred_t[te] = probe_fold(teacher, data.y, data.groups, tr, te, split.seed or 0, outer[k])
+            pred_c[te] = probe_fold(classic, data.y, data.groups, tr, te, split.seed or 0, outer[k])
             fold_f1.append(macro_f1(data.y[te], pred_s[te].astype(str)))
             print(f"{run.name} outer fold {outer[k]}: student {fold_f1[-1]:.3f}, teacher "
                   f"{macro_f1(data.y[te], pred_t[te].astype(str)):.3f}", file=sys.stderr, flush=True)
         ref_by_split[split.name] = macro_f1(data.y[covered], pred_t[covered].astype(str))
+        print(f"{split.name}: teacher {ref_by_split[split.name]:.3f}, classical log-mel statistics + LR "
+              f"{macro_f1(data.y[covered], pred_c[covered].astype(str)):.3f} ({int(covered.sum())} clips)")
         cfg = json.loads((run / "fold0" / "best.json").read_text())
         rows.append({"run": str(run), "model_args": {k: v for k, v in cfg["model_args"].items()
                                                     if k not in ("tag_names", "mood_words", "quadrant", "dim")},

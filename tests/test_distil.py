@@ -93,6 +93,20 @@ def test_student_steps_tags_and_teacher_heads():
     assert caps.step_embeddings and caps.pooled_head and caps.quadrant and not caps.frozen_backbone
 
 
+def test_student_windows_of_a_long_file_match_one_pass():
+    """Its time strides (10 frames) divide Inference's window grid, and its receptive field fits the context."""
+    from mer.infer.inference import Inference
+
+    torch.manual_seed(0)
+    student = create_model("student", feature=FeatureConfig(), width=8, hidden=16).eval()
+    x = np.random.default_rng(0).uniform(0, 3, (1, 96, 6300)).astype(np.float32)  # 100.8 s: 3 windows
+    chunked, _ = Inference.from_module(student).embed(x)
+    with torch.no_grad():
+        whole = student.embed(torch.from_numpy(x)[None])[0].numpy()
+    assert chunked.shape == whole.shape == (201, 200)
+    np.testing.assert_allclose(chunked, whole, atol=1e-4)
+
+
 def test_augment_is_reproducible_and_keeps_the_front_end_shape():
     rng = np.random.default_rng(0)
     feature = FeatureConfig()

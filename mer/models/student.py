@@ -6,10 +6,11 @@ Input: features ``(B, 1, 96, T)`` of mer's default front-end (62.5 frames/s). Th
 
 - a 3x3 stem convolution, stride 2 in frequency and time, ``width`` channels;
 - ``depth`` depthwise-separable blocks (Howard et al. 2017: depthwise 3x3 -> batch norm -> ReLU
-  -> pointwise 1x1 -> batch norm -> ReLU); the first ones stride (2, 2), (2, 2), (2, 1), (2, 1),
-  (3, 1) (frequency, time), later ones stride 1; channels ``width`` x (2, 2, 4, 4, 4, ...);
+  -> pointwise 1x1 -> batch norm -> ReLU); the first ones stride (2, 5), (2, 1), (2, 1), (2, 1),
+  (3, 1) (frequency, time; the time-strided one's depthwise kernel is 3 x 5), later ones stride
+  1; channels ``width`` x (1, 2, 2, 4, 4, 4, ...);
 - a max over the remaining frequency bins, then ``temporal`` residual depthwise-separable 1-D
-  blocks over time (kernel 5), at 1/8 of the frame rate (7.8 per second);
+  blocks over time (kernel 5), at 1/10 of the frame rate (6.25 per second);
 - the max and mean of those frames over a ``context``-second window around every 0.5 s step (as
   musicnn pools its back-end); with ``spectral`` (the default) also the max, mean and standard
   deviation of each input band over the same window (a summary the convolutions need not learn:
@@ -23,9 +24,12 @@ VAHeads` (valence/arousal, optionally quadrant logits and mood words). Distilled
 default, the student's embedding lives in the teacher's space, so the teacher's tag layer and
 heads are copied onto it and kept frozen.
 
-The time strides make a step's embedding depend (slightly) on where a window of a long file
-starts; the receptive field (about 3.5 s around a step) fits inside the 4 s context
-:class:`mer.infer.Inference` gives every window, so chunked and one-pass outputs agree up to that.
+Strided networks are not shift-invariant: moving the input by a few frames changes what the
+strides sample. The time strides multiply to 10 frames, which divides the 250-frame context and
+the 2000-frame chunk of :class:`mer.infer.Inference`'s windows, so every window of a long file
+samples the frames one pass over it would; and the receptive field (about 2.8 s either side of a
+step) fits inside the 4 s context, so chunked and one-pass outputs agree (a test checks this;
+with a stride of 8 they differed by a fifth of the embedding's sd).
 """
 
 from __future__ import annotations
@@ -45,18 +49,22 @@ from .musicnn import pool_windows
 from .registry import register_model
 
 #: (frequency, time) strides of the first blocks; later blocks keep the resolution
-STRIDES: tuple[tuple[int, int], ...] = ((2, 2), (2, 2), (2, 1), (2, 1), (3, 1))
+STRIDES: tuple[tuple[int, int], ...] = ((2, 5), (2, 1), (2, 1), (2, 1), (3, 1))  # stem: (2, 2); time 2 x 5
 #: channel multipliers of the blocks (the last one repeats)
-WIDTHS: tuple[int, ...] = (1, 2, 2, 4, 4)
+WIDTHS: tuple[int, ...] = (1, 2, 2, 4, 4)  # of the blocks after the stem (width itself)
 
 
-def _cbr(c_in: int, c_out: int, kernel: int, stride: int | tuple[int, int] = 1, groups: int = 1,
-         dims: int = 2) -> list[nn.Module]:
-    """Convolution (no bias) -> batch norm -> ReLU, 2-D or (``dims=1``) 1-D, "same" padding."""
+def _cbr(c_in: int, c_out: int, kernel: int | tuple[int, int], stride: int | tuple[int, int] = 1,
+         groups: int = 1, dims: int = 2) -> list[nn.Module]:
+    """Convolution (no bias) -> batch norm -> ReLU, 2-D or (``dims=1``, ``kernel`` an int) 1-D, "same" padding."""
     conv: nn.Module
     bn: nn.Module
     if dims == 2:
-        conv, bn = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)
+        kf, kt = (kernel, kernel) if isinstance(kernel, int) else kernel
+        conv = nn.Conv2d(c_in, c_out, (kf, kt), stride, (kf // 2, kt // 2), groups=groups, bias=False)
+        bn = nn.BatchNorm2d(c_out)
+    elif isinstance(kernel, tuple):
+        raise ValueError("a 1-D convolution takes one kernel size")
     else:
         conv = nn.Conv1d(c_in, c_out, kernel, 1, kernel // 2, groups=groups, bias=False)
         bn = nn.BatchNorm1d(c_out)
@@ -68,7 +76,8 @@ class Separable(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: tuple[int, int]) -> None:
         super().__init__()
-        self.body = nn.Sequential(*_cbr(c_in, c_in, 3, stride, groups=c_in), *_cbr(c_in, c_out, 1))
+        kernel = (3, max(3, stride[1] | 1))  # a time stride over 3 gets a kernel that covers it
+        self.body = nn.Sequential(*_cbr(c_in, c_in, kernel, stride, groups=c_in), *_cbr(c_in, c_out, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
