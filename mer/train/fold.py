@@ -187,7 +187,10 @@ def load_state(path: Path, device: torch.device) -> dict[str, Any]:
 
     try:
         st = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # not a refused object: bytes that are no pickle at all
+            raise ConfigError(f"{path}: corrupt resume state (not a PyTorch state file); delete it to restart this "
+                              "fold from its first epoch (the other folds are kept)") from None
         raise ConfigError(f"{path}: not a resume state mer wrote (it holds Python objects other than tensors and "
                           "numbers, which mer never loads: loading them could run code); delete it to restart this "
                           "fold from its first epoch (the other folds are kept)") from None
