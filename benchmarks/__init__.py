@@ -21,7 +21,9 @@ Speed and scale (no train extra needed unless noted):
 
 The #14 experiments on the default's quadrant probe, each scored with the default's repeated
 nested protocol (train extra; shared code in ``nested4q``): ``mood_words``, ``augment_4q``,
-``tonal_4q`` (also librosa), ``heads_4q``, ``robust_4q``, ``fusion_4q``, ``finetune_4q``.
+``tonal_4q`` (also librosa), ``heads_4q``, ``robust_4q``, ``fusion_4q``, ``finetune_4q``; and
+``distil_4q`` (#41): students distilled from the default (``mer train --distil``) on the default's
+outer folds, the probe refit on their embeddings beside the teacher's.
 
 Hostile-input probes: ``hostile_files`` and ``hostile_serve`` (their table: ``cases``), e.g.
 ``python -m benchmarks.hostile_files``; they make their own inputs and need no ``--data``.
