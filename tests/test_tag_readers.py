@@ -52,32 +52,39 @@ READERS = {"ffprobe": (_ffprobe, "ffmpeg"), "mediainfo": (_mediainfo, "mediainfo
 
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory) -> dict:
+    """{(format, the user had a MOOD): file mer tagged}: with "chill" already there, and without."""
     folder = tmp_path_factory.mktemp("readers")
     files = {}
     for fmt in FORMATS:
-        p = make_clip(folder / f"song.{fmt}")
-        seed(p)  # the user's own MOOD value, "chill"
-        tags.write(p, EMOTION)
-        files[fmt] = p
+        for had in (True, False):
+            p = make_clip(folder / f"song-{'own' if had else 'none'}.{fmt}")
+            if had:
+                seed(p)  # the user's own MOOD value, "chill"
+            tags.write(p, EMOTION)
+            files[fmt, had] = p
     return files
 
 
+@pytest.mark.parametrize("had", [True, False], ids=["with-users-mood", "without"])
 @pytest.mark.parametrize("reader", list(READERS))
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_mers_mood_is_visible_whole_in_each_reader_and_the_users_is_kept(tagged, reader, fmt):
+def test_mers_mood_is_visible_whole_in_each_reader_and_the_users_is_kept(tagged, reader, fmt, had):
     read, package = READERS[reader]
     _need(reader, package)
-    shown = read(tagged[fmt])
+    shown = read(tagged[fmt, had])
     assert shown, f"{reader} shows no mood in {fmt}"
     assert any(OURS in v for v in shown), f"{reader} does not show {OURS!r} in {fmt}: {shown}"
-    assert "chill" in raw(tagged[fmt], "MOOD")  # the user's value stays in the file
+    if had:
+        assert "chill" in raw(tagged[fmt, had], "MOOD")  # the user's value stays in the file
+    else:
+        assert raw(tagged[fmt, had], "MOOD") == [OURS]
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "flac", "m4a"])
 def test_the_numbers_are_visible_in_ffprobe(tagged, fmt):
     _need("ffprobe", "ffmpeg")
     out = json.loads(subprocess.run(["ffprobe", "-v", "quiet", "-of", "json", "-show_format", "-show_streams",
-                                     str(tagged[fmt])], capture_output=True, text=True, timeout=60).stdout)
+                                     str(tagged[fmt, True])], capture_output=True, text=True, timeout=60).stdout)
     found = {k.upper(): v for t in [out["format"].get("tags", {})] + [s.get("tags", {}) for s in out["streams"]]
              for k, v in t.items()}
     assert found.get("VALENCE") == "0.612" and found.get("MER_QUADRANT") == "Q4"
