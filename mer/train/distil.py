@@ -325,7 +325,7 @@ def distil_run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device
                ) -> dict[str, Any]:
     """``mer train --distil``: the run of :func:`mer.train.run.run` with a student learning the
     teacher on every fold's training clips (same folder layout, resumable the same way)."""
-    from .folds import make_split, saved_split
+    from .folds import finished_fold, make_split, saved_split
 
     if env.world > 1:
         raise ConfigError("--distil runs in one process; start it without torchrun")
@@ -356,13 +356,10 @@ def distil_run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device
     for k, (train_ids, test_ids) in enumerate(split.folds):
         fold_dir = out / f"fold{k}"
         fold_dir.mkdir(parents=True, exist_ok=True)
-        if (fold_dir / "test.json").exists() and resume:
-            try:
-                folds.append(json.loads((fold_dir / "test.json").read_text()))
-                continue
-            except ValueError:
-                raise ConfigError(f"{fold_dir / 'test.json'}: corrupt (not JSON); delete it and --resume again to "
-                                  "re-test that fold") from None
+        done = finished_fold(fold_dir) if resume else None  # tested before the interruption
+        if done is not None:
+            folds.append(done)
+            continue
         train_items = [by_id[i] for i in train_ids]
         fit_items, val_items = inner_validation(train_items, cfg.val_fraction, cfg.seed + k)
         fit, used = augmented_pairs(fit_items, embeds, cfg.augment, teacher, cfg.seed, k, cfg.cache_dir, progress)

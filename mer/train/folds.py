@@ -42,3 +42,17 @@ def saved_split(out: Path, ds: Any, fingerprint: str) -> Split | None:
                           "clips or labels differ), so its folds no longer hold; start a new --out (resuming would "
                           "put clips a fold trained on into its test part)")
     return split
+
+
+def finished_fold(fold_dir: Path) -> dict[str, Any] | None:
+    """The test results a resumed run's fold already has (``test.json``), or None; a corrupt one
+    is a one-line ConfigError saying to delete it."""
+    import json
+
+    path = fold_dir / "test.json"
+    if not path.exists():
+        return None
+    try:
+        return dict(json.loads(path.read_text()))
+    except ValueError:
+        raise ConfigError(f"{path}: corrupt (not JSON); delete it and --resume again to re-test that fold") from None

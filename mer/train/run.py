@@ -17,7 +17,6 @@ predicted through :class:`mer.infer.Inference`, as ``mer predict`` would.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from .config import TrainConfig
 from .data import embed_items
 from .distributed import resolve_device, setup_distributed
 from .fold import FoldTrainer, inner_validation
-from .folds import make_split, saved_split
+from .folds import finished_fold, make_split, saved_split
 from .reports import format_summary, summarize
 
 
@@ -121,13 +120,10 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, progress: bool, device: Any,
         fold_dir = out / f"fold{k}"
         if env.main:
             fold_dir.mkdir(parents=True, exist_ok=True)
-        if (fold_dir / "test.json").exists() and resume:  # finished before the interruption
-            try:
-                folds.append(json.loads((fold_dir / "test.json").read_text()))
-                continue
-            except ValueError:
-                raise ConfigError(f"{fold_dir / 'test.json'}: corrupt (not JSON); delete it and --resume again to "
-                                  "re-test that fold") from None
+        done = finished_fold(fold_dir) if resume else None  # tested before the interruption
+        if done is not None:
+            folds.append(done)
+            continue
         train_items = [by_id[i] for i in train_ids]
         published = set(split.info.get("validate") or ()) & set(train_ids)
         if published and len(split.folds) == 1:  # the split names its early-stopping set
