@@ -49,6 +49,9 @@ def _wait(client: TestClient, job_id: str, timeout: float = 120) -> dict:
 
 
 
+DESKTOP, PHONE = (1280, 800), (390, 844)  # the viewports the page is checked at (a phone: an iPhone 12-15's)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

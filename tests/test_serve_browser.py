@@ -21,7 +21,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 from mer.infer import Predictor  # noqa: E402
-from serve_common import REPO, _free_port, _library_rows, _song_row
+from serve_common import DESKTOP, PHONE, REPO, _free_port, _library_rows, _song_row
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,6 @@ def _until(page, expression: str, timeout: float = 30_000) -> None:  # noqa: ANN
         time.sleep(0.05)
 
 
-DESKTOP, PHONE = (1280, 800), (390, 844)  # the viewports the page is checked at (a phone: an iPhone 12-15's)
 
 
 @contextlib.contextmanager

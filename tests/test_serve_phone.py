@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,20 +16,14 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 from conftest import CHROMIUM  # one place says whether the browser tests run
+from serve_common import DESKTOP, PHONE, _free_port  # noqa: F401  (DESKTOP/PHONE: test_serve_moods takes them here)
 
 from mer import synth
 
 pytest.importorskip("fastapi")
 REPO = Path(__file__).resolve().parents[1]
-DESKTOP, PHONE = (1280, 800), (390, 844)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (CI installs it: apt-get install chromium)")
 pytestmark = [pytest.mark.slow, needs_chromium]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _until(page, expression: str, timeout: float = 30.0):  # noqa: ANN001, ANN202
