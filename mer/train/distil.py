@@ -47,15 +47,15 @@ from ..evaluation.scores import constant_baseline, headline, score
 from ..features import FeatureConfig
 from ..grid import GRID_SECONDS, n_steps
 from ..infer.inference import Inference, stack
-from ..io import atomic_path, write_json_atomic, write_text_atomic
+from ..io import write_json_atomic, write_text_atomic
 from ..models import create_model
-from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.checkpoint import load_checkpoint
 from .augment import augment
 from .config import TrainConfig
 from .data import embed_items
 from .distributed import seed_all
-from .fold import FoldTrainer, _plain, inner_validation, load_state
-from .reports import format_summary, plot_curves, summarize, write_log
+from .fold import FoldTrainer, inner_validation
+from .reports import format_summary, summarize
 
 WEIGHTS = {"embedding": 1.0, "tags": 1.0, "quadrant": 1.0, "va": 1.0}
 #: seconds from a cut crop edge before a step counts (the teacher's 3 s window and its convolutions)
@@ -211,65 +211,19 @@ class DistilTrainer(FoldTrainer):
 
     def fit_distil(self, student: Any, fit: list[tuple[np.ndarray, np.ndarray]],
                    val: list[tuple[np.ndarray, np.ndarray]], scale: torch.Tensor) -> dict[str, Any]:
-        from tqdm import tqdm
-
-        c, show = self.cfg, self.progress and self.env.main
-        student.to(self.device)
-        opt = self._optimizer([p for p in student.parameters() if p.requires_grad])
-        state_file = self.dir / "state.pt"
-        start, best, best_epoch, bad, history = 0, math.inf, -1, 0, []
-        if state_file.exists():
-            st = load_state(state_file, self.device)
-            student.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
-            start, best, best_epoch, bad, history = st["epoch"], st["best"], st["best_epoch"], st["bad"], st["history"]
-        data = DistilSet(fit, max(1, int(round(c.crop_seconds / GRID_SECONDS))), student.feature, c.seed)
-        sampler: torch.utils.data.DistributedSampler[int] = torch.utils.data.DistributedSampler(
-            data, num_replicas=1, rank=0, shuffle=True, seed=c.seed)
-        loader = torch.utils.data.DataLoader(data, batch_size=c.batch_size, sampler=sampler)
+        """Train ``student`` on crops of ``fit`` (features, the teacher's embeddings), early-stopped on ``val``."""
+        data = DistilSet(fit, max(1, int(round(self.cfg.crop_seconds / GRID_SECONDS))), student.feature,
+                         self.cfg.seed)
         scale = scale.to(self.device)
-        epochs = tqdm(range(start, c.epochs), initial=start, total=c.epochs, desc=f"{self.dir.name} epochs",
-                      unit="epoch", disable=not show)
-        for epoch in epochs:
-            seed_all(c.seed, epoch + 1)
-            sampler.set_epoch(epoch)
-            data.set_epoch(epoch)
-            for g in opt.param_groups:
-                g["lr"] = self.lr_at(epoch)
-            student.train()
-            t0, total, count = time.perf_counter(), 0.0, 0
-            parts: dict[str, float] = {}
-            for batch in tqdm(loader, desc="batches", unit="batch", leave=False, disable=not show):
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                loss = distil_loss(student, batch["x"], batch["target"], batch["mask"], scale, parts)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(batch["x"])
-                count += len(batch["x"])
+
+        def step(batch: dict[str, torch.Tensor], parts: dict[str, float]) -> torch.Tensor:
+            return distil_loss(student, batch["x"], batch["target"], batch["mask"], scale, parts)
+
+        def check() -> tuple[float, dict[str, float], dict[str, Any]]:
             val_loss, val_parts = self.validate_distil(student, val, scale)
-            row = {"epoch": epoch + 1, "lr": self.lr_at(epoch), "train_loss": total / max(1, count),
-                   "val_loss": val_loss, "seconds": time.perf_counter() - t0,
-                   **{f"train_{k}": v / max(1, count) for k, v in parts.items()},
-                   **{f"val_{k}": v for k, v in val_parts.items()}}
-            history.append(row)
-            if val_loss < best - 1e-6:
-                best, best_epoch, bad = val_loss, epoch + 1, 0
-                save_checkpoint(student, self.dir / "best", **self.meta, epoch=epoch + 1,
-                                validation={"loss": val_loss, **val_parts})
-            else:
-                bad += 1
-            write_log(self.dir, history)
-            with atomic_path(state_file) as tmp:
-                torch.save({"model": student.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                            "best": float(best), "best_epoch": best_epoch, "bad": bad,
-                            "history": _plain(history)}, tmp)
-            epochs.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{val_loss:.4f}", best=best_epoch)
-            if c.patience and bad >= c.patience:
-                break
-        plot_curves(self.dir / "curves.png", history, "distillation")
-        return {"best_epoch": best_epoch, "best_val_loss": best, "epochs_run": len(history),
-                "epoch_seconds": sum(h["seconds"] for h in history)}
+            return val_loss, {f"val_{k}": v for k, v in val_parts.items()}, val_parts
+
+        return self.epochs(student, data, step, check, "distillation")
 
     def validate_distil(self, student: Any, val: list[tuple[np.ndarray, np.ndarray]], scale: torch.Tensor
                         ) -> tuple[float, dict[str, float]]:

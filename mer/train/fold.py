@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 import torch
@@ -83,12 +83,45 @@ class FoldTrainer:
         return self.cfg.lr
 
     def fit(self, model: MERModel, train: list[Item], val: list[Item], embedded: bool) -> dict[str, Any]:
+        """Train ``model`` on crops of ``train`` (``embedded``: the items hold a frozen backbone's
+        per-step embeddings and only the heads learn), early-stopped on ``val``."""
+        c = self.cfg
+        if c.batch_size % self.env.world:
+            raise ConfigError(f"batch_size {c.batch_size} must be divisible by the {self.env.world} processes")
+        frames_per_step = 1.0 if embedded else model.feature.frames_per_second * GRID_SECONDS
+        data = CropSet(train, max(1, int(round(c.crop_seconds / GRID_SECONDS))), frames_per_step, c.seed)
+        # embedded: a frozen backbone, whose embeddings are the data (capabilities.step_embeddings)
+        forward: torch.nn.Module = _Head(cast("StepModel", model)) if embedded else model
+        if self.env.world > 1:
+            model.to(self.device)
+            forward = torch.nn.parallel.DistributedDataParallel(
+                forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+        def step(batch: dict[str, torch.Tensor], parts: dict[str, float]) -> torch.Tensor:
+            return batch_loss(forward(batch["x"]), batch, c.task, self.loss, c.weak_dynamic)
+
+        def check() -> tuple[float, dict[str, float], dict[str, Any]]:
+            val_loss, scores = self.validate(model, val, embedded)
+            return val_loss, _flat(scores), scores
+
+        return self.epochs(model, data, step, check, c.loss)
+
+    def epochs(self, model: MERModel, data: Any, step: Callable[[dict[str, torch.Tensor], dict[str, float]],
+                                                                        torch.Tensor],
+               check: Callable[[], tuple[float, dict[str, float], dict[str, Any]]], curves: str) -> dict[str, Any]:
+        """The epoch loop every fold runs (supervised training and distillation alike).
+
+        Resumes from ``state.pt`` (read weights-only), sets each epoch's seed, learning rate and
+        crop offsets (``data.set_epoch``), runs ``step(batch, parts)`` (the batch's loss; it may add
+        named terms to ``parts``, logged per clip as ``train_NAME``) over the global batches of
+        ``DistributedSampler``, then ``check()``: (validation loss, columns for the log, what the
+        best checkpoint records as its validation). Saves the best model, the log and the state after
+        every epoch (rank 0 only) and stops after ``patience`` epochs without improvement."""
         from tqdm import tqdm
 
         c, env = self.cfg, self.env
         model.to(self.device)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = self._optimizer(params)
+        opt = self._optimizer([p for p in model.parameters() if p.requires_grad])
         state_file = self.dir / "state.pt"
         start, best, best_epoch, bad, history = 0, math.inf, -1, 0, []
         if state_file.exists():
@@ -96,22 +129,13 @@ class FoldTrainer:
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["optimizer"])
             start, best, best_epoch, bad, history = st["epoch"], st["best"], st["best_epoch"], st["bad"], st["history"]
-        frames_per_step = 1.0 if embedded else model.feature.frames_per_second * GRID_SECONDS
-        crop_steps = max(1, int(round(c.crop_seconds / GRID_SECONDS)))
-        data = CropSet(train, crop_steps, frames_per_step, c.seed)
-        if c.batch_size % env.world:
-            raise ConfigError(f"batch_size {c.batch_size} must be divisible by the {env.world} processes")
         sampler: torch.utils.data.DistributedSampler[int] = torch.utils.data.DistributedSampler(
             data, num_replicas=env.world, rank=env.rank, shuffle=True, seed=c.seed, drop_last=False)
         loader = torch.utils.data.DataLoader(data, batch_size=c.batch_size // env.world, sampler=sampler)
-        # embedded: a frozen backbone, whose embeddings are the data (capabilities.step_embeddings)
-        forward: torch.nn.Module = _Head(cast("StepModel", model)) if embedded else model
-        if env.world > 1:
-            forward = torch.nn.parallel.DistributedDataParallel(
-                forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         writer = tensorboard_writer(self.dir) if (c.tensorboard and env.main) else None
+        show = self.progress and env.main
         epochs = tqdm(range(start, c.epochs), initial=start, total=c.epochs, desc=f"{self.dir.name} epochs",
-                      unit="epoch", disable=not (self.progress and env.main))
+                      unit="epoch", disable=not show)
         for epoch in epochs:
             seed_all(c.seed, epoch + 1)
             sampler.set_epoch(epoch)
@@ -120,26 +144,25 @@ class FoldTrainer:
                 g["lr"] = self.lr_at(epoch)
             model.train()
             t0, total, count = time.perf_counter(), 0.0, 0
-            for batch in tqdm(loader, desc="batches", unit="batch", leave=False,
-                              disable=not (self.progress and env.main)):
+            parts: dict[str, float] = {}
+            for batch in tqdm(loader, desc="batches", unit="batch", leave=False, disable=not show):
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                out = forward(batch["x"])
-                loss = batch_loss(out, batch, c.task, self.loss, c.weak_dynamic)
+                loss = step(batch, parts)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(batch["x"])
                 count += len(batch["x"])
-            val_loss, val_scores = self.validate(model, val, embedded)
+            val_loss, columns, validation = check()
             row = {"epoch": epoch + 1, "lr": self.lr_at(epoch), "train_loss": total / max(1, count),
-                   "val_loss": val_loss, "seconds": time.perf_counter() - t0, **_flat(val_scores)}
+                   "val_loss": val_loss, "seconds": time.perf_counter() - t0,
+                   **{f"train_{k}": v / max(1, count) for k, v in parts.items()}, **columns}
             history.append(row)
-            improved = val_loss < best - 1e-6
-            if improved:
+            if val_loss < best - 1e-6:
                 best, best_epoch, bad = val_loss, epoch + 1, 0
                 if env.main:
                     save_checkpoint(model, self.dir / "best", **self.meta, epoch=epoch + 1,
-                                    validation={"loss": val_loss, **val_scores})
+                                    validation={"loss": val_loss, **validation})
             else:
                 bad += 1
             if env.main:
@@ -154,7 +177,7 @@ class FoldTrainer:
         if env.world > 1:
             dist.barrier()
         if env.main:
-            plot_curves(self.dir / "curves.png", history, c.loss)
+            plot_curves(self.dir / "curves.png", history, curves)
         return {"best_epoch": best_epoch, "best_val_loss": best, "epochs_run": len(history),
                 "epoch_seconds": sum(h["seconds"] for h in history)}  # survives resumes (history is in state.pt)
 
