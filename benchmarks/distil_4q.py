@@ -88,40 +88,54 @@ def score(args: argparse.Namespace) -> None:
     classic = data.features("classic", LEVEL)  # the nested table's classical log-mel statistics baseline
     rows = []
     ref_by_split: dict[str, float] = {}  # the teacher's macro-F1 on the same folds
-    for run in args.runs:
-        run = Path(run)
-        split = Split.from_json(run / "split.json")
-        summary = json.loads((run / "summary.json").read_text())
+    for group in args.runs:
+        runs = [Path(r) for r in group.split("+")]  # runs holding different outer folds of one student
         pred_s = np.empty(len(data.y), dtype=object)
         pred_t = np.empty(len(data.y), dtype=object)
         pred_c = np.empty(len(data.y), dtype=object)
         fold_f1, t0 = [], time.perf_counter()
         covered = np.zeros(len(data.y), dtype=bool)
-        outer = split.info.get("outer_folds") or list(range(len(split.folds)))
-        for k, (train_ids, test_ids) in enumerate(split.folds):
-            tr = np.array([index[i] for i in train_ids])
-            te = np.array([index[i] for i in test_ids])
-            covered[te] = True
-            X = pool(embed_all(run / f"fold{k}" / "best", items), "meanstd")
-            pred_s[te] = probe_fold(X, data.y, data.groups, tr, te, split.seed or 0, outer[k])
-            pred_t[te] = probe_fold(teacher, data.y, data.groups, tr, te, split.seed or 0, outer[k])
-            pred_c[te] = probe_fold(classic, data.y, data.groups, tr, te, split.seed or 0, outer[k])
-            fold_f1.append(macro_f1(data.y[te], pred_s[te].astype(str)))
-            print(f"{run.name} outer fold {outer[k]}: student {fold_f1[-1]:.3f}, teacher "
-                  f"{macro_f1(data.y[te], pred_t[te].astype(str)):.3f}", file=sys.stderr, flush=True)
-        ref_by_split[split.name] = macro_f1(data.y[covered], pred_t[covered].astype(str))
-        print(f"{split.name}: teacher {ref_by_split[split.name]:.3f}, classical log-mel statistics + LR "
-              f"{macro_f1(data.y[covered], pred_c[covered].astype(str)):.3f} ({int(covered.sum())} clips)")
-        cfg = json.loads((run / "fold0" / "best.json").read_text())
-        rows.append({"run": str(run), "model_args": {k: v for k, v in cfg["model_args"].items()
-                                                    if k not in ("tag_names", "mood_words", "quadrant", "dim")},
-                     "params": summary["params"], "f1": macro_f1(data.y[covered], pred_s[covered].astype(str)),
+        agree, minutes, outers, names, seeds = [], 0.0, [], set(), set()
+        for run in runs:
+            split = Split.from_json(run / "split.json")
+            summary = json.loads((run / "summary.json").read_text())
+            agree += [f["agreement"] for f in summary["per_fold"] if "agreement" in f]
+            minutes += summary["seconds"] / 60
+            names.add(split.name.split("-folds")[0])
+            seeds.add(split.seed or 0)
+            outer = split.info.get("outer_folds") or list(range(len(split.folds)))
+            for k, (train_ids, test_ids) in enumerate(split.folds):
+                tr = np.array([index[i] for i in train_ids])
+                te = np.array([index[i] for i in test_ids])
+                if covered[te].any():
+                    raise SystemExit(f"{group}: outer fold {outer[k]} is in more than one run")
+                covered[te] = True
+                outers.append(outer[k])
+                X = pool(embed_all(run / f"fold{k}" / "best", items), "meanstd")
+                pred_s[te] = probe_fold(X, data.y, data.groups, tr, te, split.seed or 0, outer[k])
+                pred_t[te] = probe_fold(teacher, data.y, data.groups, tr, te, split.seed or 0, outer[k])
+                pred_c[te] = probe_fold(classic, data.y, data.groups, tr, te, split.seed or 0, outer[k])
+                fold_f1.append(macro_f1(data.y[te], pred_s[te].astype(str)))
+                print(f"{run.name} outer fold {outer[k]}: student {fold_f1[-1]:.3f}, teacher "
+                      f"{macro_f1(data.y[te], pred_t[te].astype(str)):.3f}", file=sys.stderr, flush=True)
+        if len(names) > 1 or len(seeds) > 1:
+            raise SystemExit(f"{group}: the runs hold folds of different splits ({', '.join(sorted(names))})")
+        name = names.pop()
+        ref_by_split[name] = macro_f1(data.y[covered], pred_t[covered].astype(str))
+        print(f"{name} (outer folds {sorted(outers)}): teacher {ref_by_split[name]:.3f}, classical log-mel "
+              f"statistics + LR {macro_f1(data.y[covered], pred_c[covered].astype(str)):.3f} "
+              f"({int(covered.sum())} clips)")
+        cfg = json.loads((runs[0] / "fold0" / "best.json").read_text())
+        rows.append({"run": group, "model_args": {k: v for k, v in cfg["model_args"].items()
+                                                  if k not in ("tag_names", "mood_words", "quadrant", "dim")},
+                     "params": json.loads((runs[0] / "summary.json").read_text())["params"],
+                     "f1": macro_f1(data.y[covered], pred_s[covered].astype(str)),
                      "fold_sd": float(np.std(fold_f1, ddof=1)) if len(fold_f1) > 1 else float("nan"),
-                     "clips": int(covered.sum()), "outer_folds": outer, "teacher_f1": ref_by_split[split.name],
-                     "split": split.name, "agreement": summary.get("agreement", {}),
-                     "train_min": summary["seconds"] / 60, "score_s": time.perf_counter() - t0})
+                     "clips": int(covered.sum()), "outer_folds": sorted(outers), "teacher_f1": ref_by_split[name],
+                     "split": name, "agreement": {k: float(np.mean([a[k] for a in agree])) for k in agree[0]},
+                     "train_min": minutes, "score_s": time.perf_counter() - t0})
     if args.speed:
-        speeds = network_ms([Path(r["run"]) / "fold0" / "best" for r in rows], items[:args.clips])
+        speeds = network_ms([Path(r["run"].split("+")[0]) / "fold0" / "best" for r in rows], items[:args.clips])
         for r, ms in zip(rows, speeds[1:]):
             r["ms"] = ms
         print(f"\nteacher default.embed.onnx: {speeds[0]:.1f} ms per 30 s clip (one thread)")
@@ -175,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--folds", type=int, nargs="+", help="only these outer folds (0-4; default all)")
     p = sub.add_parser("score", parents=[data_parser()], help="nested macro-F1 of distilled runs beside the teacher")
-    p.add_argument("runs", nargs="+", help="mer train --distil run folders (made with a split of this script)")
+    p.add_argument("runs", nargs="+", help="mer train --distil run folders (made with a split of this script); "
+                   "RUN1+RUN2 pools runs that hold different outer folds of one student into one row")
     p.add_argument("--speed", action="store_true", help="also time the embed graphs (one thread, ONNX Runtime)")
     p.add_argument("--clips", type=int, default=40, help="clips timed per graph")
     p.add_argument("--json", help="also write the rows as JSON here")

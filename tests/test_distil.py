@@ -80,8 +80,9 @@ def test_distil_trains_resumes_exports_and_predicts(tmp_path, synth_root, capsys
     assert a["quadrant"] == b["quadrant"] and a.get("tags") and a.get("moods") is not None
 
 
-def test_student_steps_tags_and_teacher_heads():
-    student = create_model("student", feature=FeatureConfig(), width=8, depth=6, temporal=1, hidden=16,
+@pytest.mark.parametrize("wide", [0, 12])
+def test_student_steps_tags_and_teacher_heads(wide):
+    student = create_model("student", feature=FeatureConfig(), width=8, depth=6, temporal=1, hidden=16, wide=wide,
                            tag_names=["a", "b", "c"], quadrant=True).eval()
     for frames in (32, 100, 1875, 3001):
         x = torch.rand(2, 1, 96, frames)
@@ -93,12 +94,14 @@ def test_student_steps_tags_and_teacher_heads():
     assert caps.step_embeddings and caps.pooled_head and caps.quadrant and not caps.frozen_backbone
 
 
-def test_student_windows_of_a_long_file_match_one_pass():
-    """Its time strides (10 frames) divide Inference's window grid, and its receptive field fits the context."""
+@pytest.mark.parametrize("wide", [0, 12])
+def test_student_windows_of_a_long_file_match_one_pass(wide):
+    """Its time strides (10 frames; the full-band path's pooling the same) divide Inference's window
+    grid, and its receptive field fits the context."""
     from mer.infer.inference import Inference
 
     torch.manual_seed(0)
-    student = create_model("student", feature=FeatureConfig(), width=8, hidden=16).eval()
+    student = create_model("student", feature=FeatureConfig(), width=8, hidden=16, wide=wide).eval()
     x = np.random.default_rng(0).uniform(0, 3, (1, 96, 6300)).astype(np.float32)  # 100.8 s: 3 windows
     chunked, _ = Inference.from_module(student).embed(x)
     with torch.no_grad():

@@ -56,7 +56,7 @@ WIDTHS: tuple[int, ...] = (1, 2, 2, 4, 4)  # of the blocks after the stem (width
 
 def _cbr(c_in: int, c_out: int, kernel: int | tuple[int, int], stride: int | tuple[int, int] = 1,
          groups: int = 1, dims: int = 2) -> list[nn.Module]:
-    """Convolution (no bias) -> batch norm -> ReLU, 2-D or (``dims=1``, ``kernel`` an int) 1-D, "same" padding."""
+    """Convolution (no bias) -> batch norm -> ReLU, 2-D or (``dims=1``, ``kernel`` an int, stride 1) 1-D, "same" padding."""
     conv: nn.Module
     bn: nn.Module
     if dims == 2:
@@ -106,20 +106,20 @@ class StudentNet(MERModel):
     """
 
     #: the arguments that change :meth:`embed` (the training engine's embedding cache key)
-    embed_args = ("width", "depth", "temporal", "hidden", "dim", "context", "spectral")
+    embed_args = ("width", "depth", "temporal", "hidden", "dim", "context", "spectral", "wide")
 
     def __init__(self, feature: FeatureConfig, width: int = 32, depth: int = 5, temporal: int = 2,
-                 hidden: int = 256, dim: int = 200, context: float = 3.0, spectral: bool = True,
+                 hidden: int = 256, dim: int = 200, context: float = 3.0, spectral: bool = True, wide: int = 0,
                  tag_names: Sequence[str] | None = None,
                  head_hidden: int = 0, head_dropout: float = 0.0, head_stats: bool = False, quadrant: bool = False,
                  mood_words: Sequence[str] | None = None) -> None:
         super().__init__(feature)
         if feature.kind != "logmel" or feature.channels != 1:
             raise ModelError("the student needs mono log-mel features (mer's default front-end)")
-        if width < 1 or depth < 1 or temporal < 0 or hidden < 1 or dim < 1 or context <= 0:
-            raise ModelError(f"student: width, depth, hidden and dim must be at least 1, temporal 0 or more and "
-                             f"context positive (got width={width}, depth={depth}, temporal={temporal}, "
-                             f"hidden={hidden}, dim={dim}, context={context})")
+        if width < 1 or depth < 1 or temporal < 0 or hidden < 1 or dim < 1 or context <= 0 or wide < 0:
+            raise ModelError(f"student: width, depth, hidden and dim must be at least 1, temporal and wide 0 or more "
+                             f"and context positive (got width={width}, depth={depth}, temporal={temporal}, "
+                             f"hidden={hidden}, dim={dim}, context={context}, wide={wide})")
         self.width, self.depth, self.context, self.spectral = width, depth, context, spectral
         self.input_bn = nn.BatchNorm2d(1)
         layers: list[nn.Module] = _cbr(1, width, 3, 2)
@@ -130,6 +130,12 @@ class StudentNet(MERModel):
             layers.append(Separable(c, c_out, stride))
             c, self.time_stride = c_out, self.time_stride * stride[1]
         self.convs = nn.Sequential(*layers)
+        self.time_stride = int(self.time_stride)
+        # the full-band path: every input band a channel, pointwise at the frame rate, max over time_stride frames
+        self.wide = (nn.Sequential(*_cbr(feature.n_bins, wide, 1, dims=1),
+                                   nn.MaxPool1d(self.time_stride + 1, self.time_stride, self.time_stride // 2))
+                     if wide else None)
+        c += wide
         self.temporal = nn.Sequential(*(Temporal(c) for _ in range(temporal)))
         pooled = 2 * c + (3 * feature.n_bins if spectral else 0)
         self.pool_bn = nn.BatchNorm1d(pooled) if spectral else None
@@ -151,7 +157,10 @@ class StudentNet(MERModel):
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(B, 1, F, T)`` -> per-frame features ``(B, C, T')`` at 1/``time_stride`` of the frame rate."""
-        h = self.convs(self.input_bn(x)).amax(dim=2)  # max over the remaining frequency bins
+        x = self.input_bn(x)
+        h = self.convs(x).amax(dim=2)  # max over the remaining frequency bins
+        if self.wide is not None:
+            h = torch.cat([h, self.wide(x[:, 0])], dim=1)  # both ceil(T / time_stride) frames, centred alike
         return self.temporal(h)
 
     def embed(self, x: torch.Tensor, return_tags: bool = False):  # noqa: ANN201
