@@ -29,7 +29,7 @@ def synth_root(tmp_path_factory) -> Path:
 
 def _train(root: Path, cache: Path, out: Path, epochs: int, *extra: str) -> list[str]:
     return ["train", "--dataset", "folder", "--root", str(root), "--distil", "default", "--model", "student",
-            "--model-arg", "width=8", "--model-arg", "hidden=32", "--epochs", str(epochs), "--patience", "0",
+            "--model-arg", "width=8", "--model-arg", "hidden=32", "--model-arg", "wide=8", "--epochs", str(epochs), "--patience", "0",
             "--folds", "2", "--val-fraction", "0.3", "--crop-seconds", "6", "--batch-size", "4",
             "--cache-dir", str(cache), "--device", "cpu", "--quiet", "--out", str(out), *extra]
 
@@ -108,6 +108,32 @@ def test_student_windows_of_a_long_file_match_one_pass(wide):
         whole = student.embed(torch.from_numpy(x)[None])[0].numpy()
     assert chunked.shape == whole.shape == (201, 200)
     np.testing.assert_allclose(chunked, whole, atol=1e-4)
+
+
+def test_a_graph_whose_code_pins_the_frames_is_refused_not_written():
+    """torch.onnx.export falls back to the example's shape where the code fixes a dynamic dimension
+    (the student's full-band pooling did, as a 1-D max pool, in torch 2.13): such a graph would
+    reject every other clip length, so it is refused; the student's own 2-D pools keep it dynamic."""
+    from mer.errors import ModelError
+    from mer.infer.export import _Embed, _export
+
+    class Pool1d(torch.nn.Module):  # the same maxima as the student's two 2-D pools
+        def forward(self, w: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.max_pool1d(w.squeeze(2), 11, 10, 5).unsqueeze(2)
+
+    student = create_model("student", feature=FeatureConfig(), width=8, hidden=16, wide=8).eval()
+    x = torch.rand(1, 1, 96, 625)
+    with torch.no_grad():
+        ref = student.embed(x)
+        pinned = create_model("student", feature=FeatureConfig(), width=8, hidden=16, wide=8).eval()
+        pinned.load_state_dict(student.state_dict())
+        pinned.wide_pool = Pool1d()
+        assert torch.equal(pinned.embed(x), ref)
+    frames = {3: torch.export.Dim("frames", min=64, max=1 << 22)}
+    with pytest.raises(ModelError, match="fixes input dimension 3 at 625"):
+        _export(_Embed(pinned), x, ["sequence"], frames, "here", "student")
+    dims = _export(_Embed(student), x, ["sequence"], frames, "here", "student").model_proto.graph.input[0]
+    assert dims.type.tensor_type.shape.dim[3].dim_param
 
 
 def test_augment_is_reproducible_and_keeps_the_front_end_shape():

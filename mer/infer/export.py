@@ -62,11 +62,19 @@ def _export(module: torch.nn.Module, x: torch.Tensor, outputs: list[str], dims: 
     """torch.onnx.export (dynamo) of ``module`` on the example ``x``, ``dims`` of its input dynamic;
     a model whose code does not export is a one-line ModelError."""
     try:
-        return torch.onnx.export(module.eval(), (x,), input_names=[input_name], output_names=outputs, dynamo=True,
+        prog = torch.onnx.export(module.eval(), (x,), input_names=[input_name], output_names=outputs, dynamo=True,
                                  verbose=False, dynamic_shapes={input_name: dims})
     except Exception as exc:  # noqa: BLE001  (torch.export raises many types; the first line says what failed)
         raise ModelError(f"{where}: {name} does not export to ONNX ({str(exc).strip().splitlines()[0]}); "
                          "it runs with PyTorch (--backend torch)") from None
+    # the exporter falls back to the example's shape where the code pins a dimension: refuse that
+    # graph (it would reject every other length) instead of writing it
+    shape = prog.model_proto.graph.input[0].type.tensor_type.shape.dim
+    for axis, dim in dims.items():
+        if axis < len(shape) and not shape[axis].dim_param and axis != 0:
+            raise ModelError(f"{where}: {name} does not export to ONNX (its code fixes input dimension {axis} at "
+                             f"{shape[axis].dim_value}); it runs with PyTorch (--backend torch)")
+    return prog
 
 
 def export_onnx(model: torch.nn.Module, bundle: Bundle, out: str | os.PathLike, seconds: float = 30.0) -> Path:

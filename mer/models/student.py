@@ -9,8 +9,13 @@ Input: features ``(B, 1, 96, T)`` of mer's default front-end (62.5 frames/s). Th
   -> pointwise 1x1 -> batch norm -> ReLU); the first ones stride (2, 5), (2, 1), (2, 1), (2, 1),
   (3, 1) (frequency, time; the time-strided one's depthwise kernel is 3 x 5), later ones stride
   1; channels ``width`` x (1, 2, 2, 4, 4, 4, ...);
-- a max over the remaining frequency bins, then ``temporal`` residual depthwise-separable 1-D
-  blocks over time (kernel 5), at 1/10 of the frame rate (6.25 per second);
+- with ``wide`` (0: none), a full-band path beside it: the 96 input bands as the channels of a
+  pointwise 1-D convolution to ``wide`` channels at the frame rate (each channel a filter over the
+  whole spectrum, as musicnn's tall timbral filters see most of it), then the max over every
+  10 frames, centred as the 2-D path's frames are;
+- a max over the remaining frequency bins (joined by the full-band path's channels), then
+  ``temporal`` residual depthwise-separable 1-D blocks over time (kernel 5), at 1/10 of the
+  frame rate (6.25 per second);
 - the max and mean of those frames over a ``context``-second window around every 0.5 s step (as
   musicnn pools its back-end); with ``spectral`` (the default) also the max, mean and standard
   deviation of each input band over the same window (a summary the convolutions need not learn:
@@ -99,7 +104,7 @@ class StudentNet(MERModel):
     """Depthwise-separable student (module docstring): features -> per-step embedding -> heads.
 
     ``width``, ``depth``, ``temporal``, ``hidden``: the network's size; ``spectral``: the band
-    summary path (module docstring); ``dim``: the embedding's
+    summary path, ``wide``: the full-band path's channels (module docstring); ``dim``: the embedding's
     size (the teacher's: 200 for musicnn); ``context``: seconds pooled around each step;
     ``tag_names``: the tag vocabulary (empty: no tag layer); ``head_hidden``, ``head_dropout``,
     ``head_stats``, ``quadrant``, ``mood_words``: the heads, as :class:`~mer.models.musicnn.Musicnn`'s.
@@ -130,11 +135,11 @@ class StudentNet(MERModel):
             layers.append(Separable(c, c_out, stride))
             c, self.time_stride = c_out, self.time_stride * stride[1]
         self.convs = nn.Sequential(*layers)
-        self.time_stride = int(self.time_stride)
         # the full-band path: every input band a channel, pointwise at the frame rate, max over time_stride frames
-        self.wide = (nn.Sequential(*_cbr(feature.n_bins, wide, 1, dims=1),
-                                   nn.MaxPool1d(self.time_stride + 1, self.time_stride, self.time_stride // 2))
-                     if wide else None)
+        self.wide = nn.Sequential(*_cbr(feature.n_bins, wide, 1, dims=1)) if wide else None
+        # its max over frames 10j-5..10j+5 in two steps whose lengths are the 2-D path's own
+        # ((T-1)//2+1, then (T'-1)//5+1), as 2-D pools: 1-D max pools pin the frames of an exported graph
+        self.wide_pool = nn.Sequential(nn.MaxPool2d((1, 3), (1, 2), (0, 1)), nn.MaxPool2d((1, 5), (1, 5), (0, 2)))
         c += wide
         self.temporal = nn.Sequential(*(Temporal(c) for _ in range(temporal)))
         pooled = 2 * c + (3 * feature.n_bins if spectral else 0)
@@ -160,7 +165,8 @@ class StudentNet(MERModel):
         x = self.input_bn(x)
         h = self.convs(x).amax(dim=2)  # max over the remaining frequency bins
         if self.wide is not None:
-            h = torch.cat([h, self.wide(x[:, 0])], dim=1)  # both ceil(T / time_stride) frames, centred alike
+            w = self.wide_pool(self.wide(x[:, 0]).unsqueeze(2)).squeeze(2)
+            h = torch.cat([h, w], dim=1)  # both ceil(T / time_stride) frames, centred alike
         return self.temporal(h)
 
     def embed(self, x: torch.Tensor, return_tags: bool = False):  # noqa: ANN201
