@@ -67,6 +67,8 @@ def _export(module: torch.nn.Module, x: torch.Tensor, outputs: list[str], dims: 
     except Exception as exc:  # noqa: BLE001  (torch.export raises many types; the first line says what failed)
         raise ModelError(f"{where}: {name} does not export to ONNX ({str(exc).strip().splitlines()[0]}); "
                          "it runs with PyTorch (--backend torch)") from None
+    if prog is None:  # only with dynamo=False
+        raise ModelError(f"{where}: {name} does not export to ONNX; it runs with PyTorch (--backend torch)")
     # the exporter falls back to the example's shape where the code pins a dimension: refuse that
     # graph (it would reject every other length) instead of writing it
     shape = prog.model_proto.graph.input[0].type.tensor_type.shape.dim
