@@ -16,7 +16,10 @@ that fold's training clips only: a student is never scored on clips it was disti
 refit on its embeddings exactly as the nested benchmark fits it (standardise + logistic regression on
 the mean and sd over steps, C chosen among the same grid by the same inner 4-fold artist-grouped CV
 on the fold's training clips); the out-of-fold predictions are pooled into one macro-F1 per split
-seed. The teacher's row is the same on musicnn's embeddings, on the same folds. Agreement with the
+seed. The teacher's row is the same on musicnn's embeddings, on the same folds. ECE: the expected
+calibration error (top label, 10 bins) of the pooled out-of-fold probabilities, each fold's
+scaled by the temperature its inner folds chose (the nested benchmark's ``ece_calibrated``).
+``RUN1+RUN2`` pools runs that hold different outer folds of one student. Agreement with the
 teacher (tag top-5 overlap, quadrant agreement, embedding R2) comes from the runs' test folds.
 ``--speed``: network milliseconds per 30 s clip on one thread in ONNX Runtime (median over
 ``--clips`` dev clips; each run's fold-0 student exported with ``mer export --runtime`` when its
@@ -65,20 +68,22 @@ def embed_all(checkpoint: Path, items: list) -> list[np.ndarray]:
 
 
 def probe_fold(X: np.ndarray, y: np.ndarray, groups: np.ndarray, tr: np.ndarray, te: np.ndarray, seed: int,
-               fold: int) -> np.ndarray:
-    """The default's probe refit on ``tr`` (C chosen inside), its predictions on ``te``."""
-    from mer.train.nested import grid, inner_select
+               fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """The default's probe refit on ``tr`` (C and a temperature chosen inside): its labels and
+    temperature-scaled probabilities (classes Q1..Q4) on ``te``."""
+    from mer.train.nested import _predict, apply_temperature, fit_temperature, grid, inner_select
     from mer.train.probe import make_model
 
     classes = np.unique(y)
-    params, _, _ = inner_select(X[tr], y[tr], groups[tr], lambda **p: make_model("lr", **p), grid(C=C_GRID), 4,
-                                1000 * seed + fold + 1, classes, y[tr])
-    return make_model("lr", **params).fit(X[tr], y[tr]).predict(X[te])
+    params, _, inner = inner_select(X[tr], y[tr], groups[tr], lambda **p: make_model("lr", **p), grid(C=C_GRID), 4,
+                                    1000 * seed + fold + 1, classes, y[tr])
+    pred, proba = _predict(make_model("lr", **params).fit(X[tr], y[tr]), X[te], classes)
+    return pred, apply_temperature(proba, fit_temperature(inner, y[tr], classes))
 
 
 def score(args: argparse.Namespace) -> None:
     from mer.datasets.splits import Split
-    from mer.train.nested import macro_f1
+    from mer.train.nested import ece, macro_f1
     from mer.train.probe import pool
 
     data = load(data=data_root(args))
@@ -90,9 +95,8 @@ def score(args: argparse.Namespace) -> None:
     ref_by_split: dict[str, float] = {}  # the teacher's macro-F1 on the same folds
     for group in args.runs:
         runs = [Path(r) for r in group.split("+")]  # runs holding different outer folds of one student
-        pred_s = np.empty(len(data.y), dtype=object)
-        pred_t = np.empty(len(data.y), dtype=object)
-        pred_c = np.empty(len(data.y), dtype=object)
+        pred_s, pred_t, pred_c = (np.empty(len(data.y), dtype=object) for _ in range(3))
+        proba_s, proba_t = np.zeros((len(data.y), 4)), np.zeros((len(data.y), 4))
         fold_f1, t0 = [], time.perf_counter()
         covered = np.zeros(len(data.y), dtype=bool)
         agree, minutes, outers, names, seeds = [], 0.0, [], set(), set()
@@ -112,9 +116,9 @@ def score(args: argparse.Namespace) -> None:
                 covered[te] = True
                 outers.append(outer[k])
                 X = pool(embed_all(run / f"fold{k}" / "best", items), "meanstd")
-                pred_s[te] = probe_fold(X, data.y, data.groups, tr, te, split.seed or 0, outer[k])
-                pred_t[te] = probe_fold(teacher, data.y, data.groups, tr, te, split.seed or 0, outer[k])
-                pred_c[te] = probe_fold(classic, data.y, data.groups, tr, te, split.seed or 0, outer[k])
+                pred_s[te], proba_s[te] = probe_fold(X, data.y, data.groups, tr, te, split.seed or 0, outer[k])
+                pred_t[te], proba_t[te] = probe_fold(teacher, data.y, data.groups, tr, te, split.seed or 0, outer[k])
+                pred_c[te], _ = probe_fold(classic, data.y, data.groups, tr, te, split.seed or 0, outer[k])
                 fold_f1.append(macro_f1(data.y[te], pred_s[te].astype(str)))
                 print(f"{run.name} outer fold {outer[k]}: student {fold_f1[-1]:.3f}, teacher "
                       f"{macro_f1(data.y[te], pred_t[te].astype(str)):.3f}", file=sys.stderr, flush=True)
@@ -122,6 +126,8 @@ def score(args: argparse.Namespace) -> None:
             raise SystemExit(f"{group}: the runs hold folds of different splits ({', '.join(sorted(names))})")
         name = names.pop()
         ref_by_split[name] = macro_f1(data.y[covered], pred_t[covered].astype(str))
+        classes = np.unique(data.y)
+        ece_t = ece(proba_t[covered], data.y[covered], classes)
         print(f"{name} (outer folds {sorted(outers)}): teacher {ref_by_split[name]:.3f}, classical log-mel "
               f"statistics + LR {macro_f1(data.y[covered], pred_c[covered].astype(str)):.3f} "
               f"({int(covered.sum())} clips)")
@@ -130,6 +136,7 @@ def score(args: argparse.Namespace) -> None:
                                                   if k not in ("tag_names", "mood_words", "quadrant", "dim")},
                      "params": json.loads((runs[0] / "summary.json").read_text())["params"],
                      "f1": macro_f1(data.y[covered], pred_s[covered].astype(str)),
+                     "ece": ece(proba_s[covered], data.y[covered], classes), "teacher_ece": ece_t,
                      "fold_sd": float(np.std(fold_f1, ddof=1)) if len(fold_f1) > 1 else float("nan"),
                      "clips": int(covered.sum()), "outer_folds": sorted(outers), "teacher_f1": ref_by_split[name],
                      "split": name, "agreement": {k: float(np.mean([a[k] for a in agree])) for k in agree[0]},
@@ -140,13 +147,15 @@ def score(args: argparse.Namespace) -> None:
             r["ms"] = ms
         print(f"\nteacher default.embed.onnx: {speeds[0]:.1f} ms per 30 s clip (one thread)")
     print("\n| student | parameters | network ms / 30 s clip | nested macro-F1 (one split seed) | teacher on the "
-          "same folds | gap | tag top-5 overlap | quadrant agreement | embedding R2 | distil time (min) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "same folds | gap | ECE (teacher's) | tag top-5 overlap | quadrant agreement | embedding R2 | distil time "
+          "(min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a = r["agreement"]
         print(f"| {json.dumps(r['model_args'])} | {r['params'] / 1e3:.0f}k | {r.get('ms', float('nan')):.1f} | "
               f"{r['f1']:.3f} (sd over folds {r['fold_sd']:.3f}) | {r['teacher_f1']:.3f} | "
-              f"{r['f1'] - r['teacher_f1']:+.3f} | {a.get('tags_top5', float('nan')):.3f} | "
+              f"{r['f1'] - r['teacher_f1']:+.3f} | {r['ece']:.3f} ({r['teacher_ece']:.3f}) | "
+              f"{a.get('tags_top5', float('nan')):.3f} | "
               f"{a.get('quadrant_agree', float('nan')):.3f} | {a.get('embedding_r2', float('nan')):.3f} | "
               f"{r['train_min']:.1f} |")
     if args.json:
