@@ -19,6 +19,8 @@ on the fold's training clips); the out-of-fold predictions are pooled into one m
 seed. The teacher's row is the same on musicnn's embeddings, on the same folds. ECE: the expected
 calibration error (top label, 10 bins) of the pooled out-of-fold probabilities, each fold's
 scaled by the temperature its inner folds chose (the nested benchmark's ``ece_calibrated``).
+Clip mean / sd R2: how well each fold's student reproduces the teacher's per-clip mean and sd of
+steps on its test clips (the probe's two halves).
 ``RUN1+RUN2`` pools runs that hold different outer folds of one student. Agreement with the
 teacher (tag top-5 overlap, quadrant agreement, embedding R2) comes from the runs' test folds.
 ``--speed``: network milliseconds per 30 s clip on one thread in ONNX Runtime (median over
@@ -81,6 +83,17 @@ def probe_fold(X: np.ndarray, y: np.ndarray, groups: np.ndarray, tr: np.ndarray,
     return pred, apply_temperature(proba, fit_temperature(inner, y[tr], classes))
 
 
+def clip_r2(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
+    """R2 of the student's per-clip mean and sd of steps (``(n, 2D)``, as the probe reads them)
+    against the teacher's, pooled over dimensions."""
+    d = teacher.shape[1] // 2
+    out = {}
+    for name, part in (("clip_mean_r2", slice(0, d)), ("clip_sd_r2", slice(d, 2 * d))):
+        s, t = student[:, part], teacher[:, part]
+        out[name] = float(1 - ((s - t) ** 2).sum() / ((t - t.mean(0)) ** 2).sum())
+    return out
+
+
 def score(args: argparse.Namespace) -> None:
     from mer.datasets.splits import Split
     from mer.train.nested import ece, macro_f1
@@ -97,6 +110,7 @@ def score(args: argparse.Namespace) -> None:
         runs = [Path(r) for r in group.split("+")]  # runs holding different outer folds of one student
         pred_s, pred_t, pred_c = (np.empty(len(data.y), dtype=object) for _ in range(3))
         proba_s, proba_t = np.zeros((len(data.y), 4)), np.zeros((len(data.y), 4))
+        pooled_s = np.zeros_like(teacher)  # each clip's mean and sd of steps, by the student that never heard it
         fold_f1, t0 = [], time.perf_counter()
         covered = np.zeros(len(data.y), dtype=bool)
         agree, minutes, outers, names, seeds = [], 0.0, [], set(), set()
@@ -116,6 +130,7 @@ def score(args: argparse.Namespace) -> None:
                 covered[te] = True
                 outers.append(outer[k])
                 X = pool(embed_all(run / f"fold{k}" / "best", items), "meanstd")
+                pooled_s[te] = X[te]
                 pred_s[te], proba_s[te] = probe_fold(X, data.y, data.groups, tr, te, split.seed or 0, outer[k])
                 pred_t[te], proba_t[te] = probe_fold(teacher, data.y, data.groups, tr, te, split.seed or 0, outer[k])
                 pred_c[te], _ = probe_fold(classic, data.y, data.groups, tr, te, split.seed or 0, outer[k])
@@ -137,6 +152,7 @@ def score(args: argparse.Namespace) -> None:
                      "params": json.loads((runs[0] / "summary.json").read_text())["params"],
                      "f1": macro_f1(data.y[covered], pred_s[covered].astype(str)),
                      "ece": ece(proba_s[covered], data.y[covered], classes), "teacher_ece": ece_t,
+                     **clip_r2(pooled_s[covered], teacher[covered]),
                      "fold_sd": float(np.std(fold_f1, ddof=1)) if len(fold_f1) > 1 else float("nan"),
                      "clips": int(covered.sum()), "outer_folds": sorted(outers), "teacher_f1": ref_by_split[name],
                      "split": name, "agreement": {k: float(np.mean([a[k] for a in agree])) for k in agree[0]},
@@ -147,9 +163,9 @@ def score(args: argparse.Namespace) -> None:
             r["ms"] = ms
         print(f"\nteacher default.embed.onnx: {speeds[0]:.1f} ms per 30 s clip (one thread)")
     print("\n| student | parameters | network ms / 30 s clip | nested macro-F1 (one split seed) | teacher on the "
-          "same folds | gap | ECE (teacher's) | tag top-5 overlap | quadrant agreement | embedding R2 | distil time "
-          "(min) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "same folds | gap | ECE (teacher's) | tag top-5 overlap | quadrant agreement | embedding R2 | clip mean / sd "
+          "R2 | distil time (min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a = r["agreement"]
         print(f"| {json.dumps(r['model_args'])} | {r['params'] / 1e3:.0f}k | {r.get('ms', float('nan')):.1f} | "
@@ -157,7 +173,7 @@ def score(args: argparse.Namespace) -> None:
               f"{r['f1'] - r['teacher_f1']:+.3f} | {r['ece']:.3f} ({r['teacher_ece']:.3f}) | "
               f"{a.get('tags_top5', float('nan')):.3f} | "
               f"{a.get('quadrant_agree', float('nan')):.3f} | {a.get('embedding_r2', float('nan')):.3f} | "
-              f"{r['train_min']:.1f} |")
+              f"{r['clip_mean_r2']:.3f} / {r['clip_sd_r2']:.3f} | {r['train_min']:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
