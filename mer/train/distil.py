@@ -15,9 +15,6 @@ crop holds (``MARGIN_SECONDS`` from a cut edge; a clip's own edges count): per s
 
 - ``embedding``: mean squared error of (student - teacher) / sd, the sd per dimension over the
   training steps (so every dimension counts alike);
-- ``pooled``: the same error of the mean and of the standard deviation over each crop's counted
-  steps (what the default's probe reads: a student can match steps on average and still vary
-  less or more within a clip than the teacher);
 - ``tags``: the KL divergence between the teacher's and the student's Bernoulli per tag,
   through the (shared) tag layer;
 - ``quadrant``: the KL divergence of the heads' quadrant probabilities, and ``va``: the squared
@@ -60,7 +57,7 @@ from .distributed import seed_all
 from .fold import FoldTrainer, inner_validation
 from .reports import format_summary, summarize
 
-WEIGHTS = {"embedding": 1.0, "pooled": 1.0, "tags": 1.0, "quadrant": 1.0, "va": 1.0}
+WEIGHTS = {"embedding": 1.0, "tags": 1.0, "quadrant": 1.0, "va": 1.0}
 #: seconds from a cut crop edge before a step counts (the teacher's 3 s window and its convolutions)
 MARGIN_SECONDS = 3.0
 #: the teacher's arguments a student takes to build the same heads
@@ -180,21 +177,16 @@ def distil_loss(student: Any, x: torch.Tensor, target: torch.Tensor, mask: torch
         pt = torch.sigmoid(lt)
         kl = pt * (F.logsigmoid(lt) - F.logsigmoid(ls)) + (1 - pt) * (F.logsigmoid(-lt) - F.logsigmoid(-ls))
         terms["tags"] = (kl.mean(dim=-1) * m).sum() / count
-    q, va, pooled = [], [], []
+    q, va = [], []
     for b in range(len(seq)):
         keep = mask[b]
         if not bool(keep.any()):
             continue
-        s_b, t_b = seq[b, keep] / scale, target[b, keep] / scale
-        pooled.append(((s_b.mean(0) - t_b.mean(0)) ** 2).mean()
-                      + ((s_b.std(0, unbiased=False) - t_b.std(0, unbiased=False)) ** 2).mean())
         hs, ht = student.head(seq[b:b + 1, keep]), student.head(target[b:b + 1, keep])
         va.append(F.mse_loss(hs["static"], ht["static"]))
         if "quadrant" in hs:
             q.append(F.kl_div(F.log_softmax(hs["quadrant"], -1), F.log_softmax(ht["quadrant"], -1), log_target=True,
                               reduction="batchmean"))
-    if pooled:
-        terms["pooled"] = torch.stack(pooled).mean()
     if va:
         terms["va"] = torch.stack(va).mean()
     if q:
