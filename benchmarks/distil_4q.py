@@ -83,6 +83,13 @@ def probe_fold(X: np.ndarray, y: np.ndarray, groups: np.ndarray, tr: np.ndarray,
     return pred, apply_temperature(proba, fit_temperature(inner, y[tr], classes))
 
 
+def n_params(checkpoint: Path) -> int:
+    """Parameters of the model at ``checkpoint`` (the copied heads and tag layer included)."""
+    from mer.models.checkpoint import load_checkpoint
+
+    return sum(p.numel() for p in load_checkpoint(checkpoint)[0].parameters())
+
+
 def clip_r2(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
     """R2 of the student's per-clip mean and sd of steps (``(n, 2D)``, as the probe reads them)
     against the teacher's, pooled over dimensions."""
@@ -116,13 +123,17 @@ def score(args: argparse.Namespace) -> None:
         agree, minutes, outers, names, seeds = [], 0.0, [], set(), set()
         for run in runs:
             split = Split.from_json(run / "split.json")
-            summary = json.loads((run / "summary.json").read_text())
-            agree += [f["agreement"] for f in summary["per_fold"] if "agreement" in f]
-            minutes += summary["seconds"] / 60
             names.add(split.name.split("-folds")[0])
             seeds.add(split.seed or 0)
             outer = split.info.get("outer_folds") or list(range(len(split.folds)))
             for k, (train_ids, test_ids) in enumerate(split.folds):
+                done = run / f"fold{k}" / "test.json"
+                if not done.exists():  # a fold still training (or never run): scored when it is done
+                    print(f"{run.name}: outer fold {outer[k]} has no test.json yet; left out", file=sys.stderr)
+                    continue
+                result = json.loads(done.read_text())
+                agree += [result["agreement"]] if "agreement" in result else []
+                minutes += result.get("epoch_seconds", 0.0) / 60
                 tr = np.array([index[i] for i in train_ids])
                 te = np.array([index[i] for i in test_ids])
                 if covered[te].any():
@@ -149,7 +160,7 @@ def score(args: argparse.Namespace) -> None:
         cfg = json.loads((runs[0] / "fold0" / "best.json").read_text())
         rows.append({"run": group, "model_args": {k: v for k, v in cfg["model_args"].items()
                                                   if k not in ("tag_names", "mood_words", "quadrant", "dim")},
-                     "params": json.loads((runs[0] / "summary.json").read_text())["params"],
+                     "params": n_params(runs[0] / "fold0" / "best"),
                      "f1": macro_f1(data.y[covered], pred_s[covered].astype(str)),
                      "ece": ece(proba_s[covered], data.y[covered], classes), "teacher_ece": ece_t,
                      **clip_r2(pooled_s[covered], teacher[covered]),
