@@ -113,6 +113,14 @@ def score(args: argparse.Namespace) -> None:
     classic = data.features("classic", LEVEL)  # the nested table's classical log-mel statistics baseline
     rows = []
     ref_by_split: dict[str, float] = {}  # the teacher's macro-F1 on the same folds
+    fixed: dict[tuple, tuple] = {}  # (seed, outer fold) -> the teacher's and the classical probe's outputs
+
+    def references(tr: np.ndarray, te: np.ndarray, seed: int, fold: int) -> tuple:
+        """The teacher's and the classical baseline's probe on one outer fold, fit once for every student."""
+        if (seed, fold) not in fixed:
+            fixed[seed, fold] = (probe_fold(teacher, data.y, data.groups, tr, te, seed, fold),
+                                 probe_fold(classic, data.y, data.groups, tr, te, seed, fold)[0])
+        return fixed[seed, fold]
     for group in args.runs:
         runs = [Path(r) for r in group.split("+")]  # runs holding different outer folds of one student
         pred_s, pred_t, pred_c = (np.empty(len(data.y), dtype=object) for _ in range(3))
@@ -143,8 +151,7 @@ def score(args: argparse.Namespace) -> None:
                 X = pool(embed_all(run / f"fold{k}" / "best", items), "meanstd")
                 pooled_s[te] = X[te]
                 pred_s[te], proba_s[te] = probe_fold(X, data.y, data.groups, tr, te, split.seed or 0, outer[k])
-                pred_t[te], proba_t[te] = probe_fold(teacher, data.y, data.groups, tr, te, split.seed or 0, outer[k])
-                pred_c[te], _ = probe_fold(classic, data.y, data.groups, tr, te, split.seed or 0, outer[k])
+                (pred_t[te], proba_t[te]), pred_c[te] = references(tr, te, split.seed or 0, outer[k])
                 fold_f1.append(macro_f1(data.y[te], pred_s[te].astype(str)))
                 print(f"{run.name} outer fold {outer[k]}: student {fold_f1[-1]:.3f}, teacher "
                       f"{macro_f1(data.y[te], pred_t[te].astype(str)):.3f}", file=sys.stderr, flush=True)
